@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned here, not in pyproject: a loose range would pull a multi-GB CUDA build from PyPI.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test lint clean
+
+$(BIN)/annotator: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/annotator
+
+demo: install
+	$(BIN)/annotator demo
+
+lint: install
+	$(BIN)/ruff check annotator tests bench
+
+test: install lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,156 @@
+"""The `annotator` command: run, status, demo, models tiny.
+
+Mistakes in configs or inputs print one line (file, key, fix) and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from annotator import paths
+from annotator.config import ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Videos in, grounded video conversations out.")
+models_app = typer.Typer(no_args_is_help=True, help="Model checkpoints.")
+app.add_typer(models_app, name="models")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("ray").setLevel(logging.WARNING)
+
+
+def _print_plan(pipeline_rows: list[dict], title: str) -> None:
+    table = Table(title=title)
+    for col in ("stage", "models", "cpus", "gpus", "concurrency", "batch"):
+        table.add_column(col)
+    for row in pipeline_rows:
+        models = ", ".join(f"{k}={v}" for k, v in row["models"].items() if v) or "-"
+        table.add_row(row["stage"], models, str(row["cpus"]), str(row["gpus"]), str(row["concurrency"]),
+                      str(row["batch_size"]))
+    console.print(table)
+
+
+def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | None, address: str | None,
+         dry_run: bool, overrides: list[str]) -> None:
+    from annotator.pipeline import Pipeline
+
+    try:
+        config = load_config(pipeline_file, overrides)
+        pipeline = Pipeline(config, str(pipeline_file))
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    if executor not in (None, "local", "ray"):
+        _fail(f"--executor {executor}: use local or ray")
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:
+        _fail(f"input {missing[0]} does not exist: pass video files, folders of videos or folders of frames")
+    kind = executor or config.executor.kind
+    _print_plan(pipeline.describe(), f"{config.name}: {kind} executor -> {output}")
+    if dry_run:
+        console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")
+        return
+    _quiet_libraries()
+    summary = pipeline.run(inputs, output, executor=kind, address=address)
+    console.print(
+        f"[bold]{summary.completed}/{summary.videos} videos done[/bold], {summary.errors} errors, "
+        f"{summary.qa} QA triplets, {summary.objects} objects in {summary.seconds:.1f}s"
+    )
+    if summary.reused:
+        console.print("reused from earlier runs: " + ", ".join(f"{k}: {v}" for k, v in summary.reused.items()))
+    console.print(f"run directory: {summary.run_dir.resolve()}")
+    console.print(f"dataset (Parquet): {(summary.run_dir / 'export' / 'parquet').resolve()}")
+    if summary.errors:
+        console.print(f"errors: {(summary.run_dir / 'errors.parquet').resolve()} (see `annotator status`)")
+
+
+@app.command()
+def run(
+    pipeline_file: Annotated[Path, typer.Argument(metavar="PIPELINE.yaml", help="pipeline config")],
+    inputs: Annotated[list[Path], typer.Option("--input", "-i", help="video file, folder of videos or frames")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="run directory (resumes if it exists)")],
+    executor: Annotated[str | None, typer.Option(help="local or ray (default: the pipeline's)")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray address to join, e.g. auto")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and print the plan only")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a config key: a.b=value")] = None,
+) -> None:
+    """Run a pipeline over videos into a run directory; run it again to resume."""
+    _run(pipeline_file, inputs, output, executor, address, dry_run, overrides or [])
+
+
+@app.command()
+def status(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+    """Counts of a run: videos done, errors (with reasons), QA triplets, objects."""
+    from annotator.rundir import RunDir
+
+    rundir = RunDir(run_dir)
+    try:
+        manifest = rundir.read_manifest()
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+        return
+    counts = manifest.get("counts")
+    state = "finished" if manifest.get("finished") else "unfinished (run the same command again to resume)"
+    console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}")
+    table = Table()
+    table.add_column("stage")
+    table.add_column("videos done", justify="right")
+    for stage in manifest["fingerprints"]:
+        table.add_row(stage, str(len(rundir.completed_videos(stage))))
+    console.print(table)
+    if counts:
+        console.print(f"videos: {counts['videos']}  completed: {counts['completed']}  errors: {counts['errors']}  "
+                      f"QA: {counts['qa']}  objects: {counts['objects']}")
+    errors = rundir.read_errors().to_pylist()
+    for row in errors:
+        console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
+                      f"{row['error_type']}: {row['message']}", highlight=False)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="run directory")] = Path("runs/demo"),
+    executor: Annotated[str | None, typer.Option(help="local or ray (default: ray, embedded)")] = None,
+) -> None:
+    """Run pipelines/demo.yaml (tiny offline models) on the bundled sample clip."""
+    console.print("[bold]demo[/bold]: tiny random-weight models, built locally on first use. Captions, boxes and "
+                  "masks are random: the dataset is complete in structure only.")
+    _run(paths.PIPELINES_DIR / "demo.yaml", [paths.SAMPLES_DIR], output, executor, None, False, [])
+
+
+@models_app.command("tiny")
+def models_tiny(out_dir: Annotated[Path, typer.Argument(help="where to write one folder per role")]) -> None:
+    """Build tiny random-weight checkpoints of every model role (offline)."""
+    from annotator.models import tiny
+
+    _quiet_libraries()
+    for role, path in tiny.build_all(out_dir).items():
+        console.print(f"{role}: {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Canonical Parquet export: `videos`, `objects` (per-frame RLE masks) and `qa` tables.
+
+Frame numbers in the export are source-video frame indices. Each file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+from annotator.records import OBJECTS_SCHEMA, QA_SCHEMA, VIDEOS_SCHEMA, VideoItem
+from annotator.rundir import write_table
+
+
+def _tables(items: list[VideoItem], pipeline: str, run_id: str, fingerprints: dict[str, str]) -> dict[str, pa.Table]:
+    videos, objects, qa = [], [], []
+    provenance = json.dumps(fingerprints, sort_keys=True)
+    for it in items:
+        if it.error is not None or it.info is None:
+            continue
+        info = it.info
+        videos.append({
+            "video_id": it.video_id, "path": it.path, "width": info.width, "height": info.height,
+            "fps": info.fps, "num_frames": info.num_frames, "frame_indices": info.frame_indices,
+            "keyframe_indices": [info.frame_indices[k] for k in info.keyframes],
+            "caption": it.caption, "caption_model": it.caption_model,
+        })
+        for obj in it.objects:
+            phrase = it.phrases[obj.phrase]
+            objects.append({
+                "video_id": it.video_id, "object_id": obj.object_id, "phrase": phrase.text,
+                "phrase_norm": phrase.norm, "phrase_start": phrase.start, "phrase_end": phrase.end,
+                "track_ids": obj.track_ids, "height": info.height, "width": info.width,
+                "frame_indices": [info.frame_indices[f] for f in obj.masks.frames],
+                "mask_rles": obj.masks.rles, "mask_scores": obj.masks.scores,
+            })
+        for q in it.qa:
+            qa.append({
+                "video_id": it.video_id, "qa_id": q.qa_id, "question": q.question, "answer": q.answer,
+                "object_ids": q.object_ids, "caption": it.caption, "pipeline": pipeline, "run_id": run_id,
+                "stage_fingerprints": provenance,
+            })
+    return {
+        "videos": pa.Table.from_pylist(videos, schema=VIDEOS_SCHEMA),
+        "objects": pa.Table.from_pylist(objects, schema=OBJECTS_SCHEMA),
+        "qa": pa.Table.from_pylist(qa, schema=QA_SCHEMA),
+    }
+
+
+def write_parquet(items: list[VideoItem], out_dir: Path, pipeline: str, run_id: str,
+                  fingerprints: dict[str, str]) -> dict[str, Path]:
+    written = {}
+    for name, table in _tables(items, pipeline, run_id, fingerprints).items():
+        path = out_dir / f"{name}.parquet"
+        write_table(path, table)
+        written[name] = path
+    return written

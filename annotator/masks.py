@@ -1,0 +1,54 @@
+"""Binary masks <-> COCO RLE via pycocotools, batched and column-major as pycocotools wants."""
+
+from __future__ import annotations
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def encode_batch(masks: np.ndarray) -> list[str]:
+    """(N, H, W) bool/uint8 masks -> N compressed RLE `counts` strings, in one pycocotools call."""
+    if masks.ndim != 3:
+        raise ValueError(f"expected (N, H, W) masks, got shape {masks.shape}")
+    if len(masks) == 0:
+        return []
+    fortran = np.asfortranarray(np.moveaxis(masks.astype(np.uint8, copy=False), 0, -1))
+    return [rle["counts"].decode("ascii") for rle in mask_utils.encode(fortran)]
+
+
+def encode(mask: np.ndarray) -> str:
+    return encode_batch(mask[None])[0]
+
+
+def _rle(counts: str, height: int, width: int) -> dict:
+    return {"size": [height, width], "counts": counts.encode("ascii")}
+
+
+def decode(counts: str, height: int, width: int) -> np.ndarray:
+    """One RLE -> (H, W) bool mask."""
+    return mask_utils.decode(_rle(counts, height, width)).astype(bool)
+
+
+def decode_batch(counts: list[str], height: int, width: int) -> np.ndarray:
+    """N RLEs -> (N, H, W) bool masks."""
+    if not counts:
+        return np.zeros((0, height, width), dtype=bool)
+    stacked = mask_utils.decode([_rle(c, height, width) for c in counts])
+    return np.moveaxis(stacked, -1, 0).astype(bool)
+
+
+def area(counts: str, height: int, width: int) -> int:
+    return int(mask_utils.area(_rle(counts, height, width)))
+
+
+def bbox(counts: str, height: int, width: int) -> list[float]:
+    """COCO [x, y, w, h] of a mask; all zeros for an empty mask."""
+    return [float(v) for v in mask_utils.toBbox(_rle(counts, height, width))]
+
+
+def union(counts: list[str], height: int, width: int) -> str:
+    """Pixel-wise OR of several RLEs, without decoding them."""
+    if len(counts) == 1:
+        return counts[0]
+    merged = mask_utils.merge([_rle(c, height, width) for c in counts], intersect=False)
+    return merged["counts"].decode("ascii")

@@ -1,0 +1,105 @@
+"""Grounding DINO (transformers) as a `Detector`: exact phrase labels, never truncated prompts.
+
+Phrases are packed into `a . b . c .` prompts under the text encoder's token limit (several passes
+when needed). Each predicted box is labelled with the single phrase whose tokens score it highest,
+so a label is always one member of the phrase list (not the merged text spans the stock post-processing
+returns). Per phrase: score threshold, NMS, top-k.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.ops import batched_nms
+
+from annotator.models import refs
+from annotator.models.protocols import BoxHit
+
+
+class GroundingDinoDetector:
+    def __init__(self, model: str, box_threshold: float = 0.35, top_k: int = 3, nms_iou: float = 0.5,
+                 device: str = "auto") -> None:
+        from transformers import AutoProcessor, GroundingDinoForObjectDetection
+
+        path = refs.resolve(model)
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.processor = AutoProcessor.from_pretrained(path)
+        self.model = GroundingDinoForObjectDetection.from_pretrained(path).to(self.device).eval()
+        self.max_tokens = int(self.model.config.max_text_len)
+        self.box_threshold = box_threshold
+        self.top_k = top_k
+        self.nms_iou = nms_iou
+
+    def _token_count(self, text: str) -> int:
+        return len(self.processor.tokenizer(text)["input_ids"])
+
+    def pack(self, phrases: list[str]) -> list[list[int]]:
+        """Group phrase indices into prompts that fit the token limit; one phrase too long alone is an error."""
+        passes: list[list[int]] = []
+        current: list[int] = []
+        for i, phrase in enumerate(phrases):
+            if self._token_count(f"{phrase} .") > self.max_tokens:
+                raise ValueError(f"phrase {phrase!r} alone exceeds the detector's {self.max_tokens}-token limit")
+            trial = current + [i]
+            if current and self._token_count(" . ".join(phrases[j] for j in trial) + " .") > self.max_tokens:
+                passes.append(current)
+                trial = [i]
+            current = trial
+        if current:
+            passes.append(current)
+        return passes
+
+    def _phrase_token_spans(self, prompt: str, spans: list[tuple[int, int]]) -> list[list[int]]:
+        enc = self.processor.tokenizer(prompt, return_offsets_mapping=True)
+        tokens: list[list[int]] = [[] for _ in spans]
+        for t, (s, e) in enumerate(enc["offset_mapping"]):
+            if e <= s:
+                continue  # special tokens
+            for j, (ps, pe) in enumerate(spans):
+                if s >= ps and e <= pe:
+                    tokens[j].append(t)
+        return tokens
+
+    def _detect_pass(self, image: Image.Image, phrases: list[str]) -> list[BoxHit]:
+        spans, pos = [], 0
+        for p in phrases:
+            spans.append((pos, pos + len(p)))
+            pos += len(p) + 3  # " . "
+        prompt = " . ".join(phrases) + " ."
+        token_sets = self._phrase_token_spans(prompt, spans)
+        inputs = self.processor(images=image, text=prompt, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            out = self.model(**inputs)
+        probs = out.logits[0].sigmoid()  # (queries, max_text_len)
+        per_phrase = torch.stack(
+            [probs[:, t].max(dim=1).values if t else torch.zeros(len(probs)) for t in token_sets], dim=1
+        )  # (queries, phrases)
+        scores, labels = per_phrase.max(dim=1)
+        w, h = image.size
+        cx, cy, bw, bh = out.pred_boxes[0].unbind(-1)
+        boxes = torch.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], dim=-1)
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        keep = scores >= self.box_threshold
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        order = batched_nms(boxes.float(), scores.float(), labels, self.nms_iou)
+        hits: list[BoxHit] = []
+        per_label: dict[int, int] = {}
+        for k in order.tolist():  # batched_nms returns indices by decreasing score
+            label = int(labels[k])
+            if per_label.get(label, 0) >= self.top_k:
+                continue
+            per_label[label] = per_label.get(label, 0) + 1
+            hits.append(BoxHit(phrase=label, box=[round(float(v), 2) for v in boxes[k]], score=float(scores[k])))
+        return hits
+
+    def detect(self, image: np.ndarray, phrases: list[str]) -> list[BoxHit]:
+        if not phrases:
+            return []
+        pil = Image.fromarray(image)
+        hits: list[BoxHit] = []
+        for group in self.pack(phrases):
+            for hit in self._detect_pass(pil, [phrases[i] for i in group]):
+                hits.append(BoxHit(phrase=group[hit.phrase], box=hit.box, score=hit.score))
+        return hits

@@ -1,0 +1,68 @@
+"""Phrase extraction by an LLM that answers JSON `{"phrases": [{"text", "start", "end"}]}`.
+
+Offsets are checked against the caption (and repaired by search when the text is there); a reply that
+is not valid JSON gets one repair request, then becomes the item's error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from annotator.models.spans import keep_non_overlapping
+from annotator.models.vlm_openai import OpenAIChatClient
+from annotator.records import DroppedPhrase, Phrase
+
+INSTRUCTION = (
+    "List every concrete, visible object or person mentioned in the caption below as a noun phrase copied "
+    'exactly from it. Answer only JSON: {"phrases": [{"text": "...", "start": <char offset>, "end": <char offset>}]}.'
+    "\n\nCaption: "
+)
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "phrases": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"text": {"type": "string"}, "start": {"type": "integer"}, "end": {"type": "integer"}},
+                "required": ["text"],
+            },
+        }
+    },
+    "required": ["phrases"],
+}
+
+
+class MalformedReply(ValueError):
+    pass
+
+
+def parse_reply(reply: str) -> list[tuple[str, int | None, int | None]]:
+    text = reply.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+    try:
+        data: Any = json.loads(text)
+        items = data["phrases"]
+        return [(str(p["text"]), p.get("start"), p.get("end")) for p in items]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedReply(f"phrase reply is not the expected JSON ({exc}): {reply[:120]!r}") from None
+
+
+class LLMPhraser:
+    def __init__(self, client: OpenAIChatClient, max_phrases: int | None = None) -> None:
+        self.client = client
+        self.max_phrases = max_phrases
+
+    def extract(self, caption: str) -> tuple[list[Phrase], list[DroppedPhrase]]:
+        messages = [{"role": "user", "content": INSTRUCTION + caption}]
+        extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "phrases", "schema": SCHEMA}}}
+        reply = self.client.complete(messages, extra)
+        try:
+            candidates = parse_reply(reply)
+        except MalformedReply as exc:
+            messages += [
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": f"That was not valid JSON ({exc}). Answer with the JSON object only."},
+            ]
+            candidates = parse_reply(self.client.complete(messages, extra))
+        return keep_non_overlapping(caption, candidates, self.max_phrases)

@@ -1,0 +1,23 @@
+"""Model references in pipeline YAML: a hub id, a local path, or `tiny:<role>` (built on first use)."""
+
+from __future__ import annotations
+
+from annotator import paths
+
+TINY_PREFIX = "tiny:"
+
+
+def is_tiny(ref: str) -> bool:
+    return ref.startswith(TINY_PREFIX)
+
+
+def resolve(ref: str) -> str:
+    """What to hand to `from_pretrained`: tiny refs are built into the cache dir once, paths are resolved."""
+    if is_tiny(ref):
+        from annotator.models import tiny
+
+        role = ref[len(TINY_PREFIX):]
+        return str(tiny.build(role, paths.cache_dir() / "tiny" / role))
+    if paths.looks_local(ref):
+        return str(paths.resolve(ref))
+    return ref

@@ -1,0 +1,52 @@
+"""Phrase spans: every kept phrase is an exact substring of the caption at its offsets."""
+
+from __future__ import annotations
+
+import re
+
+from annotator.records import DroppedPhrase, Phrase
+
+_ARTICLES = re.compile(r"^(a|an|the|this|that|these|those|some)\s+", re.IGNORECASE)
+
+
+def normalise(text: str) -> str:
+    """Detector form: lowercase, single spaces, no leading article or trailing punctuation."""
+    text = " ".join(text.lower().split()).strip(" .,;:!?")
+    return _ARTICLES.sub("", text).strip()
+
+
+def fix_span(caption: str, text: str, start: int | None, end: int | None) -> tuple[int, int] | None:
+    """The given offsets if they hold `text`, else the first occurrence of `text`, else None."""
+    if start is not None and end is not None and 0 <= start <= end <= len(caption) and caption[start:end] == text:
+        return start, end
+    found = caption.find(text)
+    return (found, found + len(text)) if found >= 0 and text else None
+
+
+def keep_non_overlapping(
+    caption: str, candidates: list[tuple[str, int | None, int | None]], max_phrases: int | None = None
+) -> tuple[list[Phrase], list[DroppedPhrase]]:
+    """Check spans, drop overlaps, duplicates and empty normal forms, in caption order; say why each was dropped."""
+    kept: list[Phrase] = []
+    dropped: list[DroppedPhrase] = []
+    seen_norms: set[str] = set()
+    for text, start, end in candidates:
+        span = fix_span(caption, text, start, end)
+        if span is None:
+            dropped.append(DroppedPhrase(text, "not a substring of the caption"))
+            continue
+        norm = normalise(text)
+        if not norm:
+            dropped.append(DroppedPhrase(text, "empty after normalisation"))
+        elif norm in seen_norms:
+            dropped.append(DroppedPhrase(text, "repeats an earlier phrase"))
+        elif any(span[0] < p.end and p.start < span[1] for p in kept):
+            dropped.append(DroppedPhrase(text, "overlaps an earlier phrase"))
+        else:
+            kept.append(Phrase(text=text, start=span[0], end=span[1], norm=norm))
+            seen_norms.add(norm)
+    kept.sort(key=lambda p: p.start)
+    if max_phrases is not None and len(kept) > max_phrases:
+        dropped += [DroppedPhrase(p.text, f"beyond max_phrases={max_phrases}") for p in kept[max_phrases:]]
+        kept = kept[:max_phrases]
+    return kept, dropped

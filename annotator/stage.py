@@ -1,0 +1,110 @@
+"""The stage contract: small dataclasses whose fields are the YAML `params`; executors run them.
+
+Stages never import Ray. A failure on one item becomes `item.error` and never stops the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict
+
+from annotator import paths
+from annotator.records import ItemError, VideoItem
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    gpus: float = 0.0  # fractional values pack several small models on one GPU
+
+
+class Stage(ABC):
+    """Base class. Subclasses are `@dataclass`es registered with `@register`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"  # bump when outputs change meaning: invalidates cached results
+    resources: ClassVar[Resources] = Resources()
+    batch_size: ClassVar[int] = 1
+    # pydantic validates the dataclass fields from YAML and rejects unknown keys
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    def setup(self) -> None:
+        """Load models once per worker."""
+
+    @abstractmethod
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]: ...
+
+    def teardown(self) -> None:
+        """Free what `setup` loaded."""
+
+    def params(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def cache_inputs(self) -> dict[str, Any]:
+        """Anything beyond params that changes outputs (prompt text hashes, ...)."""
+        return {}
+
+    def model_ids(self) -> dict[str, str]:
+        """Model references this stage loads, for dry runs and the manifest."""
+        return {k: v for k, v in self.params().items() if k == "model" or k.endswith("_model")}
+
+    def required_paths(self) -> dict[str, str]:
+        """Params naming local files that must exist (checked at config time, before any model loads)."""
+        return {k: v for k, v in self.model_ids().items() if v and paths.looks_local(v)}
+
+    def fingerprint(self, upstream: str = "") -> str:
+        payload = {
+            "stage": self.name,
+            "version": self.version,
+            "params": self.params(),
+            "inputs": self.cache_inputs(),
+            "upstream": upstream,
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class PerItemStage(Stage):
+    """A stage that handles items one at a time, turning any exception into that item's error."""
+
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        out = []
+        for item in batch:
+            try:
+                out.append(self.process_item(item))
+            except Exception as exc:  # noqa: BLE001 - per-item isolation is the contract
+                item.error = error_from(self.name, exc)
+                out.append(item)
+        return out
+
+    @abstractmethod
+    def process_item(self, item: VideoItem) -> VideoItem: ...
+
+
+def error_from(stage: str, exc: BaseException) -> ItemError:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    return ItemError(stage=stage, error_type=type(exc).__name__, message=message[:500])
+
+
+STAGES: dict[str, type[Stage]] = {}
+
+
+def register(cls: type[Stage]) -> type[Stage]:
+    if cls.name in STAGES:
+        raise ValueError(f"stage {cls.name!r} registered twice")
+    STAGES[cls.name] = cls
+    return cls
+
+
+def stage_class(name: str) -> type[Stage]:
+    import annotator.stages  # noqa: F401 - registers the built-in stages
+
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; known: {', '.join(sorted(STAGES))}")
+    return STAGES[name]

@@ -1,0 +1,92 @@
+"""Caption: a VLM describes the sampled frames; served (OpenAI-compatible) or in-process."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from annotator import paths, video
+from annotator.models.protocols import Captioner, CaptionRequest
+from annotator.records import VideoItem
+from annotator.stage import Resources, Stage, error_from, register
+
+
+def even_positions(count: int, wanted: int) -> list[int]:
+    return sorted(set(np.linspace(0, count - 1, min(wanted, count)).round().astype(int).tolist()))
+
+
+@register
+@dataclass
+class CaptionStage(Stage):
+    name = "caption"
+    resources = Resources(cpus=1.0)
+    batch_size = 8
+
+    backend: Literal["local", "openai"] = "local"
+    model: str = "tiny:qwen2_vl"
+    endpoint: str | None = None  # e.g. http://127.0.0.1:8000/v1 for `vllm serve`
+    api_key_env: str = "OPENAI_API_KEY"
+    prompt: str = "prompts/caption.v1.md"
+    num_frames: int = 8  # evenly chosen among the sampled frames
+    max_new_tokens: int = 256
+    generate_kwargs: dict[str, Any] = field(default_factory=dict)  # local backend only
+    max_concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    image_max_side: int = 448
+
+    def __post_init__(self) -> None:
+        if self.backend == "openai" and not self.endpoint:
+            raise ValueError("backend 'openai' needs an endpoint, e.g. http://127.0.0.1:8000/v1")
+
+    def required_paths(self) -> dict[str, str]:
+        return {**super().required_paths(), "prompt": self.prompt}
+
+    def prompt_text(self) -> str:
+        return paths.resolve(self.prompt).read_text().strip()
+
+    def cache_inputs(self) -> dict[str, Any]:
+        return {"prompt_sha256": hashlib.sha256(self.prompt_text().encode()).hexdigest()}
+
+    def setup(self) -> None:
+        self._prompt = self.prompt_text()
+        self._captioner: Captioner
+        if self.backend == "openai":
+            from annotator.models.vlm_openai import OpenAIChatClient
+
+            self._captioner = OpenAIChatClient(
+                endpoint=self.endpoint or "", model=self.model, api_key_env=self.api_key_env,
+                max_tokens=self.max_new_tokens, timeout_s=self.timeout_s, max_retries=self.max_retries,
+                max_concurrency=self.max_concurrency, image_max_side=self.image_max_side,
+            )
+        else:
+            from annotator.models.vlm_local import LocalVLM
+
+            self._captioner = LocalVLM(self.model, self.max_new_tokens, self.generate_kwargs)
+
+    def teardown(self) -> None:
+        self._captioner = None  # type: ignore[assignment]
+
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        ready: list[tuple[VideoItem, CaptionRequest]] = []
+        for item in batch:
+            try:
+                assert item.info is not None, "ingest has not run"
+                picks = even_positions(len(item.info.frame_indices), self.num_frames)
+                frames = video.read_frames(item.path, [item.info.frame_indices[p] for p in picks])
+                ready.append((item, CaptionRequest(frames, self._prompt)))
+            except Exception as exc:  # noqa: BLE001
+                item.error = error_from(self.name, exc)
+        results = self._captioner.caption([req for _, req in ready])
+        for (item, _), result in zip(ready, results, strict=True):
+            if isinstance(result, Exception):
+                item.error = error_from(self.name, result)
+            elif not result.strip():
+                item.error = error_from(self.name, ValueError("the model returned an empty caption"))
+            else:
+                item.caption = result.strip()
+                item.caption_model = self.model
+        return batch

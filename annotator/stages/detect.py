@@ -1,0 +1,41 @@
+"""Detect: Grounding DINO boxes for every phrase on every keyframe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from annotator import video
+from annotator.models.protocols import Detector
+from annotator.records import Detection, VideoItem
+from annotator.stage import PerItemStage, Resources, register
+
+
+@register
+@dataclass
+class DetectStage(PerItemStage):
+    name = "detect"
+    resources = Resources(cpus=1.0, gpus=0.25)
+
+    model: str = "IDEA-Research/grounding-dino-base"
+    box_threshold: float = 0.35
+    top_k: int = 3  # boxes kept per phrase per keyframe
+    nms_iou: float = 0.5
+
+    def setup(self) -> None:
+        from annotator.models.grounding_dino import GroundingDinoDetector
+
+        self._detector: Detector = GroundingDinoDetector(self.model, self.box_threshold, self.top_k, self.nms_iou)
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        if item.info is None:
+            raise ValueError("ingest has not run")
+        item.detections = []
+        if not item.phrases:
+            return item
+        keyframes = item.info.keyframes
+        frames = video.read_frames(item.path, [item.info.frame_indices[k] for k in keyframes])
+        norms = [p.norm for p in item.phrases]
+        for k, frame in zip(keyframes, frames, strict=True):
+            for hit in self._detector.detect(frame, norms):
+                item.detections.append(Detection(frame=k, phrase=hit.phrase, box=hit.box, score=hit.score))
+        return item

@@ -1,0 +1,51 @@
+"""Phrases: the noun phrases of the caption, each an exact span of it, normalised for the detector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from annotator.models.protocols import PhraseExtractor
+from annotator.records import VideoItem
+from annotator.stage import PerItemStage, Resources, register
+
+
+@register
+@dataclass
+class PhrasesStage(PerItemStage):
+    name = "phrases"
+    resources = Resources(cpus=0.25)
+    batch_size = 8
+
+    backend: Literal["vocabulary", "llm"] = "vocabulary"
+    categories: list[str] | None = None  # vocabulary backend; None: the COCO category names
+    max_phrases: int | None = 8
+    model: str | None = None  # llm backend: model name served at `endpoint`
+    endpoint: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+    max_retries: int = 4
+
+    def __post_init__(self) -> None:
+        if self.backend == "llm" and not (self.endpoint and self.model):
+            raise ValueError("backend 'llm' needs endpoint and model")
+
+    def setup(self) -> None:
+        self._extractor: PhraseExtractor
+        if self.backend == "llm":
+            from annotator.models.phrase_llm import LLMPhraser
+            from annotator.models.vlm_openai import OpenAIChatClient
+
+            client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
+                                      max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries)
+            self._extractor = LLMPhraser(client, self.max_phrases)
+        else:
+            from annotator.models.phrase_vocabulary import VocabularyPhraser
+
+            self._extractor = VocabularyPhraser(self.categories, self.max_phrases)
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        if item.caption is None:
+            raise ValueError("caption has not run")
+        item.phrases, item.dropped_phrases = self._extractor.extract(item.caption)
+        return item
