@@ -135,7 +135,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
     return config
 
 
-def build_stages(config: PipelineConfig, source: str = "pipeline", data: dict[str, Any] | None = None) -> list[BuiltStage]:
+def build_stages(
+    config: PipelineConfig, source: str = "pipeline", data: dict[str, Any] | None = None
+) -> list[BuiltStage]:
     data = data if data is not None else config.model_dump()
     built = []
     for i, spec in enumerate(config.stages):

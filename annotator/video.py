@@ -72,7 +72,7 @@ def sample_indices(
         return []
     if target_fps and target_fps < fps:
         step = fps / target_fps
-        indices = sorted({min(num_frames - 1, int(round(i * step))) for i in range(math.ceil(num_frames / step))})
+        indices = sorted({min(num_frames - 1, round(i * step)) for i in range(math.ceil(num_frames / step))})
     else:
         indices = list(range(num_frames))
     if max_frames and len(indices) > max_frames:

@@ -41,7 +41,7 @@ class GroundingDinoDetector:
         for i, phrase in enumerate(phrases):
             if self._token_count(f"{phrase} .") > self.max_tokens:
                 raise ValueError(f"phrase {phrase!r} alone exceeds the detector's {self.max_tokens}-token limit")
-            trial = current + [i]
+            trial = [*current, i]
             if current and self._token_count(" . ".join(phrases[j] for j in trial) + " .") > self.max_tokens:
                 passes.append(current)
                 trial = [i]

@@ -23,6 +23,10 @@ class LinkStage(PerItemStage):
 
     min_mask_area: int = 1  # a track whose largest mask is smaller (pixels) is not linked
 
+    @staticmethod
+    def _largest_area(rles: list[str], height: int, width: int) -> int:
+        return max((masks.area(r, height, width) for r in rles), default=0)
+
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.info is None:
             raise ValueError("ingest has not run")
@@ -33,9 +37,10 @@ class LinkStage(PerItemStage):
             if not tracks:
                 item.dropped_phrases.append(DroppedPhrase(phrase.text, "not detected on any keyframe"))
                 continue
-            tracks = [t for t in tracks if max((masks.area(r, h, w) for r in t.masks.rles), default=0) >= self.min_mask_area]
+            tracks = [t for t in tracks if self._largest_area(t.masks.rles, h, w) >= self.min_mask_area]
             if not tracks:
-                item.dropped_phrases.append(DroppedPhrase(phrase.text, f"masks below min_mask_area={self.min_mask_area}"))
+                reason = f"masks below min_mask_area={self.min_mask_area}"
+                item.dropped_phrases.append(DroppedPhrase(phrase.text, reason))
                 continue
             per_frame: dict[int, list[tuple[str, float]]] = defaultdict(list)
             for t in tracks:
