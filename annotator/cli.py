@@ -40,14 +40,14 @@ def _quiet_libraries() -> None:
 
 
 def _print_plan(pipeline_rows: list[dict], title: str) -> None:
-    table = Table(title=title)
-    for col in ("stage", "models", "cpus", "gpus", "concurrency", "batch"):
-        table.add_column(col)
+    console.print(f"[bold]{title}[/bold]", soft_wrap=True)
     for row in pipeline_rows:
-        models = ", ".join(f"{k}={v}" for k, v in row["models"].items() if v) or "-"
-        table.add_row(row["stage"], models, str(row["cpus"]), str(row["gpus"]), str(row["concurrency"]),
-                      str(row["batch_size"]))
-    console.print(table)
+        models = " ".join(f"{k}={v}" for k, v in row["models"].items() if v) or "no model"
+        console.print(
+            f"  {row['stage']:<9} {models}  cpus={row['cpus']} gpus={row['gpus']} "
+            f"concurrency={row['concurrency']} batch={row['batch_size']}",
+            soft_wrap=True, highlight=False,
+        )
 
 
 def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | None, address: str | None,

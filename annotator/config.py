@@ -83,7 +83,7 @@ def _one_line(source: str, err: ValidationError, data: dict[str, Any], prefix: t
     first = err.errors()[0]
     loc = _loc(prefix + tuple(first["loc"]), data)
     msg = first["msg"]
-    if first["type"] == "extra_forbidden":
+    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         msg = "unknown key (check the spelling, or see the stage's parameters in the README)"
     elif "input" in first and not isinstance(first["input"], dict | list):
         msg = f"{msg} (got {first['input']!r})"

@@ -1,0 +1,36 @@
+"""The Ray executor produces the same dataset as the local one (embedded cluster, logical GPUs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from annotator.executors.ray import fit_to_cluster
+from annotator.executors.runner import StageTask
+from annotator.stages.link import LinkStage
+from tests.helpers import demo_pipeline, export_rows
+
+pytestmark = pytest.mark.slow
+
+
+def test_ray_and_local_give_identical_texts_and_masks(clips: dict[str, Path], tiny_models, ray_cluster,
+                                                       tmp_path: Path) -> None:
+    inputs = [clips["a"], clips["b"], clips["broken"]]
+    local = demo_pipeline().run(inputs, tmp_path / "local", executor="local", show_progress=False)
+    on_ray = demo_pipeline().run(inputs, tmp_path / "ray", executor="ray", show_progress=False)
+    assert (on_ray.completed, on_ray.errors) == (local.completed, local.errors) == (2, 1)
+    assert on_ray.qa == local.qa >= 1
+    key = ("video_id", "qa_id", "question", "answer", "object_ids")
+    assert [{k: r[k] for k in key} for r in export_rows(tmp_path / "ray", "qa")] == [
+        {k: r[k] for k in key} for r in export_rows(tmp_path / "local", "qa")
+    ]
+    assert export_rows(tmp_path / "ray", "objects") == export_rows(tmp_path / "local", "objects")
+
+
+def test_resources_are_scaled_to_fit_a_small_cluster() -> None:
+    tasks = [StageTask(LinkStage(), "f", "/tmp", concurrency=2, batch_size=1, cpus=1.0, gpus=0.5) for _ in range(4)]
+    fitted = fit_to_cluster(tasks, cpus=2.0, gpus=2.0)
+    assert sum(t.cpus * t.concurrency for t in fitted) <= 2.0 * 0.9 + 1e-6
+    assert sum(t.gpus * t.concurrency for t in fitted) <= 2.0 + 1e-6
+    assert fit_to_cluster(tasks[:1], cpus=16, gpus=4)[0].cpus == 1.0

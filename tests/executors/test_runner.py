@@ -1,0 +1,81 @@
+"""Error isolation and checkpointing around a stage, with small fake stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from annotator.executors.local import LocalExecutor
+from annotator.executors.runner import StageRunner, StageTask
+from annotator.records import VideoItem
+from annotator.stage import PerItemStage, Stage
+
+CALLS: list[str] = []
+
+
+@dataclass
+class Upper(PerItemStage):
+    name = "upper"
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        CALLS.append(item.video_id)
+        if "bad" in item.video_id:
+            raise ValueError(f"{item.path}: cannot read")
+        item.caption = item.video_id.upper()
+        return item
+
+
+@dataclass
+class Loses(Stage):
+    name = "loses"
+
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        return batch[:1]
+
+
+@dataclass
+class BrokenSetup(Stage):
+    name = "broken"
+
+    def setup(self) -> None:
+        raise OSError("model weights not found at /nowhere")
+
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        return batch
+
+
+def task(stage: Stage, root: Path, fingerprint: str = "f1") -> StageTask:
+    return StageTask(stage, fingerprint, str(root), concurrency=1, batch_size=2, cpus=1, gpus=0)
+
+
+def items(*ids: str) -> list[VideoItem]:
+    return [VideoItem(video_id=i, path=f"/data/{i}.mp4") for i in ids]
+
+
+def test_one_failure_stays_with_its_item(tmp_path: Path) -> None:
+    out = StageRunner(task(Upper(), tmp_path))(items("a", "bad", "c"))
+    assert [it.caption for it in out] == ["A", None, "C"]
+    assert out[1].error is not None
+    assert (out[1].error.stage, out[1].error.error_type) == ("upper", "ValueError")
+    assert "/data/bad.mp4" in out[1].error.message
+    assert sorted(p.name for p in (tmp_path / "stages" / "upper").iterdir()) == ["a.parquet", "c.parquet"]
+
+
+def test_a_missing_result_is_an_error_not_a_silent_drop(tmp_path: Path) -> None:
+    out = StageRunner(task(Loses(), tmp_path))(items("a", "b"))
+    assert [it.video_id for it in out] == ["a", "b"]
+    assert out[0].error is None and out[1].error is not None and "no result" in out[1].error.message
+
+
+def test_setup_failure_marks_every_pending_item(tmp_path: Path) -> None:
+    out = StageRunner(task(BrokenSetup(), tmp_path))(items("a", "b"))
+    assert all(it.error is not None and "/nowhere" in it.error.message for it in out)
+
+
+def test_finished_items_are_skipped_and_errors_pass_through(tmp_path: Path) -> None:
+    CALLS.clear()
+    first = LocalExecutor(show_progress=False).run([task(Upper(), tmp_path)], items("a", "bad"))
+    assert CALLS == ["a", "bad"]
+    again = LocalExecutor(show_progress=False).run([task(Upper(), tmp_path)], first)
+    assert CALLS == ["a", "bad"], "a is done and bad carries its error: nothing recomputed"
+    assert [it.caption for it in again] == ["A", None]

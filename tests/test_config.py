@@ -1,0 +1,84 @@
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from annotator import paths
+from annotator.cli import app
+from annotator.config import ConfigError, load_config
+
+DEMO = paths.PIPELINES_DIR / "demo.yaml"
+RAW = paths.PIPELINES_DIR / "raw_videos.yaml"
+
+
+def edited(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load(DEMO.read_text())
+    edit(data)
+    out = tmp_path / "p.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def stage(data: dict, name: str) -> dict:
+    return next(s for s in data["stages"] if s["stage"] == name)
+
+
+def test_shipped_pipelines_validate() -> None:
+    assert [s.stage for s in load_config(DEMO).stages][:2] == ["ingest", "caption"]
+    assert load_config(RAW).executor.kind == "ray"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: stage(d, "detect")["params"].update(box_treshold=0.3),
+         "stages.detect.params.box_treshold: unknown key"),
+        (lambda d: d.update(exporter={}), "exporter: unknown key"),
+        (lambda d: stage(d, "ingest")["params"].update(max_frames="many"), "stages.ingest.params.max_frames"),
+        (lambda d: stage(d, "track")["params"].update(model="./models/no-such-sam2"),
+         "stages.track.params.model: path ./models/no-such-sam2 does not exist"),
+        (lambda d: stage(d, "caption")["params"].update(prompt="prompts/missing.md"), "prompts/missing.md"),
+        (lambda d: stage(d, "caption").update(concurrency=0), "stages.caption.concurrency"),
+    ],
+)
+def test_mistakes_give_one_pointed_line(tmp_path: Path, edit, expected: str) -> None:
+    path = edited(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path)) and expected in message
+
+
+def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = edited(tmp_path, lambda d: stage(d, "detect")["params"].update(box_treshold=0.3))
+    result = CliRunner().invoke(app, ["run", str(bad), "--input", str(tmp_path), "--output", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "stages.detect.params.box_treshold" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_set_overrides_a_stage_param() -> None:
+    config = load_config(DEMO, ["stages.detect.params.top_k=5", "executor.kind=local"])
+    assert config.stages[3].params["top_k"] == 5 and config.executor.kind == "local"
+    with pytest.raises(ConfigError, match="no stage named 'detector'"):
+        load_config(DEMO, ["stages.detector.params.top_k=5"])
+
+
+def test_dry_run_prints_models_and_loads_none(tmp_path: Path) -> None:
+    for mod in [m for m in sys.modules if m.startswith("transformers.models.")]:
+        sys.modules.pop(mod)
+    result = CliRunner().invoke(app, ["run", str(RAW), "--input", str(paths.SAMPLES_DIR), "--output",
+                                      str(tmp_path / "dry"), "--dry-run"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for expected in ("Qwen/Qwen2.5-VL-7B-Instruct", "IDEA-Research/grounding-dino-base",
+                     "facebook/sam2.1-hiera-large", "config valid"):
+        assert expected in result.output
+    for stage_name in ("ingest", "caption", "phrases", "detect", "track", "link", "assemble"):
+        assert stage_name in result.output
+    assert not any(m.startswith(("transformers.models.sam2_video", "transformers.models.grounding_dino"))
+                   for m in sys.modules)
+    assert not (tmp_path / "dry").exists()

@@ -1,0 +1,117 @@
+"""End to end on CPU with the tiny real models: errors, status, export readers, resume."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from annotator import masks
+from annotator.cli import app
+from annotator.rundir import RunDir
+from tests.helpers import demo_pipeline, export_rows
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(clips: dict[str, Path], tiny_models: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    run_dir = tmp_path_factory.mktemp("run")
+    summary = demo_pipeline().run([clips["a"].parent], run_dir, executor="local", show_progress=False)
+    return run_dir, summary
+
+
+def test_corrupt_video_is_one_error_row_and_others_complete(finished_run) -> None:
+    run_dir, summary = finished_run
+    assert (summary.videos, summary.completed, summary.errors) == (3, 2, 1)
+    (row,) = RunDir(run_dir).read_errors().to_pylist()
+    assert row["video_id"] == "broken" and row["path"].endswith("broken.mp4")
+    assert row["stage"] == "ingest" and "broken.mp4" in row["message"] and "corrupt" in row["message"]
+
+
+def test_status_shows_both_counts(finished_run) -> None:
+    run_dir, _ = finished_run
+    result = CliRunner().invoke(app, ["status", str(run_dir)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "completed: 2" in result.output and "errors: 1" in result.output
+    assert "broken" in result.output and "VideoError" in result.output
+
+
+def test_triplets_ground_every_seg_in_masks_of_frame_size(finished_run) -> None:
+    run_dir, summary = finished_run
+    qa = export_rows(run_dir, "qa")
+    objects = {(o["video_id"], o["object_id"]): o for o in export_rows(run_dir, "objects")}
+    videos = {v["video_id"]: v for v in export_rows(run_dir, "videos")}
+    assert sorted(videos) == ["clip_a", "clip_b"] and len(qa) == summary.qa >= 1
+    for row in qa:
+        assert row["answer"].count("[SEG]") == row["answer"].count("<p>") == len(row["object_ids"]) >= 1
+        for object_id in row["object_ids"]:
+            obj = objects[(row["video_id"], object_id)]
+            assert f"<p> {obj['phrase']} </p> [SEG]" in row["answer"]
+            decoded = masks.decode_batch(obj["mask_rles"], obj["height"], obj["width"])
+            assert decoded.shape == (len(obj["frame_indices"]), 180, 320)
+            assert set(obj["frame_indices"]) <= set(videos[row["video_id"]]["frame_indices"])
+
+
+def test_export_loads_in_hf_datasets_with_identical_masks(finished_run, tmp_path: Path) -> None:
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    from datasets import load_dataset
+
+    run_dir, _ = finished_run
+    files = run_dir / "export" / "parquet"
+    ds = load_dataset("parquet", data_files=str(files / "objects.parquet"), split="train", cache_dir=str(tmp_path))
+    stored = {}
+    for video_id in ("clip_a", "clip_b"):
+        item = RunDir(run_dir).read_stage_output("link", video_id, demo_pipeline().fingerprints["link"])
+        for obj in item.objects:
+            stored[(video_id, obj.object_id)] = masks.decode_batch(obj.masks.rles, 180, 320)
+    assert len(ds) == len(stored) >= 1
+    for row in ds:
+        got = masks.decode_batch(row["mask_rles"], row["height"], row["width"])
+        assert np.array_equal(got, stored[(row["video_id"], row["object_id"])])
+    qa = load_dataset("parquet", data_files=str(files / "qa.parquet"), split="train", cache_dir=str(tmp_path))
+    assert set(qa.column_names) >= {"video_id", "question", "answer", "object_ids"}
+
+
+def _mtimes(run_dir: Path) -> dict[str, float]:
+    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in (run_dir / "stages").rglob("*.parquet")}
+
+
+def test_rerun_reuses_everything(finished_run, clips: dict[str, Path]) -> None:
+    run_dir, _first = finished_run
+    before = _mtimes(run_dir)
+    qa_before = export_rows(run_dir, "qa")
+    again = demo_pipeline().run([clips["a"].parent], run_dir, executor="local", show_progress=False)
+    assert again.reused == {"assemble": 2} and again.errors == 1
+    assert _mtimes(run_dir) == before
+    assert [r["answer"] for r in export_rows(run_dir, "qa")] == [r["answer"] for r in qa_before]
+
+
+def test_killed_run_resumes_to_the_same_dataset(clips: dict[str, Path], tiny_models, tmp_path: Path) -> None:
+    demo_pipeline().run([clips["a"], clips["b"]], tmp_path, executor="local", show_progress=False)
+    objects = export_rows(tmp_path, "objects")
+    qa = export_rows(tmp_path, "qa")
+    for stage in ("track", "link", "assemble"):  # as if killed while tracking clip_b
+        RunDir(tmp_path).stage_path(stage, "clip_b").unlink()
+    (tmp_path / "export" / "parquet" / "qa.parquet").unlink()
+    resumed = demo_pipeline().run([clips["a"], clips["b"]], tmp_path, executor="local", show_progress=False)
+    assert resumed.reused == {"assemble": 1, "detect": 1}
+    assert export_rows(tmp_path, "objects") == objects
+    assert [(r["answer"], r["object_ids"]) for r in export_rows(tmp_path, "qa")] == [
+        (r["answer"], r["object_ids"]) for r in qa
+    ]
+
+
+def test_changed_params_recompute_from_that_stage(clips: dict[str, Path], tiny_models, tmp_path: Path) -> None:
+    demo_pipeline().run([clips["a"]], tmp_path, executor="local", show_progress=False)
+    before = _mtimes(tmp_path)
+    summary = demo_pipeline("stages.link.params.min_mask_area=1").run(
+        [clips["a"]], tmp_path, executor="local", show_progress=False
+    )
+    assert summary.reused == {"track": 1}
+    after = _mtimes(tmp_path)
+    changed = sorted(k.split("/")[1] for k in after if after[k] != before[k])
+    assert changed == ["assemble", "link"]

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from annotator import video
+from tests.conftest import SAMPLE
+
+
+def test_sampling_at_target_fps_and_cap() -> None:
+    idx = video.sample_indices(132, 25.0, target_fps=2.0)
+    assert idx == [0, 12, 25, 38, 50, 62, 75, 88, 100, 112, 125]
+    assert video.sample_indices(132, 25.0, target_fps=2.0, max_frames=4) == [0, 38, 88, 125]
+    assert video.sample_indices(10, 25.0) == list(range(10))
+    assert video.keyframe_positions(11, 4) == [0, 4, 8]
+
+
+def test_probe_and_read_the_real_sample() -> None:
+    meta = video.probe(SAMPLE)
+    assert (meta.width, meta.height, meta.num_frames) == (1280, 720, 132)
+    assert meta.fps == pytest.approx(25.0)
+    frames = video.read_frames(SAMPLE, [30, 5, 30])
+    assert frames.shape == (3, 720, 1280, 3) and frames.dtype == np.uint8
+    assert np.array_equal(frames[0], frames[2])
+    cap = cv2.VideoCapture(str(SAMPLE))
+    for _ in range(6):
+        _ok, bgr = cap.read()
+    cap.release()
+    assert np.array_equal(frames[1], cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def test_frame_folder_is_a_video(tmp_path: Path) -> None:
+    frames = video.read_frames(SAMPLE, [0, 1, 2])
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    meta = video.probe(tmp_path)
+    assert (meta.width, meta.height, meta.num_frames) == (1280, 720, 3)
+    assert np.array_equal(video.read_frames(tmp_path, [2, 0]), frames[[2, 0]])
+    assert video.list_inputs([tmp_path]) == [tmp_path]
+
+
+def test_corrupt_file_names_the_file(clips: dict[str, Path]) -> None:
+    with pytest.raises(video.VideoError, match=r"broken\.mp4"):
+        video.probe(clips["broken"])
+
+
+def test_list_inputs_expands_folders(clips: dict[str, Path]) -> None:
+    found = video.list_inputs([clips["a"].parent])
+    assert [p.name for p in found] == ["broken.mp4", "clip_a.mp4", "clip_b.mp4"]
