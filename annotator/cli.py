@@ -22,6 +22,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Model checkpoints.")
 app.add_typer(models_app, name="models")
 console = Console()
 err = Console(stderr=True)
+_PLAIN = {"highlight": False, "soft_wrap": True, "markup": False}  # paths and answers print whole, copyable
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -32,6 +33,7 @@ def _fail(message: str, code: int = 2) -> None:
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -65,6 +67,10 @@ def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | 
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:
         _fail(f"input {missing[0]} does not exist: pass video files, folders of videos or folders of frames")
+    from annotator.video import list_inputs
+
+    if not list_inputs(inputs):
+        _fail(f"no videos or frame folders found in {', '.join(map(str, inputs))}")
     kind = executor or config.executor.kind
     _print_plan(pipeline.describe(), f"{config.name}: {kind} executor -> {output}")
     if dry_run:
@@ -78,10 +84,23 @@ def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | 
     )
     if summary.reused:
         console.print("reused from earlier runs: " + ", ".join(f"{k}: {v}" for k, v in summary.reused.items()))
-    console.print(f"run directory: {summary.run_dir.resolve()}")
-    console.print(f"dataset (Parquet): {(summary.run_dir / 'export' / 'parquet').resolve()}")
+    _print_sample(summary.run_dir)
+    console.print(f"run directory: {summary.run_dir.resolve()}", **_PLAIN)
+    console.print(f"dataset (Parquet): {(summary.run_dir / 'export' / 'parquet').resolve()}", **_PLAIN)
     if summary.errors:
-        console.print(f"errors: {(summary.run_dir / 'errors.parquet').resolve()} (see `annotator status`)")
+        console.print(f"errors: {(summary.run_dir / 'errors.parquet').resolve()} (see `annotator status`)", **_PLAIN)
+
+
+def _print_sample(run_dir: Path) -> None:
+    """Show one triplet, so the user sees what the dataset looks like."""
+    import pyarrow.parquet as pq
+
+    qa_path = run_dir / "export" / "parquet" / "qa.parquet"
+    rows = pq.read_table(qa_path).slice(0, 1).to_pylist() if qa_path.exists() else []
+    for row in rows:
+        console.print(f"example [{row['video_id']}] Q: {row['question']}", **_PLAIN)
+        console.print(f"  A: {row['answer']}", **_PLAIN)
+        console.print(f"  object ids per [SEG]: {row['object_ids']}", **_PLAIN)
 
 
 @app.command()

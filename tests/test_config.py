@@ -82,3 +82,19 @@ def test_dry_run_prints_models_and_loads_none(tmp_path: Path) -> None:
     assert not any(m.startswith(("transformers.models.sam2_video", "transformers.models.grounding_dino"))
                    for m in sys.modules)
     assert not (tmp_path / "dry").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "names"),
+    [
+        (lambda d: stage(d, "ingest")["params"].update(max_frames="many"), "stages.ingest.params.max_frames"),
+        (lambda d: stage(d, "track")["params"].update(model="./nowhere/sam2"), "./nowhere/sam2"),
+    ],
+)
+def test_cli_wrong_type_and_missing_model_exit_2(tmp_path: Path, edit, names: str) -> None:
+    bad = edited(tmp_path, edit)
+    result = CliRunner().invoke(app, ["run", str(bad), "--input", str(tmp_path), "--output", str(tmp_path / "r"),
+                                      "--dry-run"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and names in lines[0]

@@ -66,7 +66,7 @@ class RayExecutor:
         env.setdefault("TRANSFORMERS_VERBOSITY", "error")
         env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        kwargs: dict = {"include_dashboard": False, "log_to_driver": True,
+        kwargs: dict = {"include_dashboard": False, "log_to_driver": True, "logging_level": logging.WARNING,
                         "runtime_env": {"env_vars": env}}
         if self.address:
             ray.init(address=self.address, **kwargs)
@@ -87,7 +87,7 @@ class RayExecutor:
         for task in tasks:
             ds = ds.map_batches(
                 _StageActor, fn_constructor_kwargs={"task": task}, batch_size=task.batch_size,
-                batch_format="numpy", concurrency=task.concurrency, num_cpus=task.cpus,
+                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=task.concurrency), num_cpus=task.cpus,
                 num_gpus=task.gpus or None,
             )
         rows = ds.take_all()
