@@ -32,7 +32,7 @@ class Stage(ABC):
     resources: ClassVar[Resources] = Resources()
     batch_size: ClassVar[int] = 1
     # pydantic validates the dataclass fields from YAML and rejects unknown keys
-    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     def setup(self) -> None:
         """Load models once per worker."""

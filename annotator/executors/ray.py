@@ -30,8 +30,7 @@ class _StageActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [VideoItem.from_json(text) for text in batch["item"]]
         done = self.runner(items)
-        return {"video_id": np.array([it.video_id for it in done]),
-                "item": np.array([it.to_json() for it in done], dtype=object)}
+        return {"item": np.array([it.to_json() for it in done], dtype=object)}
 
 
 def fit_to_cluster(tasks: list[StageTask], cpus: float, gpus: float, headroom: float = 0.9) -> list[StageTask]:
@@ -82,7 +81,7 @@ class RayExecutor:
         ctx.enable_progress_bars = self.show_progress and sys.stderr.isatty()
         resources = ray.cluster_resources()
         tasks = fit_to_cluster(tasks, float(resources.get("CPU", 1)), float(resources.get("GPU", 0)))
-        ds = ray.data.from_items([{"video_id": it.video_id, "item": it.to_json()} for it in items],
+        ds = ray.data.from_items([{"item": it.to_json()} for it in items],
                                  override_num_blocks=max(1, len(items)))
         for task in tasks:
             ds = ds.map_batches(

@@ -23,7 +23,7 @@ class GroundingDinoDetector:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
         path = refs.resolve(model)
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.device = refs.device(device)
         self.processor = AutoProcessor.from_pretrained(path)
         self.model = GroundingDinoForObjectDetection.from_pretrained(path).to(self.device).eval()
         self.max_tokens = int(self.model.config.max_text_len)

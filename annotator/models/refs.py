@@ -21,3 +21,12 @@ def resolve(ref: str) -> str:
     if paths.looks_local(ref):
         return str(paths.resolve(ref))
     return ref
+
+
+def device(choice: str = "auto") -> str:
+    """`auto` is the GPU when there is one; anything else is passed to torch as is."""
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

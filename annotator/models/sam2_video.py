@@ -16,7 +16,7 @@ class Sam2VideoTracker:
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
         path = refs.resolve(model)
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.device = refs.device(device)
         self.processor = Sam2VideoProcessor.from_pretrained(path)
         self.model = Sam2VideoModel.from_pretrained(path).to(self.device).eval()
 

@@ -17,7 +17,7 @@ class LocalVLM:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         path = refs.resolve(model)
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.device = refs.device(device)
         self.processor = AutoProcessor.from_pretrained(path)
         self.model = AutoModelForImageTextToText.from_pretrained(path).to(self.device).eval()
         self.max_new_tokens = max_new_tokens
