@@ -52,3 +52,9 @@ def union(counts: list[str], height: int, width: int) -> str:
         return counts[0]
     merged = mask_utils.merge([_rle(c, height, width) for c in counts], intersect=False)
     return merged["counts"].decode("ascii")
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (H, W) bool masks; 0 when both are empty."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0

@@ -59,11 +59,17 @@ class MaskTrack:
 
 @dataclass
 class Track:
+    """One object followed through the video; `masks` run from its first to its last visible frame."""
+
     track_id: int
     phrase: int
-    prompt_frame: int
+    prompt_frame: int  # keyframe whose detection started it
     prompt_box: list[float]
     masks: MaskTrack = field(default_factory=MaskTrack)
+    first_frame: int = 0
+    last_frame: int = 0
+    visible_frames: int = 0
+    mean_score: float = 0.0  # mean presence score over visible frames
 
 
 @dataclass

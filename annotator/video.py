@@ -97,32 +97,62 @@ def _read_image(path: Path) -> np.ndarray:
 
 def read_frames(path: str | Path, indices: list[int]) -> np.ndarray:
     """Decode the given source-frame indices (any order, duplicates allowed) as RGB (T, H, W, 3)."""
-    path = Path(path)
     if not indices:
         raise ValueError("no frame indices requested")
-    if path.is_dir():
-        files = _frame_files(path)
-        return np.stack([_read_image(files[i]) for i in indices])
     wanted = sorted(set(indices))
-    got: dict[int, np.ndarray] = {}
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise VideoError(f"{path}: cannot open as a video")
-        position = 0
-        for target in wanted:
-            while position < target:
-                if not cap.grab():
-                    raise VideoError(f"{path}: stream ends at frame {position}, frame {target} requested")
-                position += 1
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                raise VideoError(f"{path}: cannot decode frame {target}")
-            position += 1
-            got[target] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
+    with FrameReader(path) as reader:
+        got = dict(zip(wanted, reader.read(wanted), strict=True))
     return np.stack([got[i] for i in indices])
+
+
+class FrameReader:
+    """Forward-only decoding of ascending frame indices, keeping the stream open between calls.
+
+    Long videos are tracked window by window: each window's frames are decoded when needed and nothing
+    else stays in memory, without re-reading the stream from the start for every window.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._files = _frame_files(self.path) if self.path.is_dir() else None
+        self._cap: cv2.VideoCapture | None = None
+        self._position = 0  # index of the next frame the stream will return
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        """Frames for ascending `indices`, all at or after the last index read."""
+        if not indices:
+            raise ValueError("no frame indices requested")
+        if self._files is not None:
+            return np.stack([_read_image(self._files[i]) for i in indices])
+        if indices != sorted(indices) or indices[0] < self._position:
+            raise ValueError(f"{self.path}: FrameReader reads forward only (asked {indices[0]} at {self._position})")
+        if self._cap is None:
+            self._cap = cv2.VideoCapture(str(self.path))
+            if not self._cap.isOpened():
+                raise VideoError(f"{self.path}: cannot open as a video")
+        frames = []
+        for target in indices:
+            while self._position < target:
+                if not self._cap.grab():
+                    raise VideoError(f"{self.path}: stream ends at frame {self._position}, frame {target} requested")
+                self._position += 1
+            ok, bgr = self._cap.read()
+            if not ok or bgr is None:
+                raise VideoError(f"{self.path}: cannot decode frame {target}")
+            self._position += 1
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        return np.stack(frames)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def list_inputs(paths: list[str | Path]) -> list[Path]:

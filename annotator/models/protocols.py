@@ -40,20 +40,28 @@ class Detector(Protocol):
 
 
 @dataclass
-class BoxPrompt:
+class Prompt:
+    """A box or a mask for one object on one frame (`frame`: absolute sampled-frame position)."""
+
     obj_id: int
-    frame: int  # position in the frames given to the tracker
-    box: list[float]
+    frame: int
+    box: list[float] | None = None
+    mask: np.ndarray | None = None  # (H, W) bool
 
 
 @dataclass
 class TrackResult:
-    frames: list[int]
+    frames: list[int]  # absolute positions, in the order they were propagated
     masks: np.ndarray  # (len(frames), H, W) bool
-    scores: list[float]
+    scores: list[float]  # object presence probability per frame
 
 
 class Tracker(Protocol):
-    def track(self, frames: np.ndarray, prompts: list[BoxPrompt]) -> dict[int, TrackResult]:
-        """Masks per object id, from each object's prompt frame onwards."""
+    def segment(self, frame: np.ndarray, position: int, boxes: list[list[float]]) -> np.ndarray:
+        """(len(boxes), H, W) masks of the boxes on one frame: what a detection covers, for matching."""
+        ...
+
+    def propagate(self, frames: np.ndarray, positions: list[int], prompts: list[Prompt],
+                  reverse: bool = False) -> dict[int, TrackResult]:
+        """Prompts all sit on one of `positions`; masks from there to the last frame (reverse: the first)."""
         ...

@@ -1,14 +1,18 @@
-"""SAM2 video predictor (transformers Sam2Video) as a `Tracker`: box prompts on keyframes, propagate forward."""
+"""SAM2 video predictor (transformers Sam2Video) as a `Tracker`: box or mask prompts, forward or backward."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from annotator.models import refs
-from annotator.models.protocols import BoxPrompt, TrackResult
+from annotator.models.protocols import Prompt, TrackResult
+
+if TYPE_CHECKING:
+    from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
 
 class Sam2VideoTracker:
@@ -20,38 +24,57 @@ class Sam2VideoTracker:
         self.processor = Sam2VideoProcessor.from_pretrained(path)
         self.model = Sam2VideoModel.from_pretrained(path).to(self.device).eval()
 
+    def _session(self, frames: np.ndarray) -> Sam2VideoInferenceSession:
+        return self.processor.init_video_session(video=list(frames), inference_device=self.device,
+                                                 dtype=torch.float32)
+
+    def _masks(self, session: Sam2VideoInferenceSession, pred_masks: torch.Tensor) -> np.ndarray:
+        size = [[session.video_height, session.video_width]]
+        masks = self.processor.post_process_masks([pred_masks], original_sizes=size, binarize=True)[0]
+        return masks[:, 0].cpu().numpy()
+
+    def _add(self, session: Sam2VideoInferenceSession, frame: int, ids: list[int], **prompt: object) -> None:
+        # a copy: the processor consumes the id list it is given
+        self.processor.add_inputs_to_inference_session(inference_session=session, frame_idx=frame,
+                                                       obj_ids=list(ids), **prompt)
+
     @torch.no_grad()
-    def track(self, frames: np.ndarray, prompts: list[BoxPrompt]) -> dict[int, TrackResult]:
+    def segment(self, frame: np.ndarray, position: int, boxes: list[list[float]]) -> np.ndarray:
+        if not boxes:
+            return np.zeros((0, *frame.shape[:2]), dtype=bool)
+        session = self._session(frame[None])
+        ids = list(range(1, len(boxes) + 1))
+        self._add(session, 0, ids, input_boxes=[boxes])
+        out = self.model(inference_session=session, frame_idx=0)
+        masks = self._masks(session, out.pred_masks)
+        order = [out.object_ids.index(i) for i in ids]
+        return masks[order]
+
+    @torch.no_grad()
+    def propagate(self, frames: np.ndarray, positions: list[int], prompts: list[Prompt],
+                  reverse: bool = False) -> dict[int, TrackResult]:
         if not prompts:
             return {}
-        session = self.processor.init_video_session(
-            video=list(frames), inference_device=self.device, dtype=torch.float32
-        )
-        by_frame: dict[int, list[BoxPrompt]] = defaultdict(list)
-        for p in prompts:
-            by_frame[p.frame].append(p)
-        for frame in sorted(by_frame):  # each prompt frame is run once so it becomes a conditioning memory
-            group = by_frame[frame]
-            self.processor.add_inputs_to_inference_session(
-                inference_session=session, frame_idx=frame, obj_ids=[p.obj_id for p in group],
-                input_boxes=[[p.box for p in group]],
-            )
-            self.model(inference_session=session, frame_idx=frame)
-        start = {p.obj_id: p.frame for p in prompts}
+        (start,) = {p.frame for p in prompts}
+        local = positions.index(start)
+        session = self._session(frames)
+        ids = [p.obj_id for p in prompts]
+        if all(p.mask is not None for p in prompts):
+            self._add(session, local, ids, input_masks=[p.mask for p in prompts])
+        else:
+            self._add(session, local, ids, input_boxes=[[p.box for p in prompts]])
+        self.model(inference_session=session, frame_idx=local)  # the prompt frame becomes a conditioning memory
         frames_out: dict[int, list[int]] = defaultdict(list)
         masks_out: dict[int, list[np.ndarray]] = defaultdict(list)
         scores_out: dict[int, list[float]] = defaultdict(list)
-        size = [[session.video_height, session.video_width]]
-        for out in self.model.propagate_in_video_iterator(session, start_frame_idx=min(start.values())):
-            masks = self.processor.post_process_masks([out.pred_masks], original_sizes=size, binarize=True)[0]
+        for out in self.model.propagate_in_video_iterator(session, start_frame_idx=local, reverse=reverse):
+            masks = self._masks(session, out.pred_masks)
             scores = out.object_score_logits.flatten().sigmoid().tolist()
             for k, obj_id in enumerate(out.object_ids):
-                if out.frame_idx < start[obj_id]:
-                    continue  # before this object's prompt: not tracked yet (backward pass: tracking issue)
-                frames_out[obj_id].append(out.frame_idx)
-                masks_out[obj_id].append(masks[k, 0].cpu().numpy())
+                frames_out[obj_id].append(positions[out.frame_idx])
+                masks_out[obj_id].append(masks[k])
                 scores_out[obj_id].append(round(float(scores[k]), 6))
         return {
-            obj_id: TrackResult(frames=frames_out[obj_id], masks=np.stack(masks_out[obj_id]), scores=scores_out[obj_id])
-            for obj_id in frames_out
+            i: TrackResult(frames=frames_out[i], masks=np.stack(masks_out[i]), scores=scores_out[i])
+            for i in ids if frames_out[i]
         }

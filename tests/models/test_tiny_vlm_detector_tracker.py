@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from annotator.cli import app
 from annotator.models.grounding_dino import GroundingDinoDetector
-from annotator.models.protocols import BoxPrompt, CaptionRequest
+from annotator.models.protocols import CaptionRequest, Prompt
 from annotator.models.sam2_video import Sam2VideoTracker
 from annotator.models.tiny import CAPTION_WORDS
 from annotator.models.vlm_local import LocalVLM
@@ -64,15 +64,17 @@ def test_detector_splits_long_prompts_into_passes(tiny_models: dict[str, str]) -
     assert max(h.phrase for h in hits) >= passes[0][-1] + 1, "later passes contribute labels"
 
 
-def test_tracker_masks_start_at_each_prompt_frame(tiny_models: dict[str, str]) -> None:
+def test_tracker_propagates_boxes_and_masks_both_ways(tiny_models: dict[str, str]) -> None:
     tracker = Sam2VideoTracker(tiny_models["sam2_video"])
     frames = read_frames(SAMPLE, list(range(0, 60, 10)))[:, ::4, ::4]  # 6 frames of 180x320
-    prompts = [BoxPrompt(obj_id=1, frame=0, box=[10, 10, 120, 90]),
-               BoxPrompt(obj_id=2, frame=3, box=[150, 40, 300, 170])]
-    result = tracker.track(frames, prompts)
-    assert set(result) == {1, 2}
-    assert result[1].frames == [0, 1, 2, 3, 4, 5] and result[2].frames == [3, 4, 5]
-    assert result[1].masks.shape == (6, 180, 320) and result[1].masks.dtype == bool
-    assert len(result[2].scores) == 3 and all(0 <= s <= 1 for s in result[2].scores)
-    again = tracker.track(frames, prompts)
-    assert np.array_equal(again[2].masks, result[2].masks)
+    positions = [10, 11, 12, 13, 14, 15]
+    boxes = [[10, 10, 120, 90], [150, 40, 300, 170]]
+    seg = tracker.segment(frames[3], 13, boxes)
+    assert seg.shape == (2, 180, 320) and seg.dtype == bool
+    forward = tracker.propagate(frames, positions, [Prompt(1, 13, box=boxes[0]), Prompt(2, 13, box=boxes[1])])
+    assert set(forward) == {1, 2} and forward[1].frames == [13, 14, 15]
+    assert forward[1].masks.shape == (3, 180, 320) and all(0 <= s <= 1 for s in forward[2].scores)
+    backward = tracker.propagate(frames, positions, [Prompt(7, 13, mask=seg[0])], reverse=True)
+    assert list(backward) == [7] and backward[7].frames == [13, 12, 11, 10]
+    again = tracker.propagate(frames, positions, [Prompt(1, 13, box=boxes[0]), Prompt(2, 13, box=boxes[1])])
+    assert np.array_equal(again[2].masks, forward[2].masks)

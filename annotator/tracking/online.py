@@ -1,0 +1,192 @@
+"""Online multi-object tracking over keyframe detections, window by window.
+
+The video is cut into windows of W sampled frames that overlap by one frame; only the current and the
+previous window are decoded at any time, so memory is flat in video length. In each window:
+
+1. live tracks continue: each is prompted with its mask on the last frame it was visible and
+   propagated to the window's end (SAM2 re-acquires an object that comes back into view);
+2. on each keyframe, detections are segmented and matched to live tracks of the same phrase by mask
+   IoU; a matched detection keeps the track's id, an unmatched one starts a new track that is
+   propagated forward *and backward* (into the previous window, until the object is out of view), so
+   it has masks from its true first visible frame, not from the keyframe that found it;
+3. a track that is not re-detected stays alive while the tracker still sees it (presence score and
+   area above thresholds) and ends after `max_lost_frames` frames without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from annotator import masks
+from annotator.models.protocols import Prompt, Tracker, TrackResult
+from annotator.records import Detection, MaskTrack, Track
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    window: int = 32  # sampled frames per window
+    iou_threshold: float = 0.5  # detection <-> track mask IoU to keep an id
+    score_threshold: float = 0.5  # presence probability below which a frame counts as "not seen"
+    min_area: int = 1  # pixels below which a frame counts as "not seen"
+    max_lost_frames: int = 16  # consecutive unseen frames that end a track
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise ValueError("window must be at least 2 frames")
+        if not 0 < self.max_lost_frames < self.window:
+            raise ValueError("max_lost_frames must be between 1 and window - 1 (a lost track is re-prompted "
+                             "from its last visible frame, which must still be decoded)")
+
+
+@dataclass
+class _Live:
+    track_id: int
+    phrase: int
+    prompt_frame: int
+    prompt_box: list[float]
+    frames: dict[int, tuple[str, float, bool]] = field(default_factory=dict)  # pos -> (rle, score, seen)
+    alive: bool = True
+
+    def last_seen(self) -> int | None:
+        seen = [f for f, (_, _, s) in self.frames.items() if s]
+        return max(seen) if seen else None
+
+
+def greedy_match(iou: np.ndarray, threshold: float) -> dict[int, int]:
+    """Row -> column pairs, best IoU first, each at least `threshold`."""
+    pairs: dict[int, int] = {}
+    used: set[int] = set()
+    for flat in np.argsort(-iou, axis=None):
+        r, c = np.unravel_index(flat, iou.shape)
+        if iou[r, c] < threshold:
+            break
+        if r not in pairs and c not in used:
+            pairs[int(r)] = int(c)
+            used.add(int(c))
+    return pairs
+
+
+class OnlineTracking:
+    def __init__(self, tracker: Tracker, params: TrackingParams, height: int, width: int) -> None:
+        self.tracker = tracker
+        self.params = params
+        self.height, self.width = height, width
+        self.tracks: dict[int, _Live] = {}
+
+    def _seen(self, mask: np.ndarray, score: float) -> bool:
+        return int(mask.sum()) >= self.params.min_area and score >= self.params.score_threshold
+
+    def _record(self, result: TrackResult, track: _Live, since: int | None = None) -> None:
+        """Keep the frames not recorded yet (and, with `since`, only from that position on)."""
+        keep = [i for i, f in enumerate(result.frames) if f not in track.frames and (since is None or f >= since)]
+        if not keep:
+            return
+        rles = masks.encode_batch(result.masks[keep])
+        for i, rle in zip(keep, rles, strict=True):
+            track.frames[result.frames[i]] = (rle, result.scores[i], self._seen(result.masks[i], result.scores[i]))
+
+    def _mask_at(self, track: _Live, position: int) -> np.ndarray:
+        return masks.decode(track.frames[position][0], self.height, self.width)
+
+    def _continue_live(self, frames: np.ndarray, positions: list[int], a: int) -> None:
+        groups: dict[int, list[_Live]] = {}
+        for t in self.tracks.values():
+            if t.alive:
+                last = t.last_seen()
+                groups.setdefault(t.prompt_frame if last is None else last, []).append(t)
+        for start, group in sorted(groups.items()):
+            local = positions.index(start)
+            prompts = [Prompt(t.track_id, start, mask=self._mask_at(t, start)) for t in group]
+            results = self.tracker.propagate(frames[local:], positions[local:], prompts)
+            for t in group:
+                if t.track_id in results:
+                    self._record(results[t.track_id], t, since=a)
+
+    def _keyframe(self, k: int, frames: np.ndarray, positions: list[int], detections: list[Detection]) -> None:
+        local = positions.index(k)
+        det_masks = self.tracker.segment(frames[local], k, [d.box for d in detections])
+        usable = [i for i, m in enumerate(det_masks) if int(m.sum()) >= self.params.min_area]
+        live = [t for t in self.tracks.values() if t.alive and k in t.frames]
+        iou = np.zeros((len(usable), len(live)))
+        for r, i in enumerate(usable):
+            for c, t in enumerate(live):
+                if t.phrase == detections[i].phrase:
+                    iou[r, c] = masks.iou(det_masks[i], self._mask_at(t, k))
+        matched = greedy_match(iou, self.params.iou_threshold) if iou.size else {}
+        born = []
+        for r, i in enumerate(usable):
+            if r in matched:
+                continue
+            track_id = max(self.tracks, default=0) + 1
+            det = detections[i]
+            self.tracks[track_id] = _Live(track_id, det.phrase, k, det.box)
+            born.append(Prompt(track_id, k, box=det.box))
+        if not born:
+            return
+        forward = self.tracker.propagate(frames[local:], positions[local:], born)
+        backward = self.tracker.propagate(frames[: local + 1], positions[: local + 1], born, reverse=True)
+        for p in born:
+            if p.obj_id in forward:
+                self._record(forward[p.obj_id], self.tracks[p.obj_id])
+            if p.obj_id in backward:
+                self._record(self._until_unseen(backward[p.obj_id]), self.tracks[p.obj_id])
+
+    def _until_unseen(self, result: TrackResult) -> TrackResult:
+        """The leading run of frames where the object is seen: backward fill stops where it was out of view."""
+        n = 0
+        while n < len(result.frames) and self._seen(result.masks[n], result.scores[n]):
+            n += 1
+        return TrackResult(frames=result.frames[:n], masks=result.masks[:n], scores=result.scores[:n])
+
+    def _update_lifecycles(self, upto: int) -> None:
+        for t in self.tracks.values():
+            if not t.alive:
+                continue
+            last = t.last_seen()
+            if last is None or upto - last >= self.params.max_lost_frames:
+                t.alive = False
+
+    def run(self, read: Callable[[list[int]], np.ndarray], num_frames: int,
+            detections: dict[int, list[Detection]]) -> list[Track]:
+        """`read(positions)` decodes ascending sampled-frame positions, forward only."""
+        w = self.params.window
+        prev_frames = np.zeros((0, self.height, self.width, 3), dtype=np.uint8)
+        prev_positions: list[int] = []
+        a = 0
+        while True:
+            b = min(a + w - 1, num_frames - 1)
+            fresh = list(range(a if a == 0 else a + 1, b + 1))
+            new = read(fresh) if fresh else prev_frames[:0]
+            # previous window (for backward reach and re-prompting lost tracks) + this window
+            frames = np.concatenate([prev_frames, new]) if len(prev_positions) else new
+            positions = prev_positions + fresh
+            self._continue_live(frames, positions, a)
+            last_window = b == num_frames - 1
+            for k in sorted(detections):
+                if a <= k < b or (last_window and k == b):
+                    self._keyframe(k, frames, positions, detections[k])
+            self._update_lifecycles(b)
+            if last_window:
+                break
+            cut = positions.index(a) if a in positions else 0
+            prev_frames, prev_positions = frames[cut:], positions[cut:]  # keep only this window
+            a = b
+        ordered = sorted(self.tracks.values(), key=lambda t: t.track_id)
+        return [self._finish(t) for t in ordered if t.last_seen() is not None]
+
+    def _finish(self, t: _Live) -> Track:
+        """Frames from first to last seen (unseen frames inside keep their masks and scores)."""
+        seen = sorted(f for f, (_, _, s) in t.frames.items() if s)
+        frames = [f for f in sorted(t.frames) if seen[0] <= f <= seen[-1]]
+        scores = [t.frames[f][1] for f in seen]
+        return Track(
+            track_id=t.track_id, phrase=t.phrase, prompt_frame=t.prompt_frame, prompt_box=t.prompt_box,
+            masks=MaskTrack(frames=frames, rles=[t.frames[f][0] for f in frames],
+                            scores=[t.frames[f][1] for f in frames]),
+            first_frame=seen[0], last_frame=seen[-1], visible_frames=len(seen),
+            mean_score=round(float(np.mean(scores)), 6),
+        )
+
