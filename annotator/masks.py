@@ -58,3 +58,26 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two (H, W) bool masks; 0 when both are empty."""
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def to_uncompressed(counts: str, height: int, width: int) -> dict:
+    """Compressed RLE -> COCO *uncompressed* RLE (`counts` as a list of run lengths, column-major)."""
+    flat = decode(counts, height, width).flatten(order="F")
+    changes = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    bounds = np.concatenate([[0], changes, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        runs = [0, *runs]  # RLE always starts with a run of zeros
+    return {"size": [height, width], "counts": runs}
+
+
+def from_coco(segmentation: dict | list, height: int, width: int) -> str:
+    """Any COCO segmentation (compressed or uncompressed RLE, polygons) -> compressed counts string."""
+    if isinstance(segmentation, list):  # polygons
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        counts = segmentation["counts"]
+        return counts if isinstance(counts, str) else counts.decode("ascii")
+    return rle["counts"].decode("ascii")

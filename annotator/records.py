@@ -26,7 +26,10 @@ class VideoInfo:
 
 @dataclass
 class Phrase:
-    """A grounded noun phrase: `caption[start:end] == text`; `norm` is what the detector is prompted with."""
+    """A grounded noun phrase: `caption[start:end] == text`; `norm` is what the detector is prompted with.
+
+    Records from masks-only sources have no caption yet: their spans are -1 until one is written.
+    """
 
     text: str
     start: int

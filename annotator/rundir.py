@@ -107,6 +107,14 @@ class RunDir:
             raise FileNotFoundError(f"{self.root} is not a run directory (no manifest.json)")
         return json.loads(self.manifest_path.read_text())
 
+    def final_items(self) -> list[VideoItem]:
+        """Every video that finished the run's last stage with the run's configuration, by video id."""
+        manifest = self.read_manifest()
+        last = manifest["stages"][-1]["stage"]
+        fingerprint = manifest["fingerprints"][last]
+        items = [self.read_stage_output(last, vid, fingerprint) for vid in self.completed_videos(last)]
+        return [it for it in items if it is not None]
+
     def completed_videos(self, stage: str) -> list[str]:
         folder = self.root / "stages" / stage
         return sorted(p.stem for p in folder.glob("*.parquet")) if folder.exists() else []

@@ -1,0 +1,42 @@
+"""What every exporter shares: which items and objects to write, category ids, frame file names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from annotator.records import LinkedObject, VideoItem
+from annotator.rundir import atomic_write
+
+
+def exportable(items: list[VideoItem]) -> list[VideoItem]:
+    """Items that finished without error, in video-id order."""
+    return sorted((it for it in items if it.error is None and it.info is not None), key=lambda it: it.video_id)
+
+
+def category(item: VideoItem, obj: LinkedObject) -> str:
+    return item.phrases[obj.phrase].norm
+
+
+def categories(items: list[VideoItem]) -> dict[str, int]:
+    """Normalised phrase -> category id (1-based, alphabetical: stable across runs)."""
+    names = sorted({category(it, o) for it in items for o in it.objects})
+    return {name: i for i, name in enumerate(names, start=1)}
+
+
+def frame_name(index: int) -> str:
+    return f"{index:05d}.jpg"
+
+
+def objects(items: list[VideoItem]) -> Iterator[tuple[VideoItem, LinkedObject]]:
+    for it in items:
+        for obj in sorted(it.objects, key=lambda o: o.object_id):
+            yield it, obj
+
+
+def write_json(path: Path, data: Any) -> Path:
+    text = json.dumps(data)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+    return path

@@ -1,0 +1,1 @@
+"""Readers that turn source datasets (masks, boxes, expressions) into `VideoItem` records."""
