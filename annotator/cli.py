@@ -157,6 +157,76 @@ def demo(
     _run(paths.PIPELINES_DIR / "demo.yaml", [paths.SAMPLES_DIR], output, executor, None, False, [])
 
 
+EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b")
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="|".join(EXPORT_FORMATS))],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
+    split: Annotated[str, typer.Option(help="split name (VideoGLaMM layouts)")] = "train",
+    rle: Annotated[str, typer.Option(help="compressed or uncompressed (YouTube-VIS ground truth)")] = "compressed",
+    max_phrases: Annotated[int, typer.Option(help="grounded phrases kept per caption (VideoGLaMM)")] = 4,
+) -> None:
+    """Write a finished run's dataset in one of the supported formats."""
+    from annotator.rundir import RunDir
+
+    if fmt not in EXPORT_FORMATS:
+        _fail(f"--format {fmt}: use one of {', '.join(EXPORT_FORMATS)}")
+    if rle not in ("compressed", "uncompressed"):
+        _fail(f"--rle {rle}: use compressed or uncompressed")
+    run = RunDir(run_dir)
+    try:
+        manifest = run.read_manifest()
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+        return
+    items = run.final_items()
+    if fmt == "parquet":
+        from annotator.export.parquet import write_parquet
+
+        written = list(write_parquet(items, out, manifest["pipeline"]["name"], manifest["run_id"],
+                                     manifest["fingerprints"]).values())
+    elif fmt == "coco":
+        from annotator.export.coco import write_coco
+
+        written = [write_coco(items, out)]
+    elif fmt == "ytvis":
+        from annotator.export.ytvis import write_ytvis
+
+        written = [write_ytvis(items, out, rle)]  # type: ignore[arg-type]
+    elif fmt == "videoglamm-a":
+        from annotator.export.videoglamm import write_format_a
+
+        count = write_format_a(items, out, split, max_phrases)
+        written = [out / "vidstg_gcg"]
+        console.print(f"{count} of {len(items)} videos have grounded phrases", highlight=False)
+    else:
+        from annotator.export.videoglamm import write_format_b
+
+        written = [write_format_b(items, out, split, max_phrases, rle)]  # type: ignore[arg-type]
+    console.print(f"{fmt}: {len(items)} videos", highlight=False)
+    for path in written:
+        console.print(f"  {path.resolve()}", **_PLAIN)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default RUN_DIR/report.html)")] = None,
+) -> None:
+    """One self-contained HTML file: counts, distributions, top phrases, drop reasons, examples."""
+    from annotator.report.render import write_report
+
+    try:
+        path = write_report(run_dir, out)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"report: {path.resolve()}", **_PLAIN)
+
+
 @models_app.command("tiny")
 def models_tiny(out_dir: Annotated[Path, typer.Argument(help="where to write one folder per role")]) -> None:
     """Build tiny random-weight checkpoints of every model role (offline)."""

@@ -32,5 +32,5 @@ def test_reader_turns_every_encoding_into_records(tmp_path: Path) -> None:
 def test_malformed_file_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"videos": []}')
-    with pytest.raises(SourceError, match="bad.json: not a YouTube-VIS file"):
+    with pytest.raises(SourceError, match=r"bad\.json: not a YouTube-VIS file"):
         read_ytvis(bad, tmp_path)

@@ -1,0 +1,111 @@
+"""The on-disk layouts VideoGLaMM's own loaders read (DESIGN §7).
+
+Format A (`vidstg_gcg`/`hcstvg_gcg` loader), under `{root}/vidstg_gcg/`:
+  `{split}_captions/{video_id}.json`         {"caption": "... [a man in red](1) holds [a cup](2) ..."}
+  `{split}/{video_id}/frames/{name}.jpg`     sampled frames; sorted names = time order
+  `{split}/{video_id}/masks/{id:03d}/{name}` the frame's mask, 0/255 PNG at frame size, same file name
+Format B (`video_gcg` loader): `{root}/video_gcg/instruction_data/{split}.json`, YouTube-VIS JSON whose videos
+each carry `dense_cap` = {caption, token_pos, mask_id, v_id2o_id}; `token_pos[i]` indexes
+`caption.split(' ')` (the word holding the end of the i-th grounded phrase), `mask_id[i]` is the
+annotation id of its mask, `v_id2o_id` maps annotation ids to our object ids.
+
+Each grounded phrase is one object (the union of its tracks), so the loaders' "first id of a phrase"
+rule sees the whole phrase. VideoGLaMM trains on at most 4 grounded phrases per answer: `max_phrases`
+keeps the first N in caption order and un-tags the rest (their text stays, their markup goes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from annotator import masks, video
+from annotator.export.common import exportable, frame_name, write_json
+from annotator.export.ytvis import Rle, ytvis_dict
+from annotator.records import LinkedObject, VideoItem
+from annotator.rundir import atomic_write
+
+
+def grounded(item: VideoItem, max_phrases: int | None) -> list[LinkedObject]:
+    """The objects the caption tags, in caption order, capped; masks-only records (no caption) have none."""
+    if not item.caption:
+        return []
+    ordered = sorted((o for o in item.objects if item.phrases[o.phrase].start >= 0),
+                     key=lambda o: item.phrases[o.phrase].start)
+    return ordered[:max_phrases] if max_phrases is not None else ordered
+
+
+def tagged_caption(item: VideoItem, objects: list[LinkedObject]) -> str:
+    """`[phrase](id)` around each grounded phrase; everything else verbatim."""
+    assert item.caption is not None
+    parts, pos = [], 0
+    for obj in objects:
+        p = item.phrases[obj.phrase]
+        parts += [item.caption[pos : p.start], f"[{p.text}]({obj.object_id})"]
+        pos = p.end
+    parts.append(item.caption[pos:])
+    return "".join(parts)
+
+
+def _write_png(path: Path, mask: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not ok:
+        raise ValueError(f"PNG encoding failed for {path}")
+    atomic_write(path, lambda tmp: tmp.write_bytes(buf.tobytes()))
+
+
+def _write_jpeg(path: Path, frame: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for {path}")
+    atomic_write(path, lambda tmp: tmp.write_bytes(buf.tobytes()))
+
+
+def write_format_a(items: list[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4) -> int:
+    """Write format A; returns how many videos were written (those with at least one grounded phrase)."""
+    base = root / "vidstg_gcg"
+    written = 0
+    for item in exportable(items):
+        objects = grounded(item, max_phrases)
+        if not objects or item.info is None:
+            continue
+        h, w = item.info.height, item.info.width
+        folder = base / split / item.video_id
+        by_object = {o.object_id: dict(zip(o.masks.frames, o.masks.rles, strict=True)) for o in objects}
+        indices = item.info.frame_indices
+        with video.FrameReader(item.path) as reader:
+            for position, (index, frame) in enumerate(zip(indices, reader.read(indices), strict=True)):
+                name = frame_name(index)
+                _write_jpeg(folder / "frames" / name, frame)
+                for object_id, rles in by_object.items():
+                    mask = masks.decode(rles[position], h, w) if position in rles else np.zeros((h, w), bool)
+                    _write_png(folder / "masks" / f"{object_id:03d}" / name, mask)
+        write_json(base / f"{split}_captions" / f"{item.video_id}.json", {"caption": tagged_caption(item, objects)})
+        written += 1
+    return written
+
+
+def format_b_dict(items: list[VideoItem], max_phrases: int | None = 4, rle: Rle = "compressed") -> dict[str, Any]:
+    data = ytvis_dict(items, rle)
+    ann_ids = {(a["video_id"], a["track_id"]): a["id"] for a in data["annotations"]}
+    for record, item in zip(data["videos"], exportable(items), strict=True):
+        objects = grounded(item, max_phrases)
+        caption = item.caption or ""
+        token_pos, mask_id = [], []
+        for obj in objects:
+            end = item.phrases[obj.phrase].end
+            token_pos.append(caption[: end - 1].count(" "))  # the word holding the phrase's last character
+            mask_id.append(ann_ids[record["id"], obj.object_id])
+        record["dense_cap"] = {
+            "caption": caption, "token_pos": token_pos, "mask_id": mask_id,
+            "v_id2o_id": {str(ann_ids[record["id"], o.object_id]): o.object_id for o in objects},
+        }
+    return data
+
+
+def write_format_b(items: list[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4,
+                   rle: Rle = "compressed") -> Path:
+    return write_json(root / "video_gcg" / "instruction_data" / f"{split}.json", format_b_dict(items, max_phrases, rle))

@@ -1,0 +1,1 @@
+"""Dataset statistics and plots of a run, as one self-contained HTML file."""

@@ -1,0 +1,126 @@
+"""One self-contained HTML report: every plot and thumbnail is an embedded PNG (no external files)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
+
+from annotator import masks, video
+from annotator.records import VideoItem
+from annotator.report.stats import RunStats, compute
+from annotator.rundir import RunDir, atomic_write
+
+SECTIONS = ("counts", "objects-per-video", "track-lengths", "mask-areas", "top-phrases", "drop-reasons",
+            "review", "thumbnails")
+COLORS = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180]])
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _hist(values: list[float], title: str, xlabel: str, bins: int = 20) -> str:
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
+    ax.hist(values if values else [0], bins=bins, color="#4c72b0")
+    ax.set(title=title, xlabel=xlabel, ylabel="count")
+    return _png(fig)
+
+
+def _bars(counts: list[tuple[str, int]], title: str) -> str:
+    fig = Figure(figsize=(5, max(2.0, 0.3 * len(counts) + 1)))
+    ax = fig.subplots()
+    labels = [c[0] for c in counts] or ["(none)"]
+    ax.barh(labels[::-1], [c[1] for c in counts][::-1] or [0], color="#55a868")
+    ax.set(title=title, xlabel="count")
+    return _png(fig)
+
+
+def _thumbnail(item: VideoItem) -> str | None:
+    """The frame where the item's objects cover the most pixels, with their masks tinted."""
+    if item.info is None or not item.objects:
+        return None
+    h, w = item.info.height, item.info.width
+    area_by_frame: dict[int, int] = {}
+    for obj in item.objects:
+        for f, counts in zip(obj.masks.frames, obj.masks.rles, strict=True):
+            area_by_frame[f] = area_by_frame.get(f, 0) + masks.area(counts, h, w)
+    position = max(area_by_frame, key=lambda f: area_by_frame[f])
+    frame = video.read_frames(item.path, [item.info.frame_indices[position]])[0].astype(float)
+    for i, obj in enumerate(item.objects):
+        if position in obj.masks.frames:
+            m = masks.decode(obj.masks.rles[obj.masks.frames.index(position)], h, w)
+            frame[m] = 0.5 * frame[m] + 0.5 * COLORS[i % len(COLORS)]
+    fig = Figure(figsize=(4, 4 * h / w))
+    ax = fig.subplots()
+    ax.imshow(frame.astype(np.uint8))
+    ax.set_axis_off()
+    ax.set_title(f"{item.video_id} frame {item.info.frame_indices[position]}", fontsize=8)
+    return _png(fig)
+
+
+def _review_outcomes(run: RunDir) -> list[tuple[str, int]]:
+    db = run.root / "review" / "decisions.sqlite"
+    if not db.exists():
+        return []
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            return list(conn.execute("SELECT action, COUNT(*) FROM decisions GROUP BY action ORDER BY action"))
+        except sqlite3.Error:
+            return []
+
+
+def _section(key: str, title: str, body: str) -> str:
+    return f'<section id="{key}"><h2>{html.escape(title)}</h2>{body}</section>'
+
+
+def _img(src: str, alt: str) -> str:
+    return f'<img src="{src}" alt="{html.escape(alt)}">'
+
+
+def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]], title: str,
+           thumbnails: int = 4) -> str:
+    counts = [("videos", stats.videos), ("QA triplets", stats.qa), ("objects", stats.objects),
+              ("masks", stats.masks), ("errors", stats.errors)]
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in counts)
+    errors = "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in stats.error_reasons.most_common())
+    thumbs = [t for it in items[:thumbnails] if (t := _thumbnail(it))]
+    review_body = (_img(_bars(review, "review decisions"), "review decisions") if review
+                   else "<p>No review decisions recorded for this run.</p>")
+    sections = [
+        _section("counts", "Counts", f"<table>{rows}</table><ul>{errors}</ul>"),
+        _section("objects-per-video", "Objects per video",
+                 _img(_hist(stats.objects_per_video, "objects per video", "objects"), "objects per video")),
+        _section("track-lengths", "Track lengths",
+                 _img(_hist(stats.track_lengths, "frames per object", "frames"), "track lengths")),
+        _section("mask-areas", "Mask areas",
+                 _img(_hist(stats.mask_areas, "mask area", "fraction of the frame"), "mask areas")),
+        _section("top-phrases", "Top phrases",
+                 _img(_bars(stats.phrases.most_common(15), "top phrases"), "top phrases")),
+        _section("drop-reasons", "Filter and drop reasons",
+                 _img(_bars(stats.drop_reasons.most_common(), "dropped phrases by reason"), "drop reasons")),
+        _section("review", "Review outcomes", review_body),
+        _section("thumbnails", "Examples", "".join(_img(t, "thumbnail") for t in thumbs) or "<p>No objects.</p>"),
+    ]
+    style = "body{font-family:sans-serif;margin:2em}img{margin:4px}th{text-align:left;padding-right:1em}"
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>")
+
+
+def write_report(run_dir: str | Path, out: Path | None = None) -> Path:
+    run = RunDir(run_dir)
+    manifest = run.read_manifest()
+    items = run.final_items()
+    stats = compute(items, run.read_errors().to_pylist())
+    page = render(stats, items, _review_outcomes(run), f"annotator report: {manifest['pipeline']['name']}")
+    out = out or run.root / "report.html"
+    atomic_write(out, lambda tmp: tmp.write_text(page))
+    return out
