@@ -140,6 +140,8 @@ def status(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
     if counts:
         console.print(f"videos: {counts['videos']}  completed: {counts['completed']}  errors: {counts['errors']}  "
                       f"QA: {counts['qa']}  objects: {counts['objects']}")
+    if manifest.get("counters"):
+        console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
     errors = rundir.read_errors().to_pylist()
     for row in errors:
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "

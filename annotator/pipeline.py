@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,6 +138,7 @@ class Pipeline:
         manifest["finished"] = datetime.now(UTC).isoformat()
         manifest["counts"] = {k: v for k, v in vars(summary).items() if k not in ("run_dir", "seconds")}
         manifest["counts"]["videos_without_qa"] = sum(1 for it in ok if not it.qa)
+        manifest["counters"] = dict(sorted(sum((Counter(it.counters) for it in done), Counter()).items()))
         manifest["seconds"] = summary.seconds
         rundir.write_manifest(manifest)
         return summary

@@ -6,6 +6,7 @@ Frame positions inside an item (`Detection.frame`, `Track.frames`, ...) index th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -116,7 +117,13 @@ class VideoItem:
     objects: list[LinkedObject] = field(default_factory=list)
     qa: list[QA] = field(default_factory=list)
     stages_done: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)  # "stage.event" -> count (requests, retries, ...)
     error: ItemError | None = None
+
+    def count(self, stage: str, counters: Mapping[str, int]) -> None:
+        for key, value in counters.items():
+            name = f"{stage}.{key}"
+            self.counters[name] = self.counters.get(name, 0) + value
 
     def to_json(self) -> str:
         return _ITEM.dump_json(self).decode()

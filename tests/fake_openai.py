@@ -1,37 +1,65 @@
-"""A scripted OpenAI-compatible chat server on 127.0.0.1 for tests."""
+"""A scripted OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks.
+
+Each POST takes the next script entry: an int is an HTTP status (200 answers with `content`), `"slow"`
+sleeps `slow_s` before answering 200 (to trip client timeouts), any other string is the message content
+of a 200 answer. After the script, every request gets 200 with `content`. `latency_s` delays every
+answer; `max_in_flight` records the most requests the server held at once.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeServer:
-    """Answers each POST with the next scripted status (then 200 with a caption) and records the bodies."""
-
-    def __init__(self, script: list[int]) -> None:
-        self.script = list(script)
+    def __init__(self, script: list[int | str] | None = None, content: str = "a rabbit sits on the grass",
+                 latency_s: float = 0.0, slow_s: float = 2.0) -> None:
+        self.script = list(script or [])
+        self.content = content
+        self.latency_s = latency_s
+        self.slow_s = slow_s
         self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                status = outer.script.pop(0) if outer.script else 200
-                payload = {"choices": [{"message": {"role": "assistant", "content": "a rabbit sits on the grass"}}]}
-                data = json.dumps(payload if status == 200 else {"error": "busy"}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                with lock:
+                    outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                           "body": body})
+                    step = outer.script.pop(0) if outer.script else 200
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    time.sleep(outer.latency_s + (outer.slow_s if step == "slow" else 0.0))
+                    status = step if isinstance(step, int) else 200
+                    content = step if isinstance(step, str) and step != "slow" else outer.content
+                    payload = {"choices": [{"message": {"role": "assistant", "content": content}}]}
+                    data = json.dumps(payload if status == 200 else {"error": "busy"}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout)
+                finally:
+                    with lock:
+                        outer.in_flight -= 1
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 

@@ -115,3 +115,41 @@ def test_changed_params_recompute_from_that_stage(clips: dict[str, Path], tiny_m
     after = _mtimes(tmp_path)
     changed = sorted(k.split("/")[1] for k in after if after[k] != before[k])
     assert changed == ["assemble", "link"]
+
+
+def _served(url: str) -> list[str]:
+    return ["stages.caption.params.backend=openai", f"stages.caption.params.endpoint={url}",
+            "stages.caption.params.model=served-vlm", "stages.caption.params.backoff_s=0.01",
+            "stages.caption.params.max_retries=2"]
+
+
+def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models, tmp_path: Path) -> None:
+    import json
+
+    from tests.fake_openai import FakeServer
+
+    server = FakeServer([429, 503], content="a rabbit near a tree and a flower")
+    try:
+        summary = demo_pipeline(*_served(server.url)).run([clips["a"], clips["b"]], tmp_path, executor="local",
+                                                           show_progress=False)
+    finally:
+        server.close()
+    assert (summary.completed, summary.errors) == (2, 0)
+    counters = json.loads((tmp_path / "manifest.json").read_text())["counters"]
+    assert counters == {"caption.http_429": 1, "caption.http_503": 1, "caption.requests": 4, "caption.retries": 2}
+    assert {r["caption"] for r in export_rows(tmp_path, "videos")} == {"a rabbit near a tree and a flower"}
+
+
+def test_endpoint_that_stays_down_ends_as_errors_and_the_run_finishes(clips, tiny_models, tmp_path: Path) -> None:
+    from tests.fake_openai import FakeServer
+
+    server = FakeServer([503] * 20)
+    try:
+        summary = demo_pipeline(*_served(server.url)).run([clips["a"], clips["b"]], tmp_path, executor="local",
+                                                           show_progress=False)
+    finally:
+        server.close()
+    assert (summary.completed, summary.errors) == (0, 2)
+    rows = RunDir(tmp_path).read_errors().to_pylist()
+    assert {(r["stage"], r["error_type"]) for r in rows} == {("caption", "EndpointError")}
+    assert all("gave up after 3 attempts (last: HTTP 503)" in r["message"] for r in rows)

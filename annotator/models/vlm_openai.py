@@ -1,16 +1,21 @@
 """Client for an OpenAI-compatible chat endpoint (`vllm serve <model>`), frames sent as JPEG image parts.
 
-Requests run on a bounded thread pool; 429, 5xx, timeouts and connection errors are retried with
-exponential backoff; any other failure, or running out of retries, becomes that request's error.
+Requests run on one asyncio loop with at most `max_concurrency` in flight. Preparing a request (decode,
+resize, JPEG-encode its frames) happens in a thread pool, so requests keep flowing while the next ones
+are prepared and the server is not left idle. 408/409/429/5xx answers, timeouts and connection errors
+are retried with exponential backoff; any other failure, running out of retries, or running out of the
+request budget becomes that request's error. `counters` says what happened, for the run manifest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
-import threading
-import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -20,6 +25,7 @@ import numpy as np
 from annotator.models.protocols import CaptionRequest
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+Messages = list[dict[str, Any]]
 
 
 class EndpointError(Exception):
@@ -37,28 +43,35 @@ def jpeg_data_url(frame: np.ndarray, max_side: int, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
+@dataclass
+class Reply:
+    """One job's outcome: its text or the exception it ended with, and what it took (requests, retries...)."""
+
+    text: str | None = None
+    error: Exception | None = None
+    counters: Counter[str] = field(default_factory=Counter)
+
+
 class OpenAIChatClient:
     def __init__(self, endpoint: str, model: str, api_key_env: str = "OPENAI_API_KEY", max_tokens: int = 256,
                  temperature: float = 0.0, timeout_s: float = 60.0, max_retries: int = 4,
-                 backoff_s: float = 1.0, max_concurrency: int = 8, image_max_side: int = 448) -> None:
+                 backoff_s: float = 1.0, max_concurrency: int = 8, image_max_side: int = 448,
+                 max_requests: int | None = None, prepare_threads: int = 4) -> None:
         self.url = endpoint.rstrip("/") + "/chat/completions"
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_concurrency = max_concurrency
         self.image_max_side = image_max_side
-        key = os.environ.get(api_key_env, "EMPTY")
-        self._client = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {key}"},
-                                    limits=httpx.Limits(max_connections=max_concurrency))
-        self._lock = threading.Lock()
-        self.retries = 0  # how many retries this client made, for the manifest
+        self.max_requests = max_requests  # budget for this client's lifetime, retries included
+        self.prepare_threads = prepare_threads
+        self._headers = {"Authorization": f"Bearer {os.environ.get(api_key_env, 'EMPTY')}"}
+        self.counters: Counter[str] = Counter()
 
-    def close(self) -> None:
-        self._client.close()
-
-    def messages(self, request: CaptionRequest) -> list[dict[str, Any]]:
+    def messages(self, request: CaptionRequest) -> Messages:
         parts: list[dict[str, Any]] = [
             {"type": "image_url", "image_url": {"url": jpeg_data_url(f, self.image_max_side)}}
             for f in request.frames
@@ -66,24 +79,38 @@ class OpenAIChatClient:
         parts.append({"type": "text", "text": request.prompt})
         return [{"role": "user", "content": parts}]
 
-    def complete(self, messages: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> str:
+    def _count(self, reply: Reply, key: str) -> None:
+        reply.counters[key] += 1
+        self.counters[key] += 1
+
+    async def _post(self, client: httpx.AsyncClient, messages: Messages, extra: dict[str, Any] | None,
+                    reply: Reply) -> str:
         body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, **(extra or {})}
         last = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
-                with self._lock:
-                    self.retries += 1
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                self._count(reply, "retries")
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            if self.max_requests is not None and self.counters["requests"] >= self.max_requests:
+                raise EndpointError(f"{self.url}: request budget of {self.max_requests} used up")
+            self._count(reply, "requests")
             try:
-                response = self._client.post(self.url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                response = await client.post(self.url, json=body)
+            except httpx.TimeoutException as exc:
+                self._count(reply, "timeouts")
+                last = f"timeout ({type(exc).__name__})"
+                continue
+            except httpx.TransportError as exc:
+                self._count(reply, "connection_errors")
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             if response.status_code in RETRY_STATUS:
+                self._count(reply, f"http_{response.status_code}")
                 last = f"HTTP {response.status_code}"
                 continue
             if response.status_code != 200:
+                self._count(reply, f"http_{response.status_code}")
                 raise EndpointError(f"{self.url}: HTTP {response.status_code}: {response.text[:200]}")
             try:
                 return response.json()["choices"][0]["message"]["content"] or ""
@@ -91,12 +118,38 @@ class OpenAIChatClient:
                 raise EndpointError(f"{self.url}: response is not a chat completion: {response.text[:200]}") from None
         raise EndpointError(f"{self.url}: gave up after {self.max_retries + 1} attempts (last: {last})")
 
-    def caption(self, requests: list[CaptionRequest]) -> list[str | Exception]:
-        def one(request: CaptionRequest) -> str | Exception:
-            try:
-                return self.complete(self.messages(request))
-            except Exception as exc:  # noqa: BLE001 - becomes this item's error
-                return exc
+    def _client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+        return httpx.AsyncClient(timeout=self.timeout_s, headers=self._headers, limits=limits)
 
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            return list(pool.map(one, requests))
+    async def _run(self, jobs: list[Callable[[], Messages]], extra: dict[str, Any] | None) -> list[Reply]:
+        slots = asyncio.Semaphore(self.max_concurrency)
+        loop = asyncio.get_running_loop()
+        async with self._client() as client:
+            with ThreadPoolExecutor(self.prepare_threads) as pool:
+
+                async def one(prepare: Callable[[], Messages]) -> Reply:
+                    reply = Reply()
+                    try:
+                        messages = await loop.run_in_executor(pool, prepare)
+                        async with slots:
+                            reply.text = await self._post(client, messages, extra, reply)
+                    except Exception as exc:  # noqa: BLE001 - becomes this item's error
+                        reply.error = exc
+                    return reply
+
+                return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+    def run(self, jobs: list[Callable[[], Messages]], extra: dict[str, Any] | None = None) -> list[Reply]:
+        """Prepare (in threads) and send every job; one reply per job, in order."""
+        return asyncio.run(self._run(jobs, extra))
+
+    def complete(self, messages: Messages, extra: dict[str, Any] | None = None) -> str:
+        (reply,) = self.run([lambda: messages], extra)
+        if reply.error is not None:
+            raise reply.error
+        return reply.text or ""
+
+    def caption(self, requests: list[CaptionRequest]) -> list[str | Exception]:
+        replies = self.run([lambda r=r: self.messages(r) for r in requests])
+        return [r.error if r.error is not None else r.text or "" for r in replies]

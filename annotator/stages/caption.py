@@ -10,6 +10,7 @@ import numpy as np
 
 from annotator import paths, video
 from annotator.models.protocols import Captioner, CaptionRequest
+from annotator.models.vlm_openai import OpenAIChatClient
 from annotator.records import VideoItem
 from annotator.stage import Resources, Stage, error_from, register
 
@@ -36,6 +37,8 @@ class CaptionStage(Stage):
     max_concurrency: int = 8
     timeout_s: float = 60.0
     max_retries: int = 4
+    backoff_s: float = 1.0  # first retry delay; doubles each retry
+    max_requests: int | None = None  # request budget per worker (retries included); None: unlimited
     image_max_side: int = 448
 
     def __post_init__(self) -> None:
@@ -55,12 +58,11 @@ class CaptionStage(Stage):
         self._prompt = self.prompt_text()
         self._captioner: Captioner
         if self.backend == "openai":
-            from annotator.models.vlm_openai import OpenAIChatClient
-
             self._captioner = OpenAIChatClient(
                 endpoint=self.endpoint or "", model=self.model, api_key_env=self.api_key_env,
                 max_tokens=self.max_new_tokens, timeout_s=self.timeout_s, max_retries=self.max_retries,
-                max_concurrency=self.max_concurrency, image_max_side=self.image_max_side,
+                backoff_s=self.backoff_s, max_concurrency=self.max_concurrency, image_max_side=self.image_max_side,
+                max_requests=self.max_requests,
             )
         else:
             from annotator.models.vlm_local import LocalVLM
@@ -70,23 +72,36 @@ class CaptionStage(Stage):
     def teardown(self) -> None:
         self._captioner = None  # type: ignore[assignment]
 
+    def _frames(self, item: VideoItem) -> np.ndarray:
+        assert item.info is not None, "ingest has not run"
+        picks = even_positions(len(item.info.frame_indices), self.num_frames)
+        return video.read_frames(item.path, [item.info.frame_indices[p] for p in picks])
+
     def process(self, batch: list[VideoItem]) -> list[VideoItem]:
-        ready: list[tuple[VideoItem, CaptionRequest]] = []
+        if isinstance(self._captioner, OpenAIChatClient):
+            # decoding and JPEG encoding run in the client's threads while earlier requests are in flight
+            jobs = [lambda it=it: self._captioner.messages(CaptionRequest(self._frames(it), self._prompt))
+                    for it in batch]
+            replies = self._captioner.run(jobs)
+            for item, reply in zip(batch, replies, strict=True):
+                item.count(self.name, reply.counters)
+                self._finish(item, reply.error if reply.error is not None else reply.text or "")
+            return batch
         for item in batch:
             try:
-                assert item.info is not None, "ingest has not run"
-                picks = even_positions(len(item.info.frame_indices), self.num_frames)
-                frames = video.read_frames(item.path, [item.info.frame_indices[p] for p in picks])
-                ready.append((item, CaptionRequest(frames, self._prompt)))
+                request = CaptionRequest(self._frames(item), self._prompt)
             except Exception as exc:  # noqa: BLE001
                 item.error = error_from(self.name, exc)
-        results = self._captioner.caption([req for _, req in ready])
-        for (item, _), result in zip(ready, results, strict=True):
-            if isinstance(result, Exception):
-                item.error = error_from(self.name, result)
-            elif not result.strip():
-                item.error = error_from(self.name, ValueError("the model returned an empty caption"))
-            else:
-                item.caption = result.strip()
-                item.caption_model = self.model
+                continue
+            (result,) = self._captioner.caption([request])
+            self._finish(item, result)
         return batch
+
+    def _finish(self, item: VideoItem, result: str | Exception) -> None:
+        if isinstance(result, Exception):
+            item.error = error_from(self.name, result)
+        elif not result.strip():
+            item.error = error_from(self.name, ValueError("the model returned an empty caption"))
+        else:
+            item.caption = result.strip()
+            item.caption_model = self.model

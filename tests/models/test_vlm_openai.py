@@ -30,7 +30,7 @@ def test_request_shape_and_retry_after_503(server: FakeServer, monkeypatch: pyte
                               backoff_s=0.01, image_max_side=64)
     (text,) = client.caption([CaptionRequest(frames(3), "Describe the video.")])
     assert text == "a rabbit sits on the grass"
-    assert len(server.requests) == 2 and client.retries == 1
+    assert len(server.requests) == 2 and client.counters["retries"] == 1
     sent = server.requests[-1]
     assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer sekrit"
     body = sent["body"]
@@ -64,4 +64,4 @@ def test_connection_refused_is_retried_then_reported() -> None:
     client = OpenAIChatClient("http://127.0.0.1:9/v1", "m", max_retries=1, backoff_s=0.01, timeout_s=2)
     (result,) = client.caption([CaptionRequest(frames(1), "x")])
     assert isinstance(result, EndpointError) and "gave up after 2 attempts" in str(result)
-    assert client.retries == 1
+    assert client.counters["retries"] == 1
