@@ -126,7 +126,7 @@ def _served(url: str) -> list[str]:
 def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models, tmp_path: Path) -> None:
     import json
 
-    from tests.fake_openai import FakeServer
+    from annotator.models.fake_server import FakeServer
 
     server = FakeServer([429, 503], content="a rabbit near a tree and a flower")
     try:
@@ -141,7 +141,7 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
 
 
 def test_endpoint_that_stays_down_ends_as_errors_and_the_run_finishes(clips, tiny_models, tmp_path: Path) -> None:
-    from tests.fake_openai import FakeServer
+    from annotator.models.fake_server import FakeServer
 
     server = FakeServer([503] * 20)
     try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from annotator.models.fake_server import FakeServer
 from annotator.records import VideoItem
 from annotator.stages.caption import CaptionStage
 from annotator.stages.ingest import IngestStage
-from tests.fake_openai import FakeServer
 
 
 def ingested(clips: dict[str, Path]) -> list[VideoItem]:

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks.
+"""A scripted OpenAI-compatible chat server on 127.0.0.1: for tests, benchmarks and offline rehearsals.
 
 Each POST takes the next script entry: an int is an HTTP status (200 answers with `content`), `"slow"`
 sleeps `slow_s` before answering 200 (to trip client timeouts), any other string is the message content
@@ -29,6 +29,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
