@@ -134,8 +134,8 @@ def status(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
     table = Table()
     table.add_column("stage")
     table.add_column("videos done", justify="right")
-    for stage in manifest["fingerprints"]:
-        table.add_row(stage, str(len(rundir.completed_videos(stage))))
+    for row in manifest["stages"]:  # flow order (the fingerprints mapping is stored sorted)
+        table.add_row(row["stage"], str(len(rundir.completed_videos(row["stage"]))))
     console.print(table)
     if counts:
         console.print(f"videos: {counts['videos']}  completed: {counts['completed']}  errors: {counts['errors']}  "
