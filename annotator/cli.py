@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from annotator import paths
 from annotator.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from annotator.rundir import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Videos in, grounded video conversations out.")
 models_app = typer.Typer(no_args_is_help=True, help="Model checkpoints.")
@@ -117,17 +120,22 @@ def run(
     _run(pipeline_file, inputs, output, executor, address, dry_run, overrides or [])
 
 
+def _open_run(run_dir: Path) -> tuple[RunDir, dict]:
+    """The run directory and its manifest, or a one-line error (exit 2) when it is not a run."""
+    from annotator.rundir import RunDir
+
+    run = RunDir(run_dir)
+    try:
+        return run, run.read_manifest()
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
 @app.command()
 def status(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
     """Counts of a run: videos done, errors (with reasons), QA triplets, objects."""
-    from annotator.rundir import RunDir
-
-    rundir = RunDir(run_dir)
-    try:
-        manifest = rundir.read_manifest()
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-        return
+    rundir, manifest = _open_run(run_dir)
     counts = manifest.get("counts")
     state = "finished" if manifest.get("finished") else "unfinished (run the same command again to resume)"
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}")
@@ -172,18 +180,11 @@ def export_cmd(
     max_phrases: Annotated[int, typer.Option(help="grounded phrases kept per caption (VideoGLaMM)")] = 4,
 ) -> None:
     """Write a finished run's dataset in one of the supported formats."""
-    from annotator.rundir import RunDir
-
     if fmt not in EXPORT_FORMATS:
         _fail(f"--format {fmt}: use one of {', '.join(EXPORT_FORMATS)}")
     if rle not in ("compressed", "uncompressed"):
         _fail(f"--rle {rle}: use compressed or uncompressed")
-    run = RunDir(run_dir)
-    try:
-        manifest = run.read_manifest()
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-        return
+    run, manifest = _open_run(run_dir)
     items = run.final_items()
     if fmt == "parquet":
         from annotator.export.parquet import write_parquet
