@@ -153,3 +153,19 @@ def test_endpoint_that_stays_down_ends_as_errors_and_the_run_finishes(clips, tin
     rows = RunDir(tmp_path).read_errors().to_pylist()
     assert {(r["stage"], r["error_type"]) for r in rows} == {("caption", "EndpointError")}
     assert all("gave up after 3 attempts (last: HTTP 503)" in r["message"] for r in rows)
+
+
+def test_changed_prompt_text_recomputes_captions(clips, tiny_models, tmp_path: Path) -> None:
+    prompt = tmp_path / "caption.v1.md"
+    prompt.write_text("describe the video .")
+    run_dir = tmp_path / "run"
+    demo_pipeline(f"stages.caption.params.prompt={prompt}").run([clips["a"]], run_dir, executor="local",
+                                                                 show_progress=False)
+    before = _mtimes(run_dir)
+    prompt.write_text("describe the video in detail .")
+    summary = demo_pipeline(f"stages.caption.params.prompt={prompt}").run([clips["a"]], run_dir, executor="local",
+                                                                           show_progress=False)
+    assert summary.reused == {"ingest": 1}
+    after = _mtimes(run_dir)
+    assert sorted(k.split("/")[1] for k in after if after[k] != before[k]) == [
+        "assemble", "caption", "detect", "link", "phrases", "track"]
