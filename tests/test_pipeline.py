@@ -128,12 +128,9 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
 
     from annotator.models.fake_server import FakeServer
 
-    server = FakeServer([429, 503], content="a rabbit near a tree and a flower")
-    try:
+    with FakeServer([429, 503], content="a rabbit near a tree and a flower") as server:
         summary = demo_pipeline(*_served(server.url)).run([clips["a"], clips["b"]], tmp_path, executor="local",
                                                            show_progress=False)
-    finally:
-        server.close()
     assert (summary.completed, summary.errors) == (2, 0)
     counters = json.loads((tmp_path / "manifest.json").read_text())["counters"]
     assert counters == {"caption.http_429": 1, "caption.http_503": 1, "caption.requests": 4, "caption.retries": 2}
@@ -143,12 +140,9 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
 def test_endpoint_that_stays_down_ends_as_errors_and_the_run_finishes(clips, tiny_models, tmp_path: Path) -> None:
     from annotator.models.fake_server import FakeServer
 
-    server = FakeServer([503] * 20)
-    try:
+    with FakeServer([503] * 20) as server:
         summary = demo_pipeline(*_served(server.url)).run([clips["a"], clips["b"]], tmp_path, executor="local",
                                                            show_progress=False)
-    finally:
-        server.close()
     assert (summary.completed, summary.errors) == (0, 2)
     rows = RunDir(tmp_path).read_errors().to_pylist()
     assert {(r["stage"], r["error_type"]) for r in rows} == {("caption", "EndpointError")}

@@ -16,14 +16,11 @@ def ingested(clips: dict[str, Path]) -> list[VideoItem]:
 
 
 def test_served_captions_land_on_items(clips: dict[str, Path]) -> None:
-    server = FakeServer([429])
-    try:
+    with FakeServer([429]) as server:
         stage = CaptionStage(backend="openai", endpoint=server.url, model="served-vlm", num_frames=4,
                              max_concurrency=2)
         stage.setup()
         out = stage.process(ingested(clips))
-    finally:
-        server.close()
     assert [it.caption for it in out] == ["a rabbit sits on the grass"] * 2
     assert all(it.error is None and it.caption_model == "served-vlm" for it in out)
     assert len(server.requests) == 3  # one 429 retried
@@ -32,13 +29,10 @@ def test_served_captions_land_on_items(clips: dict[str, Path]) -> None:
 
 
 def test_endpoint_down_turns_items_into_errors(clips: dict[str, Path]) -> None:
-    server = FakeServer([503] * 10)
-    try:
+    with FakeServer([503] * 10) as server:
         stage = CaptionStage(backend="openai", endpoint=server.url, model="m", max_retries=1, max_concurrency=2)
         stage.setup()
         out = stage.process(ingested(clips))
-    finally:
-        server.close()
     assert all(it.caption is None and it.error is not None for it in out)
     assert {(it.error.stage, it.error.error_type) for it in out} == {("caption", "EndpointError")}
     assert all(server.url in it.error.message and "HTTP 503" in it.error.message for it in out)
@@ -47,12 +41,9 @@ def test_endpoint_down_turns_items_into_errors(clips: dict[str, Path]) -> None:
 def test_concurrency_is_bounded_and_every_request_completes() -> None:
     from annotator.models.vlm_openai import OpenAIChatClient
 
-    server = FakeServer(latency_s=0.05)
-    try:
+    with FakeServer(latency_s=0.05) as server:
         client = OpenAIChatClient(server.url, "m", max_concurrency=16)
         replies = client.run([lambda i=i: [{"role": "user", "content": f"q{i}"}] for i in range(200)])
-    finally:
-        server.close()
     assert [r.text for r in replies] == ["a rabbit sits on the grass"] * 200
     assert len(server.requests) == 200 and client.counters["requests"] == 200
     assert 8 <= server.max_in_flight <= 16
@@ -61,15 +52,12 @@ def test_concurrency_is_bounded_and_every_request_completes() -> None:
 def test_retries_and_timeouts_are_counted_and_budget_enforced() -> None:
     from annotator.models.vlm_openai import EndpointError, OpenAIChatClient
 
-    server = FakeServer([429, 503, "slow"], slow_s=1.0)
-    try:
+    with FakeServer([429, 503, "slow"], slow_s=1.0) as server:
         client = OpenAIChatClient(server.url, "m", max_concurrency=1, backoff_s=0.01, timeout_s=0.3)
         (reply,) = client.run([lambda: [{"role": "user", "content": "q"}]])
         assert reply.text == "a rabbit sits on the grass"
         assert dict(reply.counters) == {"requests": 4, "retries": 3, "http_429": 1, "http_503": 1, "timeouts": 1}
         budget = OpenAIChatClient(server.url, "m", max_requests=2)
         replies = budget.run([lambda: [{"role": "user", "content": "q"}]] * 3)
-    finally:
-        server.close()
     assert [r.text for r in replies[:2]] == ["a rabbit sits on the grass"] * 2
     assert isinstance(replies[2].error, EndpointError) and "budget of 2" in str(replies[2].error)
