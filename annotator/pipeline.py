@@ -120,7 +120,7 @@ class Pipeline:
             "executor": kind,
             "stages": self.describe(),
             "fingerprints": self.fingerprints,
-            "prompt_hashes": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
+            "prompts": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
             "inputs": [it.path for it in items],
             "started": datetime.now(UTC).isoformat(),
             "finished": None,

@@ -110,6 +110,7 @@ class VideoItem:
     info: VideoInfo | None = None
     caption: str | None = None
     caption_model: str | None = None
+    question: str | None = None  # the VLM's own question (free-form QA prompts); None: a GCG question is picked
     phrases: list[Phrase] = field(default_factory=list)
     dropped_phrases: list[DroppedPhrase] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)

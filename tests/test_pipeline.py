@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -163,3 +165,7 @@ def test_changed_prompt_text_recomputes_captions(clips, tiny_models, tmp_path: P
     after = _mtimes(run_dir)
     assert sorted(k.split("/")[1] for k in after if after[k] != before[k]) == [
         "assemble", "caption", "detect", "link", "phrases", "track"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["prompts"]["caption"] == {"prompt": {"name": "caption", "version": 1, "sha256": hashlib.sha256(
+        b"describe the video in detail .").hexdigest()}}
+    assert manifest["prompts"]["assemble"]["questions"]["name"] == "gcg_questions"

@@ -6,18 +6,11 @@ is not valid JSON gets one repair request, then becomes the item's error.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.spans import keep_non_overlapping
 from annotator.models.vlm_openai import OpenAIChatClient
 from annotator.records import DroppedPhrase, Phrase
 
-INSTRUCTION = (
-    "List every concrete, visible object or person mentioned in the caption below as a noun phrase copied "
-    'exactly from it. Answer only JSON: {"phrases": [{"text": "...", "start": <char offset>, "end": <char offset>}]}.'
-    "\n\nCaption: "
-)
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -34,27 +27,24 @@ SCHEMA = {
 }
 
 
-class MalformedReply(ValueError):
-    pass
-
-
 def parse_reply(reply: str) -> list[tuple[str, int | None, int | None]]:
-    text = reply.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+    data = parse_json(reply)
     try:
-        data: Any = json.loads(text)
-        items = data["phrases"]
-        return [(str(p["text"]), p.get("start"), p.get("end")) for p in items]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MalformedReply(f"phrase reply is not the expected JSON ({exc}): {reply[:120]!r}") from None
+        return [(str(p["text"]), p.get("start"), p.get("end")) for p in data["phrases"]]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MalformedReply(f"phrase reply is not the expected JSON ({exc!r}): {reply[:120]!r}") from None
 
 
 class LLMPhraser:
-    def __init__(self, client: OpenAIChatClient, max_phrases: int | None = None) -> None:
+    def __init__(self, client: OpenAIChatClient, template: str, max_phrases: int | None = None) -> None:
+        if "{caption}" not in template:
+            raise ValueError("the phrase prompt template must contain {caption}")
         self.client = client
+        self.template = template
         self.max_phrases = max_phrases
 
     def extract(self, caption: str) -> tuple[list[Phrase], list[DroppedPhrase]]:
-        messages = [{"role": "user", "content": INSTRUCTION + caption}]
+        messages = [{"role": "user", "content": self.template.replace("{caption}", caption)}]
         extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "phrases", "schema": SCHEMA}}}
         reply = self.client.complete(messages, extra)
         try:

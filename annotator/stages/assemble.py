@@ -6,15 +6,12 @@ The i-th `[SEG]` of the answer belongs to the i-th entry of `object_ids`, in cap
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
+from annotator import prompts
 from annotator.records import QA, VideoItem
 from annotator.stage import PerItemStage, Resources, register
-
-DEFAULT_QUESTIONS = [
-    "Describe the video in detail, and segment every object you mention.",
-    "What happens in this video? Ground each object in your answer.",
-]
 
 
 def grounded_answer(caption: str, spans: list[tuple[int, int]]) -> str:
@@ -41,11 +38,24 @@ class AssembleStage(PerItemStage):
     resources = Resources(cpus=0.25)
     batch_size = 8
 
-    questions: list[str] = field(default_factory=lambda: list(DEFAULT_QUESTIONS))
+    questions: str | list[str] = "prompts/gcg_questions.v1.md"  # a versioned question-set template, or a list
+    seed: int = 0  # which question each video gets: a hash of (seed, video id)
 
     def __post_init__(self) -> None:
-        if not self.questions:
+        if isinstance(self.questions, list) and not self.questions:
             raise ValueError("questions must hold at least one question")
+        if isinstance(self.questions, str):
+            prompts.name_and_version(self.questions)
+
+    def required_paths(self) -> dict[str, str]:
+        extra = {"questions": self.questions} if isinstance(self.questions, str) else {}
+        return {**super().required_paths(), **extra}
+
+    def cache_inputs(self) -> dict[str, Any]:
+        return {"questions": prompts.load(self.questions).cache_key()} if isinstance(self.questions, str) else {}
+
+    def setup(self) -> None:
+        self._questions = prompts.load(self.questions).items() if isinstance(self.questions, str) else self.questions
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.caption is None:
@@ -57,7 +67,7 @@ class AssembleStage(PerItemStage):
         spans = [(item.phrases[o.phrase].start, item.phrases[o.phrase].end) for o in objects]
         item.qa.append(QA(
             qa_id=f"{item.video_id}-0",
-            question=pick(self.questions, item.video_id),
+            question=item.question or pick(self._questions, f"{self.seed}:{item.video_id}"),
             answer=grounded_answer(item.caption, spans),
             object_ids=[o.object_id for o in objects],
         ))

@@ -1,14 +1,19 @@
-"""Caption: a VLM describes the sampled frames; served (OpenAI-compatible) or in-process."""
+"""Caption: a VLM describes the sampled frames; served (OpenAI-compatible) or in-process.
+
+`reply: caption` takes the model's text as the caption (a dense-caption template). `reply: qa` asks a
+free-form QA template for `{"question", "answer"}` JSON: the answer becomes the text that is grounded and
+the model's question replaces the GCG question at assembly.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from annotator import paths, video
+from annotator import prompts, video
+from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.protocols import Captioner, CaptionRequest
 from annotator.models.vlm_openai import OpenAIChatClient
 from annotator.records import VideoItem
@@ -17,6 +22,22 @@ from annotator.stage import Resources, Stage, error_from, register
 
 def even_positions(count: int, wanted: int) -> list[int]:
     return sorted(set(np.linspace(0, count - 1, min(wanted, count)).round().astype(int).tolist()))
+
+
+QA_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+    "required": ["question", "answer"],
+}
+
+
+def parse_qa(reply: str) -> tuple[str, str]:
+    """(question, answer) from a free-form QA reply; both must be non-empty strings."""
+    data = parse_json(reply)
+    question, answer = (data.get(k) if isinstance(data, dict) else None for k in ("question", "answer"))
+    if not (isinstance(question, str) and question.strip() and isinstance(answer, str) and answer.strip()):
+        raise MalformedReply(f'expected {{"question": "...", "answer": "..."}}, got {reply[:120]!r}')
+    return question.strip(), answer.strip()
 
 
 @register
@@ -30,7 +51,8 @@ class CaptionStage(Stage):
     model: str = "tiny:qwen2_vl"
     endpoint: str | None = None  # e.g. http://127.0.0.1:8000/v1 for `vllm serve`
     api_key_env: str = "OPENAI_API_KEY"
-    prompt: str = "prompts/caption.v1.md"
+    prompt: str = "prompts/caption.v1.md"  # a versioned template (prompts/qa.v1.md for free-form QA)
+    reply: Literal["caption", "qa"] = "caption"
     num_frames: int = 8  # evenly chosen among the sampled frames
     max_new_tokens: int = 256
     generate_kwargs: dict[str, Any] = field(default_factory=dict)  # local backend only
@@ -44,18 +66,21 @@ class CaptionStage(Stage):
     def __post_init__(self) -> None:
         if self.backend == "openai" and not self.endpoint:
             raise ValueError("backend 'openai' needs an endpoint, e.g. http://127.0.0.1:8000/v1")
+        prompts.name_and_version(self.prompt)
 
     def required_paths(self) -> dict[str, str]:
         return {**super().required_paths(), "prompt": self.prompt}
 
-    def prompt_text(self) -> str:
-        return paths.resolve(self.prompt).read_text().strip()
-
     def cache_inputs(self) -> dict[str, Any]:
-        return {"prompt_sha256": hashlib.sha256(self.prompt_text().encode()).hexdigest()}
+        return {"prompt": prompts.load(self.prompt).cache_key()}
+
+    def _response_format(self) -> dict[str, Any] | None:
+        if self.reply != "qa":
+            return None
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": "qa", "schema": QA_SCHEMA}}}
 
     def setup(self) -> None:
-        self._prompt = self.prompt_text()
+        self._prompt = prompts.load(self.prompt).text
         self._captioner: Captioner
         if self.backend == "openai":
             self._captioner = OpenAIChatClient(
@@ -82,7 +107,7 @@ class CaptionStage(Stage):
             # decoding and JPEG encoding run in the client's threads while earlier requests are in flight
             jobs = [lambda it=it: self._captioner.messages(CaptionRequest(self._frames(it), self._prompt))
                     for it in batch]
-            replies = self._captioner.run(jobs)
+            replies = self._captioner.run(jobs, self._response_format())
             for item, reply in zip(batch, replies, strict=True):
                 item.count(self.name, reply.counters)
                 self._finish(item, reply.error if reply.error is not None else reply.text or "")
@@ -102,6 +127,12 @@ class CaptionStage(Stage):
             item.error = error_from(self.name, result)
         elif not result.strip():
             item.error = error_from(self.name, ValueError("the model returned an empty caption"))
-        else:
+        elif self.reply == "caption":
             item.caption = result.strip()
             item.caption_model = self.model
+        else:
+            try:
+                item.question, item.caption = parse_qa(result)
+                item.caption_model = self.model
+            except MalformedReply as exc:
+                item.error = error_from(self.name, exc)

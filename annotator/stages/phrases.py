@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from annotator import prompts
 from annotator.models.protocols import PhraseExtractor
 from annotator.records import VideoItem
 from annotator.stage import PerItemStage, Resources, register
@@ -25,10 +26,18 @@ class PhrasesStage(PerItemStage):
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = 60.0
     max_retries: int = 4
+    prompt: str = "prompts/phrases.v1.md"  # llm backend: a versioned template with a {caption} slot
 
     def __post_init__(self) -> None:
         if self.backend == "llm" and not (self.endpoint and self.model):
             raise ValueError("backend 'llm' needs endpoint and model")
+        prompts.name_and_version(self.prompt)
+
+    def required_paths(self) -> dict[str, str]:
+        return {**super().required_paths(), **({"prompt": self.prompt} if self.backend == "llm" else {})}
+
+    def cache_inputs(self) -> dict[str, Any]:
+        return {"prompt": prompts.load(self.prompt).cache_key()} if self.backend == "llm" else {}
 
     def setup(self) -> None:
         self._extractor: PhraseExtractor
@@ -38,7 +47,7 @@ class PhrasesStage(PerItemStage):
 
             client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
                                       max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries)
-            self._extractor = LLMPhraser(client, self.max_phrases)
+            self._extractor = LLMPhraser(client, prompts.load(self.prompt).text, self.max_phrases)
         else:
             from annotator.models.phrase_vocabulary import VocabularyPhraser
 

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from annotator.models.phrase_llm import LLMPhraser, MalformedReply
+from annotator.models.fake_server import FakeServer
 from annotator.models.phrase_vocabulary import VocabularyPhraser
 from annotator.models.spans import keep_non_overlapping, normalise
+from annotator.records import VideoItem
+from annotator.stages.phrases import PhrasesStage
 
 
 def test_vocabulary_spans_are_exact_and_longest_first() -> None:
@@ -40,26 +45,40 @@ def test_normalise_for_the_detector() -> None:
     assert normalise("these") == "these"
 
 
-class ScriptedClient:
-    def __init__(self, replies: list[str]) -> None:
-        self.replies = list(replies)
-        self.calls: list[list[dict]] = []
-
-    def complete(self, messages: list[dict], extra: dict | None = None) -> str:
-        self.calls.append(list(messages))
-        assert extra and extra["response_format"]["type"] == "json_schema"
-        return self.replies.pop(0)
+def llm_stage(url: str, **params: object) -> PhrasesStage:
+    stage = PhrasesStage(backend="llm", endpoint=url, model="served-llm", max_retries=0, **params)  # type: ignore[arg-type]
+    stage.setup()
+    return stage
 
 
-def test_llm_malformed_json_gets_one_repair_request() -> None:
+def test_llm_malformed_json_gets_one_repair_request_against_a_live_server() -> None:
     caption = "a rabbit watches a butterfly"
-    client = ScriptedClient(['{"phrases": [{"text": "a rabbit"', '{"phrases": [{"text": "a butterfly", "start": 3}]}'])
-    phrases, _ = LLMPhraser(client).extract(caption)  # type: ignore[arg-type]
-    assert [(p.text, p.start, p.end) for p in phrases] == [("a butterfly", 17, 28)]
-    assert len(client.calls) == 2 and "not valid JSON" in client.calls[1][-1]["content"]
+    truncated = '{"phrases": [{"text": "a rabbit"'
+    valid = json.dumps({"phrases": [{"text": "a butterfly", "start": 3, "end": 14}, {"text": "a rabbit"}]})
+    with FakeServer([truncated, valid]) as server:
+        (item,) = llm_stage(server.url).process([VideoItem("v", "/v.mp4", caption=caption)])
+    assert item.error is None
+    assert [(p.text, p.start, p.end, p.norm) for p in item.phrases] == [
+        ("a rabbit", 0, 8, "rabbit"), ("a butterfly", 17, 28, "butterfly")]  # wrong offsets repaired by search
+    first, repair = (r["body"] for r in server.requests)
+    assert first["response_format"]["type"] == "json_schema"
+    assert first["response_format"]["json_schema"]["schema"]["required"] == ["phrases"]
+    assert caption in first["messages"][0]["content"] and "{caption}" not in first["messages"][0]["content"]
+    assert repair["messages"][1] == {"role": "assistant", "content": truncated}
+    assert "not valid JSON" in repair["messages"][2]["content"]
 
 
-def test_llm_malformed_twice_raises() -> None:
-    client = ScriptedClient(["nope", "still nope"])
-    with pytest.raises(MalformedReply):
-        LLMPhraser(client).extract("a rabbit")  # type: ignore[arg-type]
+def test_llm_malformed_twice_is_an_item_error_not_a_crash() -> None:
+    items = [VideoItem("v", "/v.mp4", caption="a rabbit"), VideoItem("w", "/w.mp4", caption="a dog")]
+    with FakeServer(["nope", '{"phrases": 3}'], content='{"phrases": [{"text": "a dog"}]}') as server:
+        bad, good = llm_stage(server.url, max_phrases=None).process(items)
+    assert bad.error is not None and bad.error.error_type == "MalformedReply" and bad.phrases == []
+    assert good.error is None and [p.text for p in good.phrases] == ["a dog"]
+    assert len(server.requests) == 3
+
+
+def test_llm_prompt_template_must_have_a_caption_slot(tmp_path: Path) -> None:
+    template = tmp_path / "phrases.v2.md"
+    template.write_text("List the nouns.")
+    with FakeServer() as server, pytest.raises(ValueError, match="caption"):
+        llm_stage(server.url, prompt=str(template))

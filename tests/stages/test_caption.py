@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from annotator import prompts
 from annotator.models.fake_server import FakeServer
 from annotator.records import VideoItem
 from annotator.stages.caption import CaptionStage
@@ -61,3 +65,25 @@ def test_retries_and_timeouts_are_counted_and_budget_enforced() -> None:
         replies = budget.run([lambda: [{"role": "user", "content": "q"}]] * 3)
     assert [r.text for r in replies[:2]] == ["a rabbit sits on the grass"] * 2
     assert isinstance(replies[2].error, EndpointError) and "budget of 2" in str(replies[2].error)
+
+
+def test_free_form_qa_prompt_gives_question_and_grounded_text(clips: dict[str, Path]) -> None:
+    answer = json.dumps({"question": "What is the rabbit doing?", "answer": "A rabbit sits on the grass."})
+    with FakeServer([answer, "a plain caption, not JSON"]) as server:
+        stage = CaptionStage(backend="openai", endpoint=server.url, model="m", prompt="prompts/qa.v1.md",
+                             reply="qa", max_concurrency=1)
+        stage.setup()
+        out = stage.process(ingested(clips))
+    good, bad = sorted(out, key=lambda it: it.error is not None)  # which item got which answer is up to the threads
+    assert (good.question, good.caption, good.error) == ("What is the rabbit doing?", "A rabbit sits on the grass.",
+                                                        None)
+    assert bad.caption is None and bad.error is not None and bad.error.error_type == "MalformedReply"
+    body = server.requests[0]["body"]
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["question", "answer"]
+    assert body["messages"][0]["content"][-1]["text"] == prompts.load("prompts/qa.v1.md").text
+    assert stage.cache_inputs()["prompt"]["name"] == "qa"
+
+
+def test_unversioned_prompt_file_is_refused() -> None:
+    with pytest.raises(ValueError, match="versioned"):
+        CaptionStage(prompt="prompts/my_caption.md")

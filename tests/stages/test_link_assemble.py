@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from annotator import masks
+from annotator import masks, prompts
 from annotator.records import MaskTrack, Phrase, Track, VideoInfo, VideoItem
 from annotator.stages.assemble import AssembleStage, grounded_answer
 from annotator.stages.link import LinkStage
@@ -40,7 +42,9 @@ def test_link_unions_tracks_of_one_phrase_and_drops_undetected() -> None:
 
 def test_assemble_one_seg_per_linked_object_in_caption_order() -> None:
     item, _ = item_with_tracks()
-    (out,) = AssembleStage(questions=["Q?"]).process(LinkStage().process([item]))
+    stage = AssembleStage(questions=["Q?"])
+    stage.setup()
+    (out,) = stage.process(LinkStage().process([item]))
     (qa,) = out.qa
     assert qa.question == "Q?" and qa.qa_id == "v-0"
     assert qa.answer == "<p> two rabbits </p> [SEG] chase <p> a butterfly </p> [SEG] past a tree"
@@ -50,8 +54,40 @@ def test_assemble_one_seg_per_linked_object_in_caption_order() -> None:
 def test_no_grounded_object_gives_no_triplet_and_no_error() -> None:
     item, _ = item_with_tracks()
     item.tracks = []
-    (out,) = AssembleStage().process(LinkStage().process([item]))
+    stage = AssembleStage()
+    stage.setup()
+    (out,) = stage.process(LinkStage().process([item]))
     assert out.error is None and out.qa == [] and len(out.dropped_phrases) == 3
+
+
+def test_gcg_questions_come_from_the_versioned_set_seeded_per_video() -> None:
+    gcg = prompts.load("prompts/gcg_questions.v1.md")
+    assert (gcg.name, gcg.version) == ("gcg_questions", 1) and len(gcg.items()) == 6
+    linked = []
+    for i in range(40):
+        item, _ = item_with_tracks()
+        item.video_id = f"video{i}"
+        linked += LinkStage().process([item])
+
+    def questions(seed: int) -> list[str]:
+        stage = AssembleStage(seed=seed)
+        stage.setup()
+        return [it.qa[0].question for it in stage.process(copy.deepcopy(linked))]
+
+    first = questions(0)
+    assert set(first) <= set(gcg.items()) and len(set(first)) >= 4, "spread over the question set"
+    assert questions(0) == first, "same seed, same questions"
+    assert questions(1) != first, "another seed picks differently"
+    assert AssembleStage(seed=0).cache_inputs() == {"questions": gcg.cache_key()}
+
+
+def test_the_vlms_own_question_wins_over_the_gcg_set() -> None:
+    item, _ = item_with_tracks()
+    item.question = "What are the rabbits after?"
+    stage = AssembleStage()
+    stage.setup()
+    (out,) = stage.process(LinkStage().process([item]))
+    assert out.qa[0].question == "What are the rabbits after?"
 
 
 def test_grounded_answer_keeps_text_between_spans() -> None:

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from annotator import prompts
+
+
+def test_shipped_templates_are_versioned_and_hashed() -> None:
+    for name in ("caption", "qa", "phrases", "gcg_questions"):
+        template = prompts.load(f"prompts/{name}.v1.md")
+        assert (template.name, template.version) == (name, 1)
+        assert template.cache_key() == {"name": name, "version": 1, "sha256": template.sha256}
+        assert len(template.sha256) == 64 and template.text == template.text.strip()
+    assert "{caption}" in prompts.load("prompts/phrases.v1.md").text
+
+
+def test_text_change_changes_the_hash_and_bad_templates_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "caption.v3.md"
+    path.write_text("describe the video\n")
+    before = prompts.load(path)
+    path.write_text("describe the video in detail\n")
+    after = prompts.load(path)
+    assert before.version == after.version == 3 and before.sha256 != after.sha256
+    with pytest.raises(ValueError, match=r"caption\.md: prompt templates are versioned"):
+        prompts.load(tmp_path / "caption.md")
+    (tmp_path / "empty.v1.md").write_text("  \n")
+    with pytest.raises(ValueError, match="empty"):
+        prompts.load(tmp_path / "empty.v1.md")
+    with pytest.raises(ValueError, match="cannot read"):
+        prompts.load(tmp_path / "missing.v1.md")
+    with pytest.raises(ValueError, match="markdown list"):
+        prompts.load(path).items()
