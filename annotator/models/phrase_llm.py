@@ -27,10 +27,15 @@ SCHEMA = {
 }
 
 
+def _offset(value: object) -> int | None:
+    """Offsets the model got the type of wrong are treated as missing (the span is then found by search)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def parse_reply(reply: str) -> list[tuple[str, int | None, int | None]]:
     data = parse_json(reply)
     try:
-        return [(str(p["text"]), p.get("start"), p.get("end")) for p in data["phrases"]]
+        return [(str(p["text"]), _offset(p.get("start")), _offset(p.get("end"))) for p in data["phrases"]]
     except (KeyError, TypeError, AttributeError) as exc:
         raise MalformedReply(f"phrase reply is not the expected JSON ({exc!r}): {reply[:120]!r}") from None
 

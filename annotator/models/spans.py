@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from annotator.records import DroppedPhrase, Phrase
 
@@ -15,12 +16,31 @@ def normalise(text: str) -> str:
     return _ARTICLES.sub("", text).strip()
 
 
-def fix_span(caption: str, text: str, start: int | None, end: int | None) -> tuple[int, int] | None:
-    """The given offsets if they hold `text`, else the first occurrence of `text`, else None."""
+def occurrences(caption: str, text: str) -> list[int]:
+    """Every start offset of `text` in `caption`, overlapping occurrences included."""
+    found, at = [], caption.find(text)
+    while text and at >= 0:
+        found.append(at)
+        at = caption.find(text, at + 1)
+    return found
+
+
+def fix_span(caption: str, text: str, start: int | None, end: int | None,
+             taken: Sequence[tuple[int, int]] = ()) -> tuple[int, int] | None:
+    """The given offsets if they hold `text`; else the free occurrence of `text` nearest them; else None.
+
+    LLMs often miscount offsets; with repeated words the nearest free occurrence is the one meant, not the first.
+    """
+    if not text:
+        return None
     if start is not None and end is not None and 0 <= start <= end <= len(caption) and caption[start:end] == text:
         return start, end
-    found = caption.find(text)
-    return (found, found + len(text)) if found >= 0 and text else None
+    free = [s for s in occurrences(caption, text) if not any(s < e and b < s + len(text) for b, e in taken)]
+    candidates = free or occurrences(caption, text)
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda s: abs(s - start)) if start is not None else candidates[0]
+    return best, best + len(text)
 
 
 def keep_non_overlapping(
@@ -31,7 +51,7 @@ def keep_non_overlapping(
     dropped: list[DroppedPhrase] = []
     seen_norms: set[str] = set()
     for text, start, end in candidates:
-        span = fix_span(caption, text, start, end)
+        span = fix_span(caption, text, start, end, [(p.start, p.end) for p in kept])
         if span is None:
             dropped.append(DroppedPhrase(text, "not a substring of the caption"))
             continue
