@@ -3,7 +3,7 @@
 Phrases are packed into `a . b . c .` prompts under the text encoder's token limit (several passes
 when needed). Each predicted box is labelled with the single phrase whose tokens score it highest,
 so a label is always one member of the phrase list (not the merged text spans the stock post-processing
-returns). Per phrase: score threshold, NMS, top-k.
+returns). Per phrase: box and text thresholds, NMS, top-k.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from PIL import Image
 from torchvision.ops import batched_nms
 
 from annotator.models import refs
-from annotator.models.protocols import BoxHit
+from annotator.models.protocols import BoxHit, PhraseThresholds
 
 
 class GroundingDinoDetector:
     def __init__(self, model: str, box_threshold: float = 0.35, top_k: int = 3, nms_iou: float = 0.5,
+                 text_threshold: float = 0.0, phrase_thresholds: dict[str, PhraseThresholds] | None = None,
                  device: str = "auto") -> None:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
@@ -28,8 +29,16 @@ class GroundingDinoDetector:
         self.model = GroundingDinoForObjectDetection.from_pretrained(path).to(self.device).eval()
         self.max_tokens = int(self.model.config.max_text_len)
         self.box_threshold = box_threshold
+        self.text_threshold = text_threshold
+        self.phrase_thresholds = dict(phrase_thresholds or {})
         self.top_k = top_k
         self.nms_iou = nms_iou
+
+    def thresholds(self, phrase: str) -> tuple[float, float]:
+        """(box, text) thresholds for one phrase: its override where set, else the detector's defaults."""
+        own = self.phrase_thresholds.get(phrase, PhraseThresholds())
+        return (self.box_threshold if own.box is None else own.box,
+                self.text_threshold if own.text is None else own.text)
 
     def _token_count(self, text: str) -> int:
         return len(self.processor.tokenizer(text)["input_ids"])
@@ -68,20 +77,26 @@ class GroundingDinoDetector:
             pos += len(p) + 3  # " . "
         prompt = " . ".join(phrases) + " ."
         token_sets = self._phrase_token_spans(prompt, spans)
+        if not all(token_sets):
+            empty = [p for p, t in zip(phrases, token_sets, strict=True) if not t]
+            raise ValueError(f"phrases {empty!r} have no tokens in the detector prompt")
         inputs = self.processor(images=image, text=prompt, return_tensors="pt").to(self.device)
+        if inputs["input_ids"].shape[1] > self.max_tokens:  # pack() keeps prompts under the limit; never truncate
+            raise ValueError(f"detector prompt of {inputs['input_ids'].shape[1]} tokens exceeds {self.max_tokens}")
         with torch.no_grad():
             out = self.model(**inputs)
         probs = out.logits[0].sigmoid()  # (queries, max_text_len)
-        per_phrase = torch.stack(
-            [probs[:, t].max(dim=1).values if t else torch.zeros(len(probs)) for t in token_sets], dim=1
-        )  # (queries, phrases)
-        scores, labels = per_phrase.max(dim=1)
+        best = torch.stack([probs[:, t].max(dim=1).values for t in token_sets], dim=1)  # (queries, phrases)
+        mean = torch.stack([probs[:, t].mean(dim=1) for t in token_sets], dim=1)
+        scores, labels = best.max(dim=1)
+        text_scores = mean.gather(1, labels[:, None])[:, 0]
         w, h = image.size
         cx, cy, bw, bh = out.pred_boxes[0].unbind(-1)
         boxes = torch.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], dim=-1)
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
-        keep = scores >= self.box_threshold
+        limits = torch.tensor([self.thresholds(p) for p in phrases], dtype=scores.dtype, device=scores.device)[labels]
+        keep = (scores >= limits[:, 0]) & (text_scores >= limits[:, 1])
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         order = batched_nms(boxes.float(), scores.float(), labels, self.nms_iou)
         hits: list[BoxHit] = []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
+from pydantic import ConfigDict
 
 from annotator.records import DroppedPhrase, Phrase
 
@@ -33,6 +34,17 @@ class BoxHit:
     phrase: int  # index into the phrases the detector was given
     box: list[float]  # x0, y0, x1, y1 in image pixels
     score: float
+
+
+@dataclass
+class PhraseThresholds:
+    """Per-phrase detector overrides: keep a box for a phrase when its best token probability reaches `box` and
+    the mean over the phrase's tokens reaches `text` (every word must support it: "red cup" is not a red car)."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    box: float | None = None
+    text: float | None = None
 
 
 class Detector(Protocol):

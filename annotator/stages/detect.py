@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from annotator import video
-from annotator.models.protocols import Detector
+from annotator.models.protocols import Detector, PhraseThresholds
 from annotator.records import Detection, VideoItem
 from annotator.stage import PerItemStage, Resources, register
 
@@ -17,14 +17,17 @@ class DetectStage(PerItemStage):
     resources = Resources(cpus=1.0, gpus=0.25)
 
     model: str = "IDEA-Research/grounding-dino-base"
-    box_threshold: float = 0.35
+    box_threshold: float = 0.35  # best token probability of the box's phrase
+    text_threshold: float = 0.25  # mean token probability over the box's phrase
+    phrase_thresholds: dict[str, PhraseThresholds] = field(default_factory=dict)  # keyed by detector phrase
     top_k: int = 3  # boxes kept per phrase per keyframe
     nms_iou: float = 0.5
 
     def setup(self) -> None:
         from annotator.models.grounding_dino import GroundingDinoDetector
 
-        self._detector: Detector = GroundingDinoDetector(self.model, self.box_threshold, self.top_k, self.nms_iou)
+        self._detector: Detector = GroundingDinoDetector(
+            self.model, self.box_threshold, self.top_k, self.nms_iou, self.text_threshold, self.phrase_thresholds)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.info is None:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from annotator.cli import app
 from annotator.models.grounding_dino import GroundingDinoDetector
-from annotator.models.protocols import CaptionRequest, Prompt
+from annotator.models.protocols import CaptionRequest, PhraseThresholds, Prompt
 from annotator.models.sam2_video import Sam2VideoTracker
 from annotator.models.tiny import CAPTION_WORDS
 from annotator.models.vlm_local import LocalVLM
@@ -62,6 +62,50 @@ def test_detector_splits_long_prompts_into_passes(tiny_models: dict[str, str]) -
     hits = detector.detect(read_frames(SAMPLE, [0])[0], phrases)
     assert {h.phrase for h in hits} <= set(range(len(phrases)))
     assert max(h.phrase for h in hits) >= passes[0][-1] + 1, "later passes contribute labels"
+
+
+def test_300_phrases_run_in_several_untruncated_passes_with_exact_labels(tiny_models: dict[str, str]) -> None:
+    detector = GroundingDinoDetector(tiny_models["grounding_dino"], box_threshold=0.0, top_k=20)
+    adjectives = ["red", "white", "green", "big", "small"]
+    nouns = ["man", "cup", "dog", "cat", "person", "ball", "car", "rabbit", "butterfly", "tree", "bird", "apple",
+             "flower", "grass", "rock", "sky", "hill", "hand", "table"]
+    phrases = [f"{a} {b} {n}" for a in adjectives for b in adjectives if a != b for n in nouns][:300]
+    assert len(set(phrases)) == 300
+    seen: list[list[int]] = []  # what the model was really given, pass by pass
+    hook = detector.model.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.append(kw["input_ids"][0].tolist()), with_kwargs=True)
+    try:
+        hits = detector.detect(read_frames(SAMPLE, [40])[0], phrases)
+    finally:
+        hook.remove()
+    passes = detector.pack(phrases)
+    assert len(passes) == len(seen) > 30, "several passes"
+    assert sorted(i for group in passes for i in group) == list(range(300)), "every phrase in exactly one pass"
+    tokenizer = detector.processor.tokenizer
+    given: list[str] = []
+    for ids in seen:
+        assert len(ids) <= detector.max_tokens
+        given += [p.strip() for p in tokenizer.decode(ids, skip_special_tokens=True).split(".") if p.strip()]
+    assert given == phrases, "the model saw every phrase, whole, once"
+    assert hits and all(0 <= h.phrase < 300 for h in hits)
+    assert {phrases[h.phrase] for h in hits} <= set(phrases)
+    assert len({h.phrase for h in hits}) > len(passes[0]), "labels come from many passes"
+
+
+def test_per_phrase_thresholds_override_the_defaults(tiny_models: dict[str, str]) -> None:
+    image = read_frames(SAMPLE, [40])[0]
+    phrases = ["rabbit", "white butterfly", "tree"]
+    open_all = GroundingDinoDetector(tiny_models["grounding_dino"], box_threshold=0.0, top_k=20).detect(image, phrases)
+    by_phrase = {i: [h for h in open_all if h.phrase == i] for i in range(3)}
+    assert all(by_phrase.values()), "threshold 0 keeps boxes for every phrase"
+    cut = sorted(h.score for h in by_phrase[0])[len(by_phrase[0]) // 2]
+    strict = GroundingDinoDetector(
+        tiny_models["grounding_dino"], box_threshold=0.0, top_k=20,
+        phrase_thresholds={"rabbit": PhraseThresholds(box=cut), "tree": PhraseThresholds(text=1.01)},
+    ).detect(image, phrases)
+    assert [h.score for h in strict if h.phrase == 0] == [h.score for h in by_phrase[0] if h.score >= cut]
+    assert not [h for h in strict if h.phrase == 2], "a text threshold above 1 removes every tree box"
+    assert [h.box for h in strict if h.phrase == 1] == [h.box for h in by_phrase[1]], "others keep the defaults"
 
 
 def test_tracker_propagates_boxes_and_masks_both_ways(tiny_models: dict[str, str]) -> None:
