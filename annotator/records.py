@@ -23,6 +23,7 @@ class VideoInfo:
     num_frames: int
     frame_indices: list[int]
     keyframes: list[int]  # positions into frame_indices
+    scene_cuts: list[int] = field(default_factory=list)  # positions where a new shot starts (also keyframes)
 
 
 @dataclass

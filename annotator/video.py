@@ -88,6 +88,29 @@ def keyframe_positions(num_sampled: int, every: int) -> list[int]:
     return list(range(0, num_sampled, every))
 
 
+def frame_differences(path: str | Path, indices: list[int], size: tuple[int, int] = (64, 36),
+                      chunk: int = 16) -> np.ndarray:
+    """Mean absolute difference (0..1) between consecutive sampled frames, on small grey thumbnails.
+
+    Decoded a chunk at a time, so a long video never sits in memory; element i compares frame i with i+1.
+    """
+    thumbs = []
+    with FrameReader(path) as reader:
+        for start in range(0, len(indices), chunk):
+            for frame in reader.read(indices[start : start + chunk]):
+                grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+                thumbs.append(cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+    stack = np.stack(thumbs)
+    return np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2))
+
+
+def scene_cut_positions(path: str | Path, indices: list[int], threshold: float) -> list[int]:
+    """Sampled positions that start a new shot: the picture changes by more than `threshold` from the last one."""
+    if len(indices) < 2:
+        return []
+    return [i + 1 for i, d in enumerate(frame_differences(path, indices)) if d > threshold]
+
+
 def _read_image(path: Path) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:

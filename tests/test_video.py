@@ -48,3 +48,33 @@ def test_corrupt_file_names_the_file(clips: dict[str, Path]) -> None:
 def test_list_inputs_expands_folders(clips: dict[str, Path]) -> None:
     found = video.list_inputs([clips["a"].parent])
     assert [p.name for p in found] == ["broken.mp4", "clip_a.mp4", "clip_b.mp4"]
+
+
+def two_shot_clip(path: Path) -> Path:
+    """20 frames panning over one photo, then 20 panning over another: one hard cut at frame 20."""
+    from skimage import data
+
+    from tests.conftest import write_clip
+
+    shots = [data.astronaut(), data.coffee()]
+    frames = [shot[40 : 40 + 240, 4 * t : 4 * t + 320] for shot in shots for t in range(20)]
+    return write_clip(path, np.stack(frames), fps=10.0)
+
+
+def test_scene_cuts_become_keyframes(tmp_path: Path) -> None:
+    from annotator.records import VideoItem
+    from annotator.stages.ingest import IngestStage
+
+    clip = two_shot_clip(tmp_path / "two_shots.mp4")
+    diffs = video.frame_differences(clip, list(range(40)))
+    assert diffs.shape == (39,) and int(np.argmax(diffs)) == 19
+    assert diffs[19] > 0.2 > max(np.delete(diffs, 19)), "the cut stands out from the panning"
+    (item,) = IngestStage(target_fps=None, keyframe_every=16, scene_cut_threshold=0.2).process(
+        [VideoItem("v", str(clip))])
+    assert item.error is None and item.info is not None
+    assert item.info.scene_cuts == [20] and item.info.keyframes == [0, 16, 20, 32]
+    (plain,) = IngestStage(target_fps=None, keyframe_every=16).process([VideoItem("v", str(clip))])
+    assert plain.info is not None and (plain.info.keyframes, plain.info.scene_cuts) == ([0, 16, 32], [])
+    sampled = IngestStage(target_fps=5.0, keyframe_every=100, scene_cut_threshold=0.2).process(
+        [VideoItem("v", str(clip))])[0]
+    assert sampled.info is not None and sampled.info.frame_indices[sampled.info.scene_cuts[0]] == 20
