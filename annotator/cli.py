@@ -75,6 +75,10 @@ def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | 
     if not list_inputs(inputs):
         _fail(f"no videos or frame folders found in {', '.join(map(str, inputs))}")
     kind = executor or config.executor.kind
+    try:
+        pipeline.check_executor(kind)
+    except ConfigError as exc:
+        _fail(str(exc))
     _print_plan(pipeline.describe(), f"{config.name}: {kind} executor -> {output}")
     if dry_run:
         console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator import __version__, video
-from annotator.config import BuiltStage, PipelineConfig, build_stages
+from annotator.config import BuiltStage, ConfigError, PipelineConfig, build_stages
 from annotator.executors import make_executor
 from annotator.executors.runner import StageTask
 from annotator.export.parquet import write_parquet
@@ -49,6 +49,7 @@ class RunSummary:
 class Pipeline:
     def __init__(self, config: PipelineConfig, source: str = "pipeline") -> None:
         self.config = config
+        self.source = source
         self.stages: list[BuiltStage] = build_stages(config, source)
         self.fingerprints: dict[str, str] = {}
         upstream = ""
@@ -93,9 +94,19 @@ class Pipeline:
                 if ref and refs.is_tiny(ref):
                     refs.resolve(ref)
 
+    def check_executor(self, kind: str) -> None:
+        """Engine-hosted stages (vLLM in Ray Data) exist only on the Ray executor: say so before any work."""
+        engines = [b.name for b in self.stages if b.stage.engine_spec() is not None]
+        if engines and kind != "ray":
+            raise ConfigError(f"{self.source}: stage(s) {', '.join(engines)} run in a vLLM engine inside Ray Data; "
+                              "use the ray executor (--executor ray)")
+
     def run(self, inputs: list[str | Path], output: str | Path, executor: str | None = None,
             address: str | None = None, show_progress: bool = True) -> RunSummary:
         started = time.time()
+        spec = self.config.executor
+        kind = executor or spec.kind
+        self.check_executor(kind)
         rundir = RunDir(output)
         rundir.root.mkdir(parents=True, exist_ok=True)
         files = video.list_inputs(list(inputs))
@@ -109,8 +120,6 @@ class Pipeline:
             resumed.append(item)
         if any(self.stages[-1].name not in it.stages_done for it in resumed):
             self.prepare_models()
-        spec = self.config.executor
-        kind = executor or spec.kind
         runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress)
         run_id = uuid.uuid4().hex[:12]
         manifest: dict[str, Any] = {

@@ -24,6 +24,20 @@ class Resources:
     gpus: float = 0.0  # fractional values pack several small models on one GPU
 
 
+@dataclass
+class EngineSpec:
+    """A model the executor hosts for a stage (a vLLM engine inside Ray Data) instead of the stage's own actors.
+
+    The stage still builds each item's request (`engine_messages`) and reads each answer (`engine_finish`);
+    only the generation in between runs in the engine.
+    """
+
+    engine: str  # "vllm"
+    model: str
+    engine_kwargs: dict[str, Any]
+    sampling_params: dict[str, Any]
+
+
 class Stage(ABC):
     """Base class. Subclasses are `@dataclass`es registered with `@register`."""
 
@@ -42,6 +56,16 @@ class Stage(ABC):
 
     def teardown(self) -> None:
         """Free what `setup` loaded."""
+
+    def engine_spec(self) -> EngineSpec | None:
+        """Set when the model runs in an executor-hosted engine; such a stage also implements the two below."""
+        return None
+
+    def engine_messages(self, item: VideoItem) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"stage {self.name} has no engine")
+
+    def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
+        raise NotImplementedError(f"stage {self.name} has no engine")
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]

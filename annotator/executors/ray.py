@@ -1,5 +1,8 @@
 """Ray executor: a Ray Data streaming chain with one `map_batches` actor pool per stage.
 
+A stage whose model runs in an engine (`engine_spec()`, e.g. vLLM) joins the chain through
+`annotator.executors.vllm_engine` instead.
+
 `Resources` become `num_cpus`/`num_gpus`; a stage's `concurrency` is its pool size. With no address an
 embedded local cluster starts; `address="auto"` (or host:port) joins a running one. Requests larger than
 the cluster are scaled down proportionally: on small machines, whole-CPU actors for every stage would
@@ -84,6 +87,11 @@ class RayExecutor:
         ds = ray.data.from_items([{"item": it.to_json()} for it in items],
                                  override_num_blocks=max(1, len(items)))
         for task in tasks:
+            if task.stage.engine_spec() is not None:
+                from annotator.executors import vllm_engine
+
+                ds = vllm_engine.apply(ds, task)
+                continue
             ds = ds.map_batches(
                 _StageActor, fn_constructor_kwargs={"task": task}, batch_size=task.batch_size,
                 batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=task.concurrency), num_cpus=task.cpus,

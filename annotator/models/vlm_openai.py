@@ -45,6 +45,15 @@ def jpeg_data_url(frame: np.ndarray, max_side: int, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
+def chat_messages(request: CaptionRequest, image_max_side: int) -> Messages:
+    """OpenAI chat format, frames as JPEG data URLs: what `vllm serve` and vLLM's own chat parser both read."""
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": jpeg_data_url(f, image_max_side)}} for f in request.frames
+    ]
+    parts.append({"type": "text", "text": request.prompt})
+    return [{"role": "user", "content": parts}]
+
+
 @dataclass
 class Reply:
     """One job's outcome: its text or the exception it ended with, and what it took (requests, retries...)."""
@@ -74,12 +83,7 @@ class OpenAIChatClient:
         self.counters: Counter[str] = Counter()
 
     def messages(self, request: CaptionRequest) -> Messages:
-        parts: list[dict[str, Any]] = [
-            {"type": "image_url", "image_url": {"url": jpeg_data_url(f, self.image_max_side)}}
-            for f in request.frames
-        ]
-        parts.append({"type": "text", "text": request.prompt})
-        return [{"role": "user", "content": parts}]
+        return chat_messages(request, self.image_max_side)
 
     def _count(self, reply: Reply, key: str) -> None:
         reply.counters[key] += 1

@@ -15,9 +15,9 @@ import numpy as np
 from annotator import prompts, video
 from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.protocols import Captioner, CaptionRequest
-from annotator.models.vlm_openai import OpenAIChatClient
+from annotator.models.vlm_openai import OpenAIChatClient, chat_messages
 from annotator.records import VideoItem
-from annotator.stage import Resources, Stage, error_from, register
+from annotator.stage import EngineSpec, Resources, Stage, error_from, register
 
 
 def even_positions(count: int, wanted: int) -> list[int]:
@@ -47,7 +47,7 @@ class CaptionStage(Stage):
     resources = Resources(cpus=1.0)
     batch_size = 8
 
-    backend: Literal["local", "openai"] = "local"
+    backend: Literal["local", "openai", "vllm-engine"] = "local"
     model: str = "tiny:qwen2_vl"
     endpoint: str | None = None  # e.g. http://127.0.0.1:8000/v1 for `vllm serve`
     api_key_env: str = "OPENAI_API_KEY"
@@ -62,6 +62,7 @@ class CaptionStage(Stage):
     backoff_s: float = 1.0  # first retry delay; doubles each retry
     max_requests: int | None = None  # request budget per worker (retries included); None: unlimited
     image_max_side: int = 448
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # vllm-engine: vLLM engine args (max_model_len...)
 
     def __post_init__(self) -> None:
         if self.backend == "openai" and not self.endpoint:
@@ -79,8 +80,30 @@ class CaptionStage(Stage):
             return None
         return {"response_format": {"type": "json_schema", "json_schema": {"name": "qa", "schema": QA_SCHEMA}}}
 
+    def engine_spec(self) -> EngineSpec | None:
+        if self.backend != "vllm-engine":
+            return None
+        sampling: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": 0.0}
+        if self.reply == "qa":
+            sampling["structured_outputs"] = {"json": QA_SCHEMA}
+        return EngineSpec(engine="vllm", model=self.model, engine_kwargs=dict(self.engine_kwargs),
+                          sampling_params=sampling)
+
+    def engine_messages(self, item: VideoItem) -> list[dict[str, Any]]:
+        return chat_messages(CaptionRequest(self._frames(item), self._prompt_text()), self.image_max_side)
+
+    def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
+        self._finish(item, reply)
+
+    def _prompt_text(self) -> str:
+        if getattr(self, "_prompt", None) is None:
+            self._prompt = prompts.load(self.prompt).text
+        return self._prompt
+
     def setup(self) -> None:
-        self._prompt = prompts.load(self.prompt).text
+        if self.backend == "vllm-engine":
+            raise ValueError("caption backend 'vllm-engine' runs in the Ray executor's vLLM engine: use --executor ray")
+        self._prompt = self._prompt_text()
         self._captioner: Captioner
         if self.backend == "openai":
             self._captioner = OpenAIChatClient(

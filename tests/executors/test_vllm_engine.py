@@ -1,0 +1,83 @@
+"""`caption.backend: vllm-engine`: the ray.data.llm processor built from the stage, and the glue around it.
+
+vLLM itself needs a GPU; on CPU the test checks what is built (processor config, lazy dataset) and runs the
+CPU halves of the chain (request preparation, answer handling + checkpoint) on real items.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from annotator import prompts
+from annotator.config import ConfigError
+from annotator.executors import vllm_engine
+from annotator.executors.runner import StageTask
+from annotator.records import VideoItem
+from annotator.rundir import RunDir
+from annotator.stages.caption import QA_SCHEMA, CaptionStage
+from annotator.stages.ingest import IngestStage
+from tests.helpers import demo_pipeline
+
+
+def engine_task(tiny_models: dict[str, str], run_root: Path) -> StageTask:
+    stage = CaptionStage(backend="vllm-engine", model=tiny_models["qwen2_vl"], prompt="prompts/qa.v1.md",
+                         reply="qa", num_frames=4, max_new_tokens=64, engine_kwargs={"max_model_len": 2048})
+    return StageTask(stage=stage, fingerprint="fp1", run_root=str(run_root), concurrency=2, batch_size=4,
+                     cpus=0.5, gpus=1.0)
+
+
+def test_processor_config_comes_from_the_stage(tiny_models: dict[str, str], tmp_path: Path, ray_cluster) -> None:
+    from ray.data.llm import vLLMEngineProcessorConfig
+
+    task = engine_task(tiny_models, tmp_path)
+    config = vllm_engine.processor_config(task)
+    assert isinstance(config, vLLMEngineProcessorConfig)
+    assert config.model_source == tiny_models["qwen2_vl"]
+    assert (config.batch_size, config.concurrency) == (4, 2)
+    assert config.engine_kwargs["max_model_len"] == 2048
+    assert config.should_continue_on_error
+    assert vllm_engine.processor_config(task).prepare_multimodal_stage == {"enabled": True}
+    ds = vllm_engine.apply(ray_cluster.data.from_items([{"item": VideoItem("v", "/v.mp4").to_json()}]), task)
+    assert isinstance(ds, ray_cluster.data.Dataset)  # built lazily; running it needs vLLM and a GPU
+
+
+def test_requests_and_answers_around_the_engine(tiny_models: dict[str, str], clips: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    task = engine_task(tiny_models, tmp_path)
+    good, broken = IngestStage(target_fps=8, max_frames=6).process(
+        [VideoItem("a", str(clips["a"])), VideoItem("broken", str(clips["broken"]))])
+    assert good.error is None and broken.error is not None
+    prepare = vllm_engine.Prepare(task)
+    row = prepare({"item": good.to_json()})
+    parts = row["messages"][0]["content"]
+    assert [p["type"] for p in parts] == ["image_url"] * 4 + ["text"]
+    assert all(p["image_url"]["url"].startswith("data:image/jpeg;base64,") for p in parts[:4])
+    assert parts[-1]["text"] == prompts.load("prompts/qa.v1.md").text
+    assert row["sampling_params"] == {"max_tokens": 64, "temperature": 0.0, "structured_outputs": {"json": QA_SCHEMA}}
+    skipped = prepare({"item": broken.to_json()})
+    assert skipped["skip"] and skipped["sampling_params"] == {"max_tokens": 1}
+
+    finish = vllm_engine.Finish(task)
+    answer = json.dumps({"question": "What does the rabbit do?", "answer": "A rabbit sits on the grass."})
+    done = VideoItem.from_json(finish(vllm_engine.carry({**row, "generated_text": answer}))["item"])
+    assert (done.question, done.caption, done.error) == ("What does the rabbit do?", "A rabbit sits on the grass.",
+                                                        None)
+    assert done.stages_done == ["caption"]
+    cached = RunDir(tmp_path).read_stage_output("caption", "a", "fp1")
+    assert cached is not None and cached.caption == "A rabbit sits on the grass."
+    failed = VideoItem.from_json(finish({**row, "__inference_error__": "CUDA out of memory"})["item"])
+    assert failed.error is not None and "CUDA out of memory" in failed.error.message
+    passed = VideoItem.from_json(finish(vllm_engine.carry({**skipped, "generated_text": "x"}))["item"])
+    assert passed.error == broken.error and passed.caption is None
+
+
+def test_engine_backend_needs_the_ray_executor(tiny_models: dict[str, str], clips: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    pipeline = demo_pipeline("stages.caption.params.backend=vllm-engine")
+    with pytest.raises(ConfigError, match="use the ray executor"):
+        pipeline.run([clips["a"]], tmp_path / "run", executor="local", show_progress=False)
+    assert not (tmp_path / "run").exists(), "refused before any work"
+    pipeline.check_executor("ray")
