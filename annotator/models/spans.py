@@ -66,7 +66,13 @@ def keep_non_overlapping(
             kept.append(Phrase(text=text, start=span[0], end=span[1], norm=norm))
             seen_norms.add(norm)
     kept.sort(key=lambda p: p.start)
-    if max_phrases is not None and len(kept) > max_phrases:
-        dropped += [DroppedPhrase(p.text, f"beyond max_phrases={max_phrases}") for p in kept[max_phrases:]]
-        kept = kept[:max_phrases]
-    return kept, dropped
+    return cap(kept, dropped, max_phrases)
+
+
+def cap(kept: list[Phrase], dropped: list[DroppedPhrase],
+        max_phrases: int | None) -> tuple[list[Phrase], list[DroppedPhrase]]:
+    """The first `max_phrases` phrases in caption order; the rest are dropped, saying so."""
+    if max_phrases is None or len(kept) <= max_phrases:
+        return kept, dropped
+    return kept[:max_phrases], dropped + [DroppedPhrase(p.text, f"beyond max_phrases={max_phrases}")
+                                          for p in kept[max_phrases:]]

@@ -27,31 +27,55 @@ class PhrasesStage(PerItemStage):
     timeout_s: float = 60.0
     max_retries: int = 4
     prompt: str = "prompts/phrases.v1.md"  # llm backend: a versioned template with a {caption} slot
+    spacy_model: str | None = None  # an installed spaCy pipeline (name or path) whose noun_chunks are used...
+    spacy_use: Literal["extract", "cross-check"] = "extract"  # ...instead of the backend, or to vet its phrases
 
     def __post_init__(self) -> None:
         if self.backend == "llm" and not (self.endpoint and self.model):
             raise ValueError("backend 'llm' needs endpoint and model")
         prompts.name_and_version(self.prompt)
+        if self.spacy_model:
+            from annotator.models.phrase_spacy import check_installed
+
+            check_installed(self.spacy_model)
 
     def required_paths(self) -> dict[str, str]:
         return {**super().required_paths(), **({"prompt": self.prompt} if self.backend == "llm" else {})}
 
     def cache_inputs(self) -> dict[str, Any]:
-        return {"prompt": prompts.load(self.prompt).cache_key()} if self.backend == "llm" else {}
+        inputs: dict[str, Any] = {}
+        if self.backend == "llm" and not (self.spacy_model and self.spacy_use == "extract"):
+            inputs["prompt"] = prompts.load(self.prompt).cache_key()
+        if self.spacy_model:
+            from annotator.models.phrase_spacy import pipeline_version
+
+            inputs["spacy_model_version"] = pipeline_version(self.spacy_model)
+        return inputs
 
     def setup(self) -> None:
         self._extractor: PhraseExtractor
+        if not self.spacy_model:
+            self._extractor = self._backend(self.max_phrases)
+            return
+        from annotator.models.phrase_spacy import CrossChecked, SpacyPhraser
+
+        spacy_phraser = SpacyPhraser(self.spacy_model, self.max_phrases)
+        if self.spacy_use == "extract":
+            self._extractor = spacy_phraser
+        else:  # the cap applies to the phrases that survive the check
+            self._extractor = CrossChecked(self._backend(None), spacy_phraser, self.max_phrases)
+
+    def _backend(self, max_phrases: int | None) -> PhraseExtractor:
         if self.backend == "llm":
             from annotator.models.phrase_llm import LLMPhraser
             from annotator.models.vlm_openai import OpenAIChatClient
 
             client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
                                       max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries)
-            self._extractor = LLMPhraser(client, prompts.load(self.prompt).text, self.max_phrases)
-        else:
-            from annotator.models.phrase_vocabulary import VocabularyPhraser
+            return LLMPhraser(client, prompts.load(self.prompt).text, max_phrases)
+        from annotator.models.phrase_vocabulary import VocabularyPhraser
 
-            self._extractor = VocabularyPhraser(self.categories, self.max_phrases)
+        return VocabularyPhraser(self.categories, max_phrases)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.caption is None:
