@@ -130,12 +130,15 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
 
     from annotator.models.fake_server import FakeServer
 
-    with FakeServer([429, 503], content="a rabbit near a tree and a flower") as server:
-        summary = demo_pipeline(*_served(server.url)).run([clips["a"], clips["b"]], tmp_path, executor="local",
-                                                           show_progress=False)
+    # three failures spread over two videos; 3 retries each, so whichever video gets them, both succeed
+    with FakeServer([429, 503, "slow"], content="a rabbit near a tree and a flower", slow_s=2.0) as server:
+        settings = [*_served(server.url), "stages.caption.params.max_retries=3", "stages.caption.params.timeout_s=0.5"]
+        summary = demo_pipeline(*settings).run([clips["a"], clips["b"]], tmp_path, executor="local",
+                                               show_progress=False)
     assert (summary.completed, summary.errors) == (2, 0)
     counters = json.loads((tmp_path / "manifest.json").read_text())["counters"]
-    assert counters == {"caption.http_429": 1, "caption.http_503": 1, "caption.requests": 4, "caption.retries": 2}
+    assert counters == {"caption.http_429": 1, "caption.http_503": 1, "caption.timeouts": 1,
+                        "caption.requests": 5, "caption.retries": 3}
     assert {r["caption"] for r in export_rows(tmp_path, "videos")} == {"a rabbit near a tree and a flower"}
 
 
