@@ -129,7 +129,7 @@ class Pipeline:
             "executor": kind,
             "stages": self.describe(),
             "fingerprints": self.fingerprints,
-            "prompts": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
+            "stage_inputs": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
             "inputs": [it.path for it in items],
             "started": datetime.now(UTC).isoformat(),
             "finished": None,

@@ -169,6 +169,6 @@ def test_changed_prompt_text_recomputes_captions(clips, tiny_models, tmp_path: P
     assert sorted(k.split("/")[1] for k in after if after[k] != before[k]) == [
         "assemble", "caption", "detect", "link", "phrases", "track"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["prompts"]["caption"] == {"prompt": {"name": "caption", "version": 1, "sha256": hashlib.sha256(
+    assert manifest["stage_inputs"]["caption"] == {"prompt": {"name": "caption", "version": 1, "sha256": hashlib.sha256(
         b"describe the video in detail .").hexdigest()}}
-    assert manifest["prompts"]["assemble"]["questions"]["name"] == "gcg_questions"
+    assert manifest["stage_inputs"]["assemble"]["questions"]["name"] == "gcg_questions"

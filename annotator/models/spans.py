@@ -35,8 +35,9 @@ def fix_span(caption: str, text: str, start: int | None, end: int | None,
         return None
     if start is not None and end is not None and 0 <= start <= end <= len(caption) and caption[start:end] == text:
         return start, end
-    free = [s for s in occurrences(caption, text) if not any(s < e and b < s + len(text) for b, e in taken)]
-    candidates = free or occurrences(caption, text)
+    found = occurrences(caption, text)
+    free = [s for s in found if not any(s < e and b < s + len(text) for b, e in taken)]
+    candidates = free or found
     if not candidates:
         return None
     best = min(candidates, key=lambda s: abs(s - start)) if start is not None else candidates[0]

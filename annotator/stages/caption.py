@@ -7,6 +7,7 @@ the model's question replaces the GCG question at assembly.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -90,20 +91,19 @@ class CaptionStage(Stage):
                           sampling_params=sampling)
 
     def engine_messages(self, item: VideoItem) -> list[dict[str, Any]]:
-        return chat_messages(CaptionRequest(self._frames(item), self._prompt_text()), self.image_max_side)
+        return chat_messages(CaptionRequest(self._frames(item), self.prompt_text), self.image_max_side)
 
     def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
         self._finish(item, reply)
 
-    def _prompt_text(self) -> str:
-        if getattr(self, "_prompt", None) is None:
-            self._prompt = prompts.load(self.prompt).text
-        return self._prompt
+    @functools.cached_property
+    def prompt_text(self) -> str:
+        """The template's text, read once per worker (not a dataclass field: not part of the params)."""
+        return prompts.load(self.prompt).text
 
     def setup(self) -> None:
         if self.backend == "vllm-engine":
             raise ValueError("caption backend 'vllm-engine' runs in the Ray executor's vLLM engine: use --executor ray")
-        self._prompt = self._prompt_text()
         self._captioner: Captioner
         if self.backend == "openai":
             self._captioner = OpenAIChatClient(
@@ -128,7 +128,7 @@ class CaptionStage(Stage):
     def process(self, batch: list[VideoItem]) -> list[VideoItem]:
         if isinstance(self._captioner, OpenAIChatClient):
             # decoding and JPEG encoding run in the client's threads while earlier requests are in flight
-            jobs = [lambda it=it: self._captioner.messages(CaptionRequest(self._frames(it), self._prompt))
+            jobs = [lambda it=it: self._captioner.messages(CaptionRequest(self._frames(it), self.prompt_text))
                     for it in batch]
             replies = self._captioner.run(jobs, self._response_format())
             for item, reply in zip(batch, replies, strict=True):
@@ -137,7 +137,7 @@ class CaptionStage(Stage):
             return batch
         for item in batch:
             try:
-                request = CaptionRequest(self._frames(item), self._prompt)
+                request = CaptionRequest(self._frames(item), self.prompt_text)
             except Exception as exc:  # noqa: BLE001
                 item.error = error_from(self.name, exc)
                 continue
