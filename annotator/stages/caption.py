@@ -46,7 +46,7 @@ def parse_qa(reply: str) -> tuple[str, str]:
 class CaptionStage(Stage):
     name = "caption"
     resources = Resources(cpus=1.0)
-    batch_size = 8
+    batch_size = 32  # served backend: a worker keeps max_concurrency requests in flight within one batch
 
     backend: Literal["local", "openai", "vllm-engine"] = "local"
     model: str = "tiny:qwen2_vl"
