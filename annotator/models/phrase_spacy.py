@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from annotator import paths
-from annotator.models.protocols import PhraseExtractor
+from annotator.models.protocols import Extraction, PhraseExtractor, extract_all
 from annotator.models.spans import cap, keep_non_overlapping
 from annotator.records import DroppedPhrase, Phrase
 
@@ -72,8 +72,18 @@ class CrossChecked:
         self.checker = checker
         self.max_phrases = max_phrases
 
+    def extract_many(self, captions: list[str]) -> list[Extraction]:
+        results = extract_all(self.primary, captions)
+        for caption, result in zip(captions, results, strict=True):
+            if result.error is None:
+                result.phrases, result.dropped = self._vet(caption, result.phrases, result.dropped)
+        return results
+
     def extract(self, caption: str) -> tuple[list[Phrase], list[DroppedPhrase]]:
-        kept, dropped = self.primary.extract(caption)
+        return self._vet(caption, *self.primary.extract(caption))
+
+    def _vet(self, caption: str, kept: list[Phrase],
+             dropped: list[DroppedPhrase]) -> tuple[list[Phrase], list[DroppedPhrase]]:
         chunks, _ = self.checker.chunks(caption)
         confirmed = []
         for phrase in kept:

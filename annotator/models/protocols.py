@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -27,6 +28,30 @@ class PhraseExtractor(Protocol):
     def extract(self, caption: str) -> tuple[list[Phrase], list[DroppedPhrase]]:
         """Phrases with exact spans into `caption`, and what was dropped with why."""
         ...
+
+
+@dataclass
+class Extraction:
+    """One caption's phrases (or the exception it ended with) and what it took (requests, retries...)."""
+
+    phrases: list[Phrase] = field(default_factory=list)
+    dropped: list[DroppedPhrase] = field(default_factory=list)
+    error: Exception | None = None
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+def extract_all(extractor: PhraseExtractor, captions: list[str]) -> list[Extraction]:
+    """A batch at once where the extractor can (`extract_many`: served LLMs), else caption by caption."""
+    many = getattr(extractor, "extract_many", None)
+    if many is not None:
+        return many(captions)
+    out = []
+    for caption in captions:
+        try:
+            out.append(Extraction(*extractor.extract(caption)))
+        except Exception as exc:  # noqa: BLE001 - one caption's failure is that item's error
+            out.append(Extraction(error=exc))
+    return out
 
 
 @dataclass

@@ -6,17 +6,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from annotator import prompts
-from annotator.models.protocols import PhraseExtractor
+from annotator.models.protocols import PhraseExtractor, extract_all
 from annotator.records import VideoItem
-from annotator.stage import PerItemStage, Resources, register
+from annotator.stage import Resources, Stage, error_from, register
 
 
 @register
 @dataclass
-class PhrasesStage(PerItemStage):
+class PhrasesStage(Stage):
     name = "phrases"
     resources = Resources(cpus=0.25)
-    batch_size = 8
+    batch_size = 32  # llm backend: the batch's requests are in flight together (up to max_concurrency)
 
     backend: Literal["vocabulary", "llm"] = "vocabulary"
     categories: list[str] | None = None  # vocabulary backend; None: the COCO category names
@@ -26,6 +26,7 @@ class PhrasesStage(PerItemStage):
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = 60.0
     max_retries: int = 4
+    max_concurrency: int = 8
     prompt: str = "prompts/phrases.v1.md"  # llm backend: a versioned template with a {caption} slot
     spacy_model: str | None = None  # an installed spaCy pipeline (name or path) whose noun_chunks are used...
     spacy_use: Literal["extract", "cross-check"] = "extract"  # ...instead of the backend, or to vet its phrases
@@ -71,14 +72,22 @@ class PhrasesStage(PerItemStage):
             from annotator.models.vlm_openai import OpenAIChatClient
 
             client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
-                                      max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries)
+                                      max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries,
+                                      max_concurrency=self.max_concurrency)
             return LLMPhraser(client, prompts.load(self.prompt).text, max_phrases)
         from annotator.models.phrase_vocabulary import VocabularyPhraser
 
         return VocabularyPhraser(self.categories, max_phrases)
 
-    def process_item(self, item: VideoItem) -> VideoItem:
-        if item.caption is None:
-            raise ValueError("caption has not run")
-        item.phrases, item.dropped_phrases = self._extractor.extract(item.caption)
-        return item
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        for item in batch:
+            if item.caption is None:
+                item.error = error_from(self.name, ValueError("caption has not run"))
+        todo = [it for it in batch if it.error is None]
+        for item, result in zip(todo, extract_all(self._extractor, [it.caption or "" for it in todo]), strict=True):
+            item.count(self.name, result.counters)
+            if result.error is not None:
+                item.error = error_from(self.name, result.error)
+            else:
+                item.phrases, item.dropped_phrases = result.phrases, result.dropped
+        return batch

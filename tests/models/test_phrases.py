@@ -70,11 +70,24 @@ def test_llm_malformed_json_gets_one_repair_request_against_a_live_server() -> N
 
 def test_llm_malformed_twice_is_an_item_error_not_a_crash() -> None:
     items = [VideoItem("v", "/v.mp4", caption="a rabbit"), VideoItem("w", "/w.mp4", caption="a dog")]
-    with FakeServer(["nope", '{"phrases": 3}'], content='{"phrases": [{"text": "a dog"}]}') as server:
-        bad, good = llm_stage(server.url, max_phrases=None).process(items)
-    assert bad.error is not None and bad.error.error_type == "MalformedReply" and bad.phrases == []
-    assert good.error is None and [p.text for p in good.phrases] == ["a dog"]
-    assert len(server.requests) == 3
+    valid = '{"phrases": [{"text": "a dog"}, {"text": "a rabbit"}]}'
+    with FakeServer(["nope", '{"phrases": 3}', "still nope"], content=valid) as server:
+        out = llm_stage(server.url, max_phrases=None).process(items)
+    failed = [it for it in out if it.error is not None]
+    assert len(failed) == 1 and failed[0].error.error_type == "MalformedReply" and failed[0].phrases == []
+    (good,) = [it for it in out if it.error is None]
+    assert [p.text for p in good.phrases] == [good.caption]  # repaired on its second request
+    assert len(server.requests) == 4 and all(it.counters == {"phrases.requests": 2} for it in out)
+
+
+def test_llm_requests_of_a_batch_are_in_flight_together() -> None:
+    captions = [f"a dog and a cat number {i}" for i in range(24)]
+    items = [VideoItem(f"v{i}", f"/v{i}.mp4", caption=c) for i, c in enumerate(captions)]
+    reply = '{"phrases": [{"text": "a dog", "start": 0, "end": 5}, {"text": "a cat", "start": 10, "end": 15}]}'
+    with FakeServer(content=reply, latency_s=0.2) as server:
+        out = llm_stage(server.url, max_concurrency=8).process(items)
+    assert all(it.error is None and [p.norm for p in it.phrases] == ["dog", "cat"] for it in out)
+    assert 4 <= server.max_in_flight <= 8 and len(server.requests) == 24
 
 
 def test_llm_prompt_template_must_have_a_caption_slot(tmp_path: Path) -> None:
