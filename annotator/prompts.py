@@ -55,6 +55,21 @@ def load(path: str | Path) -> Template:
         text = resolved.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the prompt template ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: the prompt template is not UTF-8 text") from None
     if not text:
         raise ValueError(f"{path}: the prompt template is empty")
     return Template(path=resolved, name=name, version=version, text=text)
+
+
+def check(path: str | Path, slot: str | None = None, as_list: bool = False) -> None:
+    """Config-time check of a template's name and, when the file is there, its content (a missing file is
+    reported by the stage's `required_paths`)."""
+    name_and_version(path)
+    if not paths.resolve(path).exists():
+        return
+    template = load(path)
+    if slot is not None and slot not in template.text:
+        raise ValueError(f"{path}: the template must contain {slot}")
+    if as_list:
+        template.items()

@@ -41,6 +41,13 @@ def test_shipped_pipelines_validate() -> None:
          "stages.track.params.model: path ./models/no-such-sam2 does not exist"),
         (lambda d: stage(d, "caption")["params"].update(prompt="prompts/missing.md"), "prompts/missing.md"),
         (lambda d: stage(d, "caption").update(concurrency=0), "stages.caption.concurrency"),
+        (lambda d: stage(d, "caption")["params"].update(prompt="prompts/gcg_questions.md"),
+         "prompts/gcg_questions.md: prompt templates are versioned"),
+        (lambda d: stage(d, "assemble").update(params={"questions": "prompts/caption.v1.md"}),
+         "prompts/caption.v1.md: expected a markdown list"),
+        (lambda d: stage(d, "phrases")["params"].update(backend="llm", endpoint="http://127.0.0.1:9/v1", model="m",
+                                                         prompt="prompts/caption.v1.md"),
+         "prompts/caption.v1.md: the template must contain {caption}"),
     ],
 )
 def test_mistakes_give_one_pointed_line(tmp_path: Path, edit, expected: str) -> None:

@@ -32,3 +32,12 @@ def test_text_change_changes_the_hash_and_bad_templates_are_named(tmp_path: Path
         prompts.load(tmp_path / "missing.v1.md")
     with pytest.raises(ValueError, match="markdown list"):
         prompts.load(path).items()
+
+
+def test_config_time_check_reads_content_only_when_the_file_is_there(tmp_path: Path) -> None:
+    prompts.check(tmp_path / "absent.v1.md")  # missing files are the stage's required_paths' job
+    (tmp_path / "latin.v1.md").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        prompts.check(tmp_path / "latin.v1.md")
+    prompts.check("prompts/phrases.v1.md", slot="{caption}")
+    prompts.check("prompts/gcg_questions.v1.md", as_list=True)

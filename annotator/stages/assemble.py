@@ -45,7 +45,7 @@ class AssembleStage(PerItemStage):
         if isinstance(self.questions, list) and not self.questions:
             raise ValueError("questions must hold at least one question")
         if isinstance(self.questions, str):
-            prompts.name_and_version(self.questions)
+            prompts.check(self.questions, as_list=True)
 
     def required_paths(self) -> dict[str, str]:
         extra = {"questions": self.questions} if isinstance(self.questions, str) else {}

@@ -68,7 +68,7 @@ class CaptionStage(Stage):
     def __post_init__(self) -> None:
         if self.backend == "openai" and not self.endpoint:
             raise ValueError("backend 'openai' needs an endpoint, e.g. http://127.0.0.1:8000/v1")
-        prompts.name_and_version(self.prompt)
+        prompts.check(self.prompt)
 
     def required_paths(self) -> dict[str, str]:
         return {**super().required_paths(), "prompt": self.prompt}

@@ -34,7 +34,8 @@ class PhrasesStage(Stage):
     def __post_init__(self) -> None:
         if self.backend == "llm" and not (self.endpoint and self.model):
             raise ValueError("backend 'llm' needs endpoint and model")
-        prompts.name_and_version(self.prompt)
+        if self.backend == "llm":
+            prompts.check(self.prompt, slot="{caption}")
         if self.spacy_model:
             from annotator.models.phrase_spacy import check_installed
 
