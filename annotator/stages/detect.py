@@ -18,7 +18,7 @@ class DetectStage(PerItemStage):
 
     model: str = "IDEA-Research/grounding-dino-base"
     box_threshold: float = 0.35  # best token probability of the box's phrase
-    text_threshold: float = 0.25  # mean token probability over the box's phrase
+    text_threshold: float = 0.0  # mean token probability over the box's phrase (0: off; not calibrated here)
     phrase_thresholds: dict[str, PhraseThresholds] = field(default_factory=dict)  # keyed by detector phrase
     top_k: int = 3  # boxes kept per phrase per keyframe
     nms_iou: float = 0.5
