@@ -18,7 +18,9 @@ from annotator.records import VideoItem
 from annotator.rundir import RunDir
 from annotator.stage import EngineSpec, error_from
 
-_SKIP = [{"role": "user", "content": "."}]
+# a skip row has the shape of a real one (content parts, the same sampling keys), so a block mixing both
+# still converts to Arrow instead of falling back to pickled objects
+_SKIP = [{"role": "user", "content": [{"type": "text", "text": "."}]}]
 
 
 def _spec(task: StageTask) -> EngineSpec:
@@ -56,13 +58,17 @@ class Prepare:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         item = VideoItem.from_json(row["item"])
         if item.error is not None or self.stage.name in item.stages_done:
-            return {"item": row["item"], "skip": True, "messages": _SKIP, "sampling_params": {"max_tokens": 1}}
+            return self._skip(row["item"])
         try:
             messages = self.stage.engine_messages(item)
         except Exception as exc:  # noqa: BLE001 - an undecodable video is this item's error
             item.error = error_from(self.stage.name, exc)
-            return {"item": item.to_json(), "skip": True, "messages": _SKIP, "sampling_params": {"max_tokens": 1}}
+            return self._skip(item.to_json())
         return {"item": row["item"], "skip": False, "messages": messages, "sampling_params": dict(self.sampling)}
+
+    def _skip(self, item_json: str) -> dict[str, Any]:
+        sampling = {**self.sampling, "max_tokens": 1}
+        return {"item": item_json, "skip": True, "messages": _SKIP, "sampling_params": sampling}
 
 
 def carry(row: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def test_requests_and_answers_around_the_engine(tiny_models: dict[str, str], cli
     assert parts[-1]["text"] == prompts.load("prompts/qa.v1.md").text
     assert row["sampling_params"] == {"max_tokens": 64, "temperature": 0.0, "structured_outputs": {"json": QA_SCHEMA}}
     skipped = prepare({"item": broken.to_json()})
-    assert skipped["skip"] and skipped["sampling_params"] == {"max_tokens": 1}
+    assert skipped["skip"] and skipped["sampling_params"] == {**row["sampling_params"], "max_tokens": 1}
 
     finish = vllm_engine.Finish(task)
     answer = json.dumps({"question": "What does the rabbit do?", "answer": "A rabbit sits on the grass."})
@@ -81,3 +81,29 @@ def test_engine_backend_needs_the_ray_executor(tiny_models: dict[str, str], clip
         pipeline.run([clips["a"]], tmp_path / "run", executor="local", show_progress=False)
     assert not (tmp_path / "run").exists(), "refused before any work"
     pipeline.check_executor("ray")
+
+
+def test_cpu_halves_survive_ray_data_blocks(tiny_models: dict[str, str], clips: dict[str, Path], tmp_path: Path,
+                                           ray_cluster) -> None:
+    """Skip rows and real rows share one block: their columns must be Arrow-compatible, as ray.data.llm needs."""
+    task = engine_task(tiny_models, tmp_path)
+    items = IngestStage(target_fps=8, max_frames=6).process(
+        [VideoItem("a", str(clips["a"])), VideoItem("broken", str(clips["broken"])), VideoItem("b", str(clips["b"]))])
+    answer = json.dumps({"question": "Q?", "answer": "A rabbit."})
+
+    def engine(row: dict) -> dict:  # stands in for vLLM: checks what it was given, answers
+        texts = [p["text"] for p in row["messages"][0]["content"] if p["type"] == "text"]
+        assert len(texts) == 1 and row["sampling_params"]["max_tokens"] in (1, 64)
+        return {**row, "generated_text": answer}
+
+    ds = ray_cluster.data.from_items([{"item": it.to_json()} for it in items], override_num_blocks=1)
+    prepared = ds.map(vllm_engine.Prepare(task))
+    schema = prepared.schema()
+    types = {name: str(t) for name, t in zip(schema.names, schema.types, strict=True)}
+    assert types["messages"].startswith("list<item: struct<role: string, content: list<"), "Arrow, not pickled"
+    assert types["sampling_params"].startswith("struct<max_tokens: int64")
+    rows = prepared.map(engine).map(vllm_engine.carry).map(vllm_engine.Finish(task))
+    done = {it.video_id: it for it in (VideoItem.from_json(r["item"]) for r in rows.take_all())}
+    assert (done["a"].caption, done["b"].caption, done["a"].question) == ("A rabbit.", "A rabbit.", "Q?")
+    assert done["broken"].error is not None and done["broken"].error.stage == "ingest"
+    assert sorted(p.name for p in (tmp_path / "stages" / "caption").iterdir()) == ["a.parquet", "b.parquet"]
