@@ -91,10 +91,14 @@ def test_cpu_halves_survive_ray_data_blocks(tiny_models: dict[str, str], clips: 
         [VideoItem("a", str(clips["a"])), VideoItem("broken", str(clips["broken"])), VideoItem("b", str(clips["b"]))])
     answer = json.dumps({"question": "Q?", "answer": "A rabbit."})
 
-    def engine(row: dict) -> dict:  # stands in for vLLM: checks what it was given, answers
+    def engine(row: dict) -> dict:
+        """Stands in for vLLM plus ray.data.llm's postprocess wrapper: a failed row skips `carry` and keeps
+        every column with `__inference_error__` set; the others go through `carry`."""
         texts = [p["text"] for p in row["messages"][0]["content"] if p["type"] == "text"]
         assert len(texts) == 1 and row["sampling_params"]["max_tokens"] in (1, 64)
-        return {**row, "generated_text": answer}
+        if VideoItem.from_json(row["item"]).video_id == "b":
+            return {**row, "__inference_error__": "prompt too long"}
+        return {**vllm_engine.carry({**row, "generated_text": answer}), "__inference_error__": ""}
 
     ds = ray_cluster.data.from_items([{"item": it.to_json()} for it in items], override_num_blocks=1)
     prepared = ds.map(vllm_engine.Prepare(task))
@@ -102,8 +106,9 @@ def test_cpu_halves_survive_ray_data_blocks(tiny_models: dict[str, str], clips: 
     types = {name: str(t) for name, t in zip(schema.names, schema.types, strict=True)}
     assert types["messages"].startswith("list<item: struct<role: string, content: list<"), "Arrow, not pickled"
     assert types["sampling_params"].startswith("struct<max_tokens: int64")
-    rows = prepared.map(engine).map(vllm_engine.carry).map(vllm_engine.Finish(task))
+    rows = prepared.map(engine).map(vllm_engine.Finish(task))
     done = {it.video_id: it for it in (VideoItem.from_json(r["item"]) for r in rows.take_all())}
-    assert (done["a"].caption, done["b"].caption, done["a"].question) == ("A rabbit.", "A rabbit.", "Q?")
+    assert (done["a"].caption, done["a"].question, done["a"].error) == ("A rabbit.", "Q?", None)
+    assert done["b"].caption is None and "prompt too long" in done["b"].error.message
     assert done["broken"].error is not None and done["broken"].error.stage == "ingest"
-    assert sorted(p.name for p in (tmp_path / "stages" / "caption").iterdir()) == ["a.parquet", "b.parquet"]
+    assert sorted(p.name for p in (tmp_path / "stages" / "caption").iterdir()) == ["a.parquet"]
