@@ -154,12 +154,6 @@ class OpenAIChatClient:
         """Prepare (in threads) and send every job; one reply per job, in order."""
         return asyncio.run(self._run(jobs, extra))
 
-    def complete(self, messages: Messages, extra: dict[str, Any] | None = None) -> str:
-        (reply,) = self.run([lambda: messages], extra)
-        if reply.error is not None:
-            raise reply.error
-        return reply.text or ""
-
     def caption(self, requests: list[CaptionRequest]) -> list[str | Exception]:
         replies = self.run([lambda r=r: self.messages(r) for r in requests])
         return [r.error if r.error is not None else r.text or "" for r in replies]

@@ -39,7 +39,7 @@ def test_processor_config_comes_from_the_stage(tiny_models: dict[str, str], tmp_
     assert (config.batch_size, config.concurrency) == (4, 2)
     assert config.engine_kwargs["max_model_len"] == 2048
     assert config.should_continue_on_error
-    assert vllm_engine.processor_config(task).prepare_multimodal_stage == {"enabled": True}
+    assert config.prepare_multimodal_stage == {"enabled": True}
     ds = vllm_engine.apply(ray_cluster.data.from_items([{"item": VideoItem("v", "/v.mp4").to_json()}]), task)
     assert isinstance(ds, ray_cluster.data.Dataset)  # built lazily; running it needs vLLM and a GPU
 
