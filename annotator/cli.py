@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,15 +36,17 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(verbose: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not verbose:
+        os.environ.setdefault("RAY_LOG_TO_STDERR", "0")
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def _print_plan(pipeline_rows: list[dict], title: str) -> None:
@@ -55,8 +60,9 @@ def _print_plan(pipeline_rows: list[dict], title: str) -> None:
         )
 
 
-def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | None, address: str | None,
-         dry_run: bool, overrides: list[str]) -> None:
+def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | None, address: str | None,
+         dry_run: bool, overrides: list[str], verbose: bool = False, drop_frames: bool = False) -> None:
+    from annotator import storage
     from annotator.pipeline import Pipeline
 
     try:
@@ -67,13 +73,16 @@ def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | 
         return
     if executor not in (None, "local", "ray"):
         _fail(f"--executor {executor}: use local or ray")
-    missing = [str(p) for p in inputs if not p.exists()]
-    if missing:
-        _fail(f"input {missing[0]} does not exist: pass video files, folders of videos or folders of frames")
     from annotator.video import list_inputs
 
-    if not list_inputs(inputs):
-        _fail(f"no videos or frame folders found in {', '.join(map(str, inputs))}")
+    try:
+        missing = [p for p in inputs if not storage.exists(p)]
+        if missing:
+            _fail(f"input {missing[0]} does not exist: pass video files, folders of videos or folders of frames")
+        if not list_inputs(inputs):
+            _fail(f"no videos or frame folders found in {', '.join(inputs)}")
+    except (OSError, ValueError) as exc:  # an unreachable store, bad credentials
+        _fail(f"cannot read inputs: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     kind = executor or config.executor.kind
     try:
         pipeline.check_executor(kind)
@@ -83,8 +92,11 @@ def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | 
     if dry_run:
         console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")
         return
-    _quiet_libraries()
-    summary = pipeline.run(inputs, output, executor=kind, address=address)
+    _quiet_libraries(verbose)
+    with _captured_stderr(kind == "ray" and not verbose), _VideoProgress(enabled=kind == "ray") as progress:
+        summary = pipeline.run(inputs, output, executor=kind, address=address, verbose=verbose,
+                               keep_frames=not drop_frames, on_status=progress.update, on_start=progress.start,
+                               show_progress=kind == "local")
     console.print(
         f"[bold]{summary.completed}/{summary.videos} videos done[/bold], {summary.errors} errors, "
         f"{summary.qa} QA triplets, {summary.objects} objects in {summary.seconds:.1f}s"
@@ -92,18 +104,72 @@ def _run(pipeline_file: Path, inputs: list[Path], output: Path, executor: str | 
     if summary.reused:
         console.print("reused from earlier runs: " + ", ".join(f"{k}: {v}" for k, v in summary.reused.items()))
     _print_sample(summary.run_dir)
-    console.print(f"run directory: {summary.run_dir.resolve()}", **_PLAIN)
-    console.print(f"dataset (Parquet): {(summary.run_dir / 'export' / 'parquet').resolve()}", **_PLAIN)
+    console.print(f"run directory: {summary.run_dir}", **_PLAIN)
+    console.print(f"dataset (Parquet parts): {storage.join(summary.run_dir, 'export', 'parquet')}", **_PLAIN)
     if summary.errors:
-        console.print(f"errors: {(summary.run_dir / 'errors.parquet').resolve()} (see `annotator status`)", **_PLAIN)
+        console.print(f"errors: {storage.join(summary.run_dir, 'errors.parquet')} (see `annotator status`)",
+                      **_PLAIN)
 
 
-def _print_sample(run_dir: Path) -> None:
+@contextmanager
+def _captured_stderr(enabled: bool) -> Iterator[None]:
+    """Ray's C++ core worker writes its own lines to file descriptor 2; without --verbose they go to a log file
+    and this CLI's messages to the terminal's stderr (a duplicate of the original descriptor)."""
+    if not enabled:
+        yield
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = tempfile.NamedTemporaryFile(prefix="annotator-ray-", suffix=".log", delete=False)
+    os.dup2(log.fileno(), 2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
+    previous = err.file
+    err.file = terminal
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        err.file = previous
+        terminal.close()
+        log.close()
+
+
+class _VideoProgress:
+    """One progress bar over videos, fed by the executor's status rows (the Ray executor has no other display)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.enabled = enabled
+        self.errors = 0
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=err, disable=not enabled)
+        self.bar = self.progress.add_task("videos", total=None)
+
+    def start(self, total: int, finished: int) -> None:
+        self.progress.update(self.bar, total=total, completed=finished)
+
+    def update(self, row: dict[str, str]) -> None:
+        self.errors += row["status"] == "error"
+        self.progress.update(self.bar, advance=1, description=f"videos ({self.errors} errors)")
+
+    def __enter__(self) -> _VideoProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+
+def _print_sample(run_dir: str) -> None:
     """Show one triplet, so the user sees what the dataset looks like."""
-    import pyarrow.parquet as pq
+    from annotator.rundir import RunDir
 
-    qa_path = run_dir / "export" / "parquet" / "qa.parquet"
-    rows = pq.read_table(qa_path).slice(0, 1).to_pylist() if qa_path.exists() else []
+    rows = RunDir(run_dir).read_export("qa").slice(0, 1).to_pylist()
     for row in rows:
         console.print(f"example [{row['video_id']}] Q: {row['question']}", **_PLAIN)
         console.print(f"  A: {row['answer']}", **_PLAIN)
@@ -113,18 +179,21 @@ def _print_sample(run_dir: Path) -> None:
 @app.command()
 def run(
     pipeline_file: Annotated[Path, typer.Argument(metavar="PIPELINE.yaml", help="pipeline config")],
-    inputs: Annotated[list[Path], typer.Option("--input", "-i", help="video file, folder of videos or frames")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="run directory (resumes if it exists)")],
+    inputs: Annotated[list[str], typer.Option("--input", "-i", help="video file, folder of videos or frames; a "
+                                              "local path or a URI such as s3://bucket/videos")],
+    output: Annotated[str, typer.Option("--output", "-o", help="run directory, local or a URI (resumes if it exists)")],
     executor: Annotated[str | None, typer.Option(help="local or ray (default: the pipeline's)")] = None,
     address: Annotated[str | None, typer.Option(help="Ray address to join, e.g. auto")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and print the plan only")] = False,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="override a config key: a.b=value")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="show Ray's own log lines")] = False,
+    drop_frames: Annotated[bool, typer.Option("--drop-frames", help="delete the frame store after export")] = False,
 ) -> None:
     """Run a pipeline over videos into a run directory; run it again to resume."""
-    _run(pipeline_file, inputs, output, executor, address, dry_run, overrides or [])
+    _run(pipeline_file, inputs, output, executor, address, dry_run, overrides or [], verbose, drop_frames)
 
 
-def _open_run(run_dir: Path) -> tuple[RunDir, dict]:
+def _open_run(run_dir: str) -> tuple[RunDir, dict]:
     """The run directory and its manifest, or a one-line error (exit 2) when it is not a run."""
     from annotator.rundir import RunDir
 
@@ -137,38 +206,43 @@ def _open_run(run_dir: Path) -> tuple[RunDir, dict]:
 
 
 @app.command()
-def status(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
-    """Counts of a run: videos done, errors (with reasons), QA triplets, objects."""
+def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works while the run is going)")]) -> None:
+    """Per-stage accounting of a run, read from its indexes: done, errors, time, nodes, rate, ETA."""
+    from annotator.status import stage_table
+
     rundir, manifest = _open_run(run_dir)
-    counts = manifest.get("counts")
-    state = "finished" if manifest.get("finished") else "unfinished (run the same command again to resume)"
-    console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}")
+    state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
+    console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
+    rows, summary = stage_table(rundir, manifest)
     table = Table()
-    table.add_column("stage")
-    table.add_column("videos done", justify="right")
-    for row in manifest["stages"]:  # flow order (the fingerprints mapping is stored sorted)
-        table.add_row(row["stage"], str(len(rundir.completed_videos(row["stage"]))))
+    for column in ("stage", "done", "errors", "busy s", "model s", "nodes", "videos/s"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for row in rows:
+        table.add_row(row["stage"], str(row["done"]), str(row["errors"]), f"{row['busy']:.1f}",
+                      f"{row['model']:.1f}", str(row["nodes"]), f"{row['rate']:.2f}")
     console.print(table)
+    console.print(summary, **_PLAIN)
+    counts = manifest.get("counts")
     if counts:
         console.print(f"videos: {counts['videos']}  completed: {counts['completed']}  errors: {counts['errors']}  "
                       f"QA: {counts['qa']}  objects: {counts['objects']}")
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
-    errors = rundir.read_errors().to_pylist()
-    for row in errors:
+    for row in rundir.read_errors().to_pylist():
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
 
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="run directory")] = Path("runs/demo"),
+    output: Annotated[str, typer.Option("--output", "-o", help="run directory")] = "runs/demo",
     executor: Annotated[str | None, typer.Option(help="local or ray (default: ray, embedded)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="show Ray's own log lines")] = False,
 ) -> None:
     """Run pipelines/demo.yaml (tiny offline models) on the bundled sample clip."""
     console.print("[bold]demo[/bold]: tiny random-weight models, built locally on first use. Captions, boxes and "
                   "masks are random: the dataset is complete in structure only.")
-    _run(paths.PIPELINES_DIR / "demo.yaml", [paths.SAMPLES_DIR], output, executor, None, False, [])
+    _run(paths.PIPELINES_DIR / "demo.yaml", [str(paths.SAMPLES_DIR)], output, executor, None, False, [], verbose)
 
 
 EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b")
@@ -176,26 +250,34 @@ EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b")
 
 @app.command("export")
 def export_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    run_dir: Annotated[str, typer.Argument(help="a run directory")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="|".join(EXPORT_FORMATS))],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
     split: Annotated[str, typer.Option(help="split name (VideoGLaMM layouts)")] = "train",
     rle: Annotated[str, typer.Option(help="compressed or uncompressed (YouTube-VIS ground truth)")] = "compressed",
     max_phrases: Annotated[int, typer.Option(help="grounded phrases kept per caption (VideoGLaMM)")] = 4,
+    merge: Annotated[bool, typer.Option("--merge/--parts", help="parquet: one file per table, or the parts")] = True,
 ) -> None:
     """Write a finished run's dataset in one of the supported formats."""
     if fmt not in EXPORT_FORMATS:
         _fail(f"--format {fmt}: use one of {', '.join(EXPORT_FORMATS)}")
     if rle not in ("compressed", "uncompressed"):
         _fail(f"--rle {rle}: use compressed or uncompressed")
-    run, manifest = _open_run(run_dir)
-    items = run.final_items()
-    if fmt == "parquet":
-        from annotator.export.parquet import write_parquet
+    run, _ = _open_run(run_dir)
+    if fmt == "parquet":  # straight from the export parts the workers wrote: no item is rebuilt
+        from annotator.export.parquet import SCHEMAS, write_parquet
 
-        written = list(write_parquet(items, out, manifest["pipeline"]["name"], manifest["run_id"],
-                                     manifest["fingerprints"]).values())
-    elif fmt == "coco":
+        if merge:
+            tables = {name: run.read_export(name) for name in SCHEMAS}
+            written = list(write_parquet(tables, str(out)).values())
+        else:
+            written = _copy_parts(run, out)
+        console.print(f"parquet: {len(run.finished_videos())} videos", highlight=False)
+        for path in written:
+            console.print(f"  {path}", **_PLAIN)
+        return
+    items = run.final_items()
+    if fmt == "coco":
         from annotator.export.coco import write_coco
 
         written = [write_coco(items, out)]
@@ -206,7 +288,7 @@ def export_cmd(
     elif fmt == "videoglamm-a":
         from annotator.export.videoglamm import write_format_a
 
-        count = write_format_a(items, out, split, max_phrases)
+        count = write_format_a(items, out, split, max_phrases, run_root=run.root)
         written = [out / "vidstg_gcg"]
         console.print(f"{count} of {len(items)} videos have grounded phrases", highlight=False)
     else:
@@ -218,10 +300,31 @@ def export_cmd(
         console.print(f"  {path.resolve()}", **_PLAIN)
 
 
+def _copy_parts(run: RunDir, out: Path) -> list[str]:
+    """Each current export part, filtered to its current videos, under `out/<table>/`."""
+    import pyarrow as pa
+
+    from annotator import storage
+    from annotator.export.parquet import SCHEMAS
+
+    finished = run.finished_videos()
+    written = []
+    for name in SCHEMAS:
+        for part in run.export_parts(name):
+            data = storage.read_table(part)
+            keep = [finished.get(v, {}).get("shard") == storage.name(part) for v in data["video_id"].to_pylist()]
+            data = data.filter(pa.array(keep, pa.bool_()))
+            if data.num_rows:
+                target = storage.join(str(out), name, storage.name(part))
+                storage.write_table(target, data)
+                written.append(target)
+    return written
+
+
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default RUN_DIR/report.html)")] = None,
+    run_dir: Annotated[str, typer.Argument(help="a run directory")],
+    out: Annotated[str | None, typer.Option("--out", "-o", help="HTML file (default RUN_DIR/report.html)")] = None,
 ) -> None:
     """One self-contained HTML file: counts, distributions, top phrases, drop reasons, examples."""
     from annotator.report.render import write_report
@@ -231,7 +334,7 @@ def report(
     except FileNotFoundError as exc:
         _fail(str(exc))
         return
-    console.print(f"report: {path.resolve()}", **_PLAIN)
+    console.print(f"report: {path}", **_PLAIN)
 
 
 @models_app.command("tiny")

@@ -23,6 +23,7 @@ class _Strict(BaseModel):
 class ResourcesSpec(_Strict):
     cpus: float = Field(default=1.0, gt=0)
     gpus: float = Field(default=0.0, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)  # Ray custom resources, e.g. {node_a100: 0.01}
 
 
 class StageSpec(_Strict):

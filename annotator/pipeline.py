@@ -1,49 +1,62 @@
-"""A configured pipeline: its stages, their cache fingerprints, and one resumable run over some inputs."""
+"""A configured pipeline: its stages, their cache fingerprints, and one resumable run over some inputs.
+
+The driver (this module) lists inputs, reads the stage indexes to learn what is finished, hands out one
+`WorkRef` per unfinished video and receives one status row per video back. It never holds an item.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from annotator import __version__, video
+from annotator import __version__, storage, video
 from annotator.config import BuiltStage, ConfigError, PipelineConfig, build_stages
 from annotator.executors import make_executor
-from annotator.executors.runner import StageTask
-from annotator.export.parquet import write_parquet
-from annotator.models import refs
-from annotator.records import VideoItem
+from annotator.executors.runner import ExportSpec, StageTask, WorkRef
+from annotator.models import refs as model_refs
 from annotator.rundir import RunDir
 
 
-def video_ids(inputs: list[Path]) -> list[str]:
-    """Readable unique ids from file names: letters, digits, `_` and `-` only (no dots: VideoGLaMM)."""
-    ids, seen = [], set()
-    for path in inputs:
-        base = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem if path.is_file() else path.name).strip("_") or "video"
-        vid, n = base, 2
-        while vid in seen:
-            vid, n = f"{base}_{n}", n + 1
-        seen.add(vid)
-        ids.append(vid)
-    return ids
+def video_id(root: str, path: str, folder: bool = False) -> str:
+    """Readable id from the path relative to its input root: letters, digits, `_` and `-` (no dots: VideoGLaMM)."""
+    rel = path[len(root):].strip("/") if path.startswith(root) else storage.name(path)
+    stem = rel if folder or "." not in storage.name(rel) else rel.rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "video"
+
+
+def assign_ids(found: list[tuple[str, str, bool]]) -> list[tuple[str, str]]:
+    """(video_id, path) pairs; ids that collide get a short hash of their path, so no id depends on the others."""
+    base = [(video_id(root, path, folder), path) for root, path, folder in found]
+    counts = Counter(vid for vid, _ in base)
+    out, seen = [], set()
+    for vid, path in base:
+        if counts[vid] > 1:
+            vid = f"{vid}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+        if path in seen:
+            continue  # the same input named twice
+        seen.add(path)
+        out.append((vid, path))
+    return out
 
 
 @dataclass
 class RunSummary:
-    run_dir: Path
+    run_dir: str
     videos: int
     completed: int
     errors: int
     qa: int
     objects: int
-    reused: dict[str, int]  # stage -> items whose output came from an earlier run
+    reused: dict[str, int]  # stage -> videos whose work up to that stage came from an earlier run
     seconds: float
+    error_rows: list[dict[str, str]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -58,41 +71,36 @@ class Pipeline:
             self.fingerprints[built.name] = upstream
 
     def describe(self) -> list[dict[str, Any]]:
-        """One row per stage for dry runs: models, resources, pool size; loads nothing."""
+        """One row per stage for dry runs and the manifest: models, resources, pool size; loads nothing."""
         return [
             {
                 "stage": b.name,
                 "models": b.stage.model_ids(),
                 "cpus": b.resources.cpus,
                 "gpus": b.resources.gpus,
+                "custom": dict(b.resources.custom),
                 "concurrency": b.concurrency,
                 "batch_size": b.batch_size,
+                "outputs": list(b.stage.outputs),
             }
             for b in self.stages
         ]
 
-    def tasks(self, run_root: Path) -> list[StageTask]:
+    def tasks(self, run_root: str, export: ExportSpec | None = None) -> list[StageTask]:
         return [
-            StageTask(stage=b.stage, fingerprint=self.fingerprints[b.name], run_root=str(run_root),
+            StageTask(stage=b.stage, fingerprint=self.fingerprints[b.name], run_root=run_root,
                       concurrency=b.concurrency, batch_size=b.batch_size, cpus=b.resources.cpus,
-                      gpus=b.resources.gpus)
-            for b in self.stages
+                      gpus=b.resources.gpus, custom=dict(b.resources.custom),
+                      export=export if i == len(self.stages) - 1 else None)
+            for i, b in enumerate(self.stages)
         ]
-
-    def resume(self, rundir: RunDir, item: VideoItem) -> tuple[VideoItem, str | None]:
-        """The item as left by its last stage that finished with today's configuration."""
-        for built in reversed(self.stages):
-            cached = rundir.read_stage_output(built.name, item.video_id, self.fingerprints[built.name])
-            if cached is not None and cached.path == item.path:
-                return cached, built.name
-        return item, None
 
     def prepare_models(self) -> None:
         """Build tiny checkpoints once in the driver, so parallel workers never race to build them."""
         for built in self.stages:
             for ref in built.stage.model_ids().values():
-                if ref and refs.is_tiny(ref):
-                    refs.resolve(ref)
+                if ref and model_refs.is_tiny(ref):
+                    model_refs.resolve(ref)
 
     def check_executor(self, kind: str) -> None:
         """Engine-hosted stages (vLLM in Ray Data) exist only on the Ray executor: say so before any work."""
@@ -101,53 +109,98 @@ class Pipeline:
             raise ConfigError(f"{self.source}: stage(s) {', '.join(engines)} run in a vLLM engine inside Ray Data; "
                               "use the ray executor (--executor ray)")
 
-    def run(self, inputs: list[str | Path], output: str | Path, executor: str | None = None,
-            address: str | None = None, show_progress: bool = True) -> RunSummary:
+    def work(self, rundir: RunDir, inputs: list[tuple[str, str]]) -> tuple[list[WorkRef], list[WorkRef]]:
+        """(finished, to do): every input with the shards of the stages it already finished (indexes only)."""
+        progress = rundir.progress([(b.name, self.fingerprints[b.name]) for b in self.stages])
+        finished, todo = [], []
+        for vid, path in inputs:
+            rows = [r for r in progress.get(vid, []) if r["path"] == path]
+            ref = WorkRef(vid, path, [(r["stage"], r["shard"]) for r in rows])
+            (finished if len(rows) == len(self.stages) else todo).append(ref)
+        return finished, todo
+
+    def _manifest(self, rundir: RunDir, kind: str, inputs: list[tuple[str, str]]) -> dict[str, Any]:
+        try:
+            run_id = rundir.read_manifest()["run_id"]  # a resumed run keeps its id
+        except (FileNotFoundError, KeyError):
+            run_id = uuid.uuid4().hex[:12]
+        digest = hashlib.sha256("\n".join(p for _, p in inputs).encode()).hexdigest()[:16]
+        return {
+            "run_id": run_id, "annotator_version": __version__, "pipeline": self.config.model_dump(),
+            "executor": kind, "stages": self.describe(), "fingerprints": self.fingerprints,
+            "stage_inputs": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
+            "inputs": {"count": len(inputs), "sha256": digest},
+            "started": datetime.now(UTC).isoformat(), "finished": None,
+        }
+
+    def run(self, inputs: list[Any], output: Any, executor: str | None = None, address: str | None = None,
+            show_progress: bool = True, verbose: bool = False, keep_frames: bool = True,
+            on_status: Callable[[dict[str, str]], None] | None = None,
+            on_start: Callable[[int, int], None] | None = None) -> RunSummary:
+        """Run (or resume) over `inputs` into `output`; `on_start(total, already finished)` and `on_status(row)`
+        feed a progress display."""
         started = time.time()
         spec = self.config.executor
         kind = executor or spec.kind
         self.check_executor(kind)
         rundir = RunDir(output)
-        rundir.root.mkdir(parents=True, exist_ok=True)
-        files = video.list_inputs(list(inputs))
-        items = [VideoItem(video_id=vid, path=str(p.resolve())) for vid, p in zip(video_ids(files), files, strict=True)]
-        reused: dict[str, int] = {}
-        resumed = []
-        for item in items:
-            item, last = self.resume(rundir, item)
-            if last:
-                reused[last] = reused.get(last, 0) + 1
-            resumed.append(item)
-        if any(self.stages[-1].name not in it.stages_done for it in resumed):
-            self.prepare_models()
-        runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress)
-        run_id = uuid.uuid4().hex[:12]
-        manifest: dict[str, Any] = {
-            "run_id": run_id,
-            "annotator_version": __version__,
-            "pipeline": self.config.model_dump(),
-            "executor": kind,
-            "stages": self.describe(),
-            "fingerprints": self.fingerprints,
-            "stage_inputs": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
-            "inputs": [it.path for it in items],
-            "started": datetime.now(UTC).isoformat(),
-            "finished": None,
-        }
+        found = assign_ids(video.list_inputs(list(inputs)))
+        manifest = self._manifest(rundir, kind, found)
         rundir.write_manifest(manifest)
-        done = runner.run(self.tasks(rundir.root), resumed)
-        rundir.write_errors(done)
-        write_parquet(done, rundir.export_dir / "parquet", self.config.name, run_id, self.fingerprints)
-        ok = [it for it in done if it.error is None]
+        rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found])
+        finished, todo = self.work(rundir, found)
+        reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
+        if on_start:
+            on_start(len(found), len(finished))
+        if todo:
+            self.prepare_models()
+        runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
+        export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
+        rows: list[dict[str, str]] = [{"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0],
+                                       "error_type": "", "reason": ""} for r in finished]
+        for row in self._stream(runner.run(self.tasks(rundir.root, export), todo)):
+            rows.append(row)
+            if on_status:
+                on_status(row)
+        return self._finalize(rundir, manifest, found, rows, dict(reused), started, keep_frames)
+
+    @staticmethod
+    def _stream(rows: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
+        for row in rows:
+            error_type, _, message = row["reason"].partition(": ")
+            yield {**row, "error_type": error_type if row["status"] == "error" else "",
+                   "reason": message if row["status"] == "error" else row["reason"]}
+
+    def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]],
+                  rows: list[dict[str, str]], reused: dict[str, int], started: float,
+                  keep_frames: bool) -> RunSummary:
+        """Errors file, compacted indexes, no garbage or stale export parts, counts in the manifest."""
+        paths = dict(found)
+        errors = [{"video_id": r["video_id"], "path": paths[r["video_id"]], "stage": r["stage"],
+                   "error_type": r["error_type"], "message": r["reason"]} for r in rows if r["status"] == "error"]
+        rundir.write_errors(sorted(errors, key=lambda r: r["video_id"]))
+        counters: Counter[str] = Counter()
+        for built in self.stages:
+            rundir.compact_index(built.name)
+            rundir.collect_garbage(built.name)
+            for row in rundir.latest(built.name, self.fingerprints[built.name]).values():
+                if row["video_id"] in paths:
+                    counters.update(dict(row["counters"] or []))
+        rundir.drop_stale_exports()
+        if not keep_frames:
+            storage.remove(rundir.path("frames"))
+        qa = rundir.read_export("qa", columns=["video_id"])  # ids only: the driver never loads masks
+        objects = rundir.read_export("objects", columns=["video_id"])
+        ok = sum(1 for r in rows if r["status"] == "ok")
         summary = RunSummary(
-            run_dir=rundir.root, videos=len(done), completed=len(ok), errors=len(done) - len(ok),
-            qa=sum(len(it.qa) for it in ok), objects=sum(len(it.objects) for it in ok), reused=reused,
-            seconds=round(time.time() - started, 2),
+            run_dir=rundir.root, videos=len(rows), completed=ok, errors=len(rows) - ok, qa=qa.num_rows,
+            objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2), error_rows=errors,
         )
         manifest["finished"] = datetime.now(UTC).isoformat()
-        manifest["counts"] = {k: v for k, v in vars(summary).items() if k not in ("run_dir", "seconds")}
-        manifest["counts"]["videos_without_qa"] = sum(1 for it in ok if not it.qa)
-        manifest["counters"] = dict(sorted(sum((Counter(it.counters) for it in done), Counter()).items()))
+        manifest["counts"] = {"videos": summary.videos, "completed": ok, "errors": summary.errors, "qa": summary.qa,
+                              "objects": summary.objects, "reused": reused,
+                              "videos_without_qa": ok - len(set(qa.column("video_id").to_pylist()))}
+        manifest["counters"] = dict(sorted(counters.items()))
         manifest["seconds"] = summary.seconds
         rundir.write_manifest(manifest)
         return summary

@@ -24,6 +24,9 @@ class VideoInfo:
     frame_indices: list[int]
     keyframes: list[int]  # positions into frame_indices
     scene_cuts: list[int] = field(default_factory=list)  # positions where a new shot starts (also keyframes)
+    stored_frames: bool = False  # the sampled frames are in the run directory's frame store
+    source_width: int = 0  # the source's own size when the frame store keeps frames smaller (0: the same)
+    source_height: int = 0
 
 
 @dataclass

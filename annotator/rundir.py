@@ -1,120 +1,259 @@
-"""The run directory is the checkpoint: per-video stage outputs, errors, manifest, exports.
+"""The run directory is the checkpoint: manifest, inputs, frame store, stage shards and their indexes, export parts.
 
-Every file is written to a temporary name in the same folder and renamed into place, so a run killed
-at any moment leaves either the old file or the new one, never half of one.
+Layout (DESIGN §5), on a local disk or any fsspec URI:
+
+    manifest.json
+    inputs.parquet                                   every input: video_id, path, status, reason
+    frames/<video_id>/<frame>.jpg                    sampled frames, written once by ingest
+    stages/<stage>/part-<worker>-<seq>.parquet       what the stage added, one shard per processed batch
+    stages/<stage>/index/part-<worker>-<seq>.parquet (video_id, fingerprint, shard, status, ...) rows
+    export/parquet/{videos,objects,qa}/part-<worker>-<seq>.parquet
+    errors.parquet
+
+A shard counts only once an index file names it: data first, index last, each written whole. A shard no index
+names (a worker killed in between) is garbage that `RunDir.collect_garbage` removes; it is never read.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
-from contextlib import suppress
-from pathlib import Path
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
+from annotator import checkpoint, storage
 from annotator.records import ERRORS_SCHEMA, VideoItem
 
-_FINGERPRINT_KEY = b"annotator.fingerprint"
+INDEX_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("stage", pa.string()),
+        ("fingerprint", pa.string()),
+        ("shard", pa.string()),  # data shard file name in stages/<stage>/ ("" when nothing was written)
+        ("status", pa.string()),  # ok | error | filtered | pending
+        ("error_type", pa.string()),
+        ("reason", pa.string()),
+        ("seconds", pa.float64()),  # this item's share of the stage's own time on its batch (model time)
+        ("busy", pa.float64()),  # its share of the whole batch: loading, the stage, writing checkpoints
+        ("node", pa.string()),
+        ("worker", pa.string()),
+        ("finished", pa.float64()),  # epoch seconds
+        ("counters", pa.map_(pa.string(), pa.int64())),  # requests, retries, ... of this stage for this item
+    ]
+)
+
+INPUTS_SCHEMA = pa.schema(
+    [("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()), ("reason", pa.string())]
+)
+
+EXPORT_TABLES = ("videos", "objects", "qa")
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` then rename tmp to `path`; the tmp file is removed if writing fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
+def shard_name(worker: str, seq: int) -> str:
+    return f"part-{worker}-{seq:06d}.parquet"
 
 
-def write_table(path: Path, table: pa.Table) -> None:
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+def new_worker_id() -> str:
+    return uuid.uuid4().hex[:10]
 
 
 class RunDir:
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Any) -> None:
+        self.root = str(root).rstrip("/") if storage.is_uri(root) else str(storage.filesystem(root)[1])
+        self._shards: OrderedDict[str, pa.Table] = OrderedDict()  # a few recently read shards
+
+    def path(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
 
     @property
-    def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
+    def manifest_path(self) -> str:
+        return self.path("manifest.json")
 
     @property
-    def errors_path(self) -> Path:
-        return self.root / "errors.parquet"
+    def errors_path(self) -> str:
+        return self.path("errors.parquet")
 
     @property
-    def export_dir(self) -> Path:
-        return self.root / "export"
+    def inputs_path(self) -> str:
+        return self.path("inputs.parquet")
 
-    def stage_path(self, stage: str, video_id: str) -> Path:
-        return self.root / "stages" / stage / f"{video_id}.parquet"
+    def export_dir(self, fmt: str = "parquet") -> str:
+        return self.path("export", fmt)
 
-    def write_stage_output(self, stage: str, item: VideoItem, fingerprint: str) -> None:
-        """One row holding the item after `stage`; the fingerprint in the file metadata validates reuse."""
-        table = pa.table({"video_id": [item.video_id], "item": [item.to_json()]})
-        table = table.replace_schema_metadata({_FINGERPRINT_KEY: fingerprint.encode()})
-        write_table(self.stage_path(stage, item.video_id), table)
+    def stage_dir(self, stage: str) -> str:
+        return self.path("stages", stage)
 
-    def read_stage_output(self, stage: str, video_id: str, fingerprint: str) -> VideoItem | None:
-        """The cached item, or None when absent, unreadable or produced by a different configuration."""
-        path = self.stage_path(stage, video_id)
-        if not path.exists():
-            return None
-        try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowException):
-            return None
-        meta = table.schema.metadata or {}
-        if meta.get(_FINGERPRINT_KEY, b"").decode() != fingerprint:
-            return None
-        return VideoItem.from_json(table.column("item")[0].as_py())
+    def index_dir(self, stage: str) -> str:
+        return self.path("stages", stage, "index")
 
-    def write_errors(self, items: list[VideoItem]) -> None:
-        rows = [
-            {
-                "video_id": it.video_id,
-                "path": it.path,
-                "stage": it.error.stage,
-                "error_type": it.error.error_type,
-                "message": it.error.message,
-            }
-            for it in items
-            if it.error is not None
-        ]
-        write_table(self.errors_path, pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA))
+    def frames_dir(self, video_id: str) -> str:
+        return self.path("frames", video_id)
 
-    def read_errors(self) -> pa.Table:
-        if not self.errors_path.exists():
-            return ERRORS_SCHEMA.empty_table()
-        return pq.read_table(self.errors_path)
-
+    # manifest and inputs -------------------------------------------------------------------------------
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
-        atomic_write(self.manifest_path, lambda tmp: tmp.write_text(text))
+        storage.write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
     def read_manifest(self) -> dict[str, Any]:
-        if not self.manifest_path.exists():
+        if not storage.exists(self.manifest_path):
             raise FileNotFoundError(f"{self.root} is not a run directory (no manifest.json)")
-        return json.loads(self.manifest_path.read_text())
+        return json.loads(storage.read_text(self.manifest_path))
 
-    def final_items(self) -> list[VideoItem]:
-        """Every video that finished the run's last stage with the run's configuration, by video id."""
+    def write_inputs(self, rows: list[dict[str, str]]) -> None:
+        storage.write_table(self.inputs_path, pa.Table.from_pylist(rows, schema=INPUTS_SCHEMA))
+
+    def read_inputs(self) -> list[dict[str, str]]:
+        if not storage.exists(self.inputs_path):
+            return []
+        return storage.read_table(self.inputs_path).to_pylist()
+
+    # shards and indexes --------------------------------------------------------------------------------
+    def write_shard(self, stage: str, name: str, table: pa.Table) -> None:
+        storage.write_table(storage.join(self.stage_dir(stage), name), table)
+
+    def write_index(self, stage: str, name: str, rows: list[dict[str, Any]]) -> None:
+        """Written last: from now on the shard of the same name counts."""
+        storage.write_table(storage.join(self.index_dir(stage), name), pa.Table.from_pylist(rows, schema=INDEX_SCHEMA))
+
+    def read_index(self, stage: str) -> pa.Table:
+        """Every index row of a stage (all parts and compacted files)."""
+        files = storage.list_files(self.index_dir(stage), ".parquet")
+        tables = []
+        for f in files:
+            try:
+                tables.append(storage.read_table(f))
+            except FileNotFoundError:  # compacted away by a finishing run meanwhile
+                continue
+        return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+
+    def latest(self, stage: str, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
+        """video_id -> its newest index row for `stage` (with that fingerprint, when given)."""
+        table = self.read_index(stage)
+        if fingerprint is not None and table.num_rows:
+            table = table.filter(pc.equal(table["fingerprint"], fingerprint))
+        out: dict[str, dict[str, Any]] = {}
+        for row in table.sort_by("finished").to_pylist():
+            out[row["video_id"]] = row
+        return out
+
+    def progress(self, stages: list[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
+        """video_id -> ok index rows of the stages it finished with today's fingerprints, in flow order.
+
+        Only the leading run of finished stages counts: an item is resumed after the last of them.
+        """
+        done: dict[str, list[dict[str, Any]]] = {}
+        for i, (stage, fingerprint) in enumerate(stages):
+            rows = self.latest(stage, fingerprint)
+            for vid, row in rows.items():
+                if row["status"] != "ok":
+                    continue
+                have = done.setdefault(vid, []) if i == 0 else done.get(vid)
+                if have is not None and len(have) == i:
+                    have.append(row)
+        return done
+
+    def _shard(self, stage: str, name: str) -> pa.Table:
+        key = f"{stage}/{name}"
+        if key not in self._shards:
+            self._shards[key] = storage.read_table(storage.join(self.stage_dir(stage), name))
+            while len(self._shards) > 8:
+                self._shards.popitem(last=False)
+        return self._shards[key]
+
+    def load_item(self, video_id: str, path: str, done: Iterable[tuple[str, tuple[str, ...], str]]) -> VideoItem:
+        """Rebuild an item from its finished stages' rows: `(stage, outputs, shard)` in flow order."""
+        item = VideoItem(video_id=video_id, path=path)
+        for stage, outputs, shard in done:
+            table = self._shard(stage, shard)
+            rows = table.filter(pc.equal(table["video_id"], video_id)).to_pylist()
+            if not rows:
+                raise FileNotFoundError(f"{stage} shard {shard} holds no row for {video_id}")
+            checkpoint.apply(item, rows[-1], outputs)
+            item.stages_done.append(stage)
+        return item
+
+    def compact_index(self, stage: str) -> None:
+        """Merge a stage's index parts into one file (then drop the parts), so resume reads one file."""
+        files = storage.list_files(self.index_dir(stage), ".parquet")
+        if len(files) < 2:
+            return
+        table = pa.concat_tables([storage.read_table(f) for f in files])
+        storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table)
+        for f in files:
+            storage.remove(f)
+
+    def collect_garbage(self, stage: str) -> int:
+        """Remove data shards no index names (left by a worker killed between data and index). Returns count."""
+        named = set(self.read_index(stage).column("shard").to_pylist())
+        removed = 0
+        for f in storage.list_files(self.stage_dir(stage), ".parquet"):
+            if storage.name(f) not in named:
+                storage.remove(f)
+                removed += 1
+        return removed
+
+    # errors and exports --------------------------------------------------------------------------------
+    def write_errors(self, rows: list[dict[str, Any]]) -> None:
+        keep = [{k: r[k] for k in ERRORS_SCHEMA.names} for r in rows]
+        storage.write_table(self.errors_path, pa.Table.from_pylist(keep, schema=ERRORS_SCHEMA))
+
+    def read_errors(self) -> pa.Table:
+        if not storage.exists(self.errors_path):
+            return ERRORS_SCHEMA.empty_table()
+        return storage.read_table(self.errors_path)
+
+    def export_part(self, table: str, name: str) -> str:
+        return storage.join(self.export_dir(), table, name)
+
+    def export_parts(self, table: str) -> list[str]:
+        return storage.list_files(storage.join(self.export_dir(), table), ".parquet")
+
+    def finished_videos(self) -> dict[str, dict[str, Any]]:
+        """video_id -> the final stage's ok index row, for the run's current configuration."""
         manifest = self.read_manifest()
         last = manifest["stages"][-1]["stage"]
-        fingerprint = manifest["fingerprints"][last]
-        items = [self.read_stage_output(last, vid, fingerprint) for vid in self.completed_videos(last)]
-        return [it for it in items if it is not None]
+        rows = self.latest(last, manifest["fingerprints"][last])
+        return {vid: row for vid, row in rows.items() if row["status"] == "ok"}
 
-    def completed_videos(self, stage: str) -> list[str]:
-        folder = self.root / "stages" / stage
-        return sorted(p.stem for p in folder.glob("*.parquet")) if folder.exists() else []
+    def read_export(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        """One export table from its parts, only rows of videos whose current final row names that part."""
+        finished = self.finished_videos()
+        tables = []
+        for part in self.export_parts(table):
+            data = storage.read_table(part, columns)
+            keep = [finished.get(v, {}).get("shard") == storage.name(part) for v in data["video_id"].to_pylist()]
+            tables.append(data.filter(pa.array(keep, pa.bool_())))
+        if not tables:
+            from annotator.export.parquet import SCHEMAS
+
+            empty = SCHEMAS[table].empty_table()
+            return empty.select(columns) if columns else empty
+        return pa.concat_tables(tables).sort_by("video_id")
+
+    def drop_stale_exports(self) -> int:
+        """Remove export parts that no current final row names (superseded by a changed configuration)."""
+        valid = {row["shard"] for row in self.finished_videos().values()}
+        removed = 0
+        for table in EXPORT_TABLES:
+            for part in self.export_parts(table):
+                if storage.name(part) not in valid:
+                    storage.remove(part)
+                    removed += 1
+        return removed
+
+    def final_items(self) -> list[VideoItem]:
+        """Every video that finished the run's last stage with the run's configuration, rebuilt, by video id."""
+        manifest = self.read_manifest()
+        stages = [(row["stage"], manifest["fingerprints"][row["stage"]]) for row in manifest["stages"]]
+        outputs = {row["stage"]: tuple(row["outputs"]) for row in manifest["stages"]}
+        finished = self.finished_videos()
+        items = []
+        for vid, rows in sorted(self.progress(stages).items()):
+            if vid in finished and len(rows) == len(stages):
+                items.append(self.load_item(vid, rows[0]["path"], [(r["stage"], outputs[r["stage"]], r["shard"])
+                                                                    for r in rows]))
+        return items

@@ -12,9 +12,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import ConfigDict
 
-from annotator import paths
+from annotator import frames, paths
 from annotator.records import ItemError, VideoItem
 
 
@@ -22,6 +23,7 @@ from annotator.records import ItemError, VideoItem
 class Resources:
     cpus: float = 1.0
     gpus: float = 0.0  # fractional values pack several small models on one GPU
+    custom: dict[str, float] = dataclasses.field(default_factory=dict)  # Ray custom resources: pin to node types
 
 
 @dataclass
@@ -45,11 +47,24 @@ class Stage(ABC):
     version: ClassVar[str] = "1"  # bump when outputs change meaning: invalidates cached results
     resources: ClassVar[Resources] = Resources()
     batch_size: ClassVar[int] = 1
+    outputs: ClassVar[tuple[str, ...]] = ()  # the item fields this stage sets: all its checkpoint holds
     # pydantic validates the dataclass fields from YAML and rejects unknown keys
     __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     def setup(self) -> None:
         """Load models once per worker."""
+
+    def bind(self, run_root: str | None) -> None:
+        """The run directory this stage works in (its frame store); set by the runner, not a param."""
+        self._run_root = run_root
+
+    @property
+    def run_root(self) -> str | None:
+        return getattr(self, "_run_root", None)
+
+    def frames(self, item: VideoItem, positions: list[int]) -> np.ndarray:
+        """RGB frames at sampled positions, from the frame store when ingest wrote one."""
+        return frames.read(item, positions, self.run_root)
 
     @abstractmethod
     def process(self, batch: list[VideoItem]) -> list[VideoItem]: ...

@@ -1,20 +1,26 @@
-"""Decode and sample videos (files via OpenCV, or folders of frame images).
+"""Decode and sample videos (files via PyAV with seeking, or folders of frame images via OpenCV).
 
-Frames are returned RGB uint8 `(T, H, W, 3)`. Decoding reads only the frames asked for, in one
-sequential pass, so stages never hold a whole video in memory.
+Frames are returned RGB uint8 `(T, H, W, 3)`. Decoding reads only the frames asked for: it seeks to the
+keyframe before a far target and decodes through short gaps, so 12 frames of a 10-minute clip cost about
+12 GOPs, not the whole stream.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
+from annotator import storage
+
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
+SEEK_GAP = 48  # frames: a longer gap to the next wanted frame is crossed by seeking, a shorter one by decoding
 
 
 class VideoError(Exception):
@@ -29,39 +35,35 @@ class VideoMeta:
     num_frames: int
 
 
-def is_frame_folder(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir())
+def _suffix(path: str) -> str:
+    return Path(storage.name(path)).suffix.lower()
 
 
-def _frame_files(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+def _frame_files(path: str) -> list[str]:
+    return [f for f in storage.list_files(path) if _suffix(f) in FRAME_SUFFIXES]
+
+
+def is_frame_folder(path: str | Path) -> bool:
+    return storage.isdir(str(path)) and bool(_frame_files(str(path)))
 
 
 def probe(path: str | Path, folder_fps: float = 25.0) -> VideoMeta:
     """Size, fps and frame count; raises VideoError if the first frame cannot be decoded."""
-    path = Path(path)
-    if not path.exists():
+    path = str(path)
+    if not storage.exists(path):
         raise VideoError(f"{path}: file not found")
-    if path.is_dir():
+    if storage.isdir(path):
         files = _frame_files(path)
         if not files:
             raise VideoError(f"{path}: folder holds no .jpg/.png frames")
         first = _read_image(files[0])
         return VideoMeta(first.shape[1], first.shape[0], folder_fps, len(files))
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise VideoError(f"{path}: cannot open as a video (unsupported or corrupt container)")
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            raise VideoError(f"{path}: no decodable frame (corrupt or empty video stream)")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) or folder_fps
+    with _Decoder(path) as decoder:
+        first = decoder.first()
+        count = decoder.header_frames()
         if count <= 0:
             raise VideoError(f"{path}: container reports no frames")
-        return VideoMeta(frame.shape[1], frame.shape[0], fps, count)
-    finally:
-        cap.release()
+        return VideoMeta(first.shape[1], first.shape[0], decoder.fps or folder_fps, count)
 
 
 def sample_indices(
@@ -111,8 +113,8 @@ def scene_cut_positions(path: str | Path, indices: list[int], threshold: float) 
     return [i + 1 for i, d in enumerate(frame_differences(path, indices)) if d > threshold]
 
 
-def _read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def _read_image(path: str) -> np.ndarray:
+    bgr = cv2.imdecode(np.frombuffer(storage.read_bytes(path), np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise VideoError(f"{path}: cannot decode image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -120,56 +122,152 @@ def _read_image(path: Path) -> np.ndarray:
 
 def read_frames(path: str | Path, indices: list[int]) -> np.ndarray:
     """Decode the given source-frame indices (any order, duplicates allowed) as RGB (T, H, W, 3)."""
-    if not indices:
-        raise ValueError("no frame indices requested")
-    wanted = sorted(set(indices))
     with FrameReader(path) as reader:
-        got = dict(zip(wanted, reader.read(wanted), strict=True))
-    return np.stack([got[i] for i in indices])
+        return reader.read(indices)
+
+
+class _Decoder:
+    """PyAV decoding of a file by source-frame index: seeks over long gaps, decodes through short ones.
+
+    A frame's index is its presentation time times the stream's frame rate, so seeking lands on exact
+    frames (the decoder starts at the keyframe before the target and drops frames up to it).
+    """
+
+    def __init__(self, path: str, seek_gap: int = SEEK_GAP) -> None:
+        self.path = path
+        self.seek_gap = seek_gap
+        self._file = None
+        try:
+            if storage.is_uri(path):  # object stores: ranged reads through fsspec
+                fs, p = storage.filesystem(path)
+                self._file = fs.open(p, "rb")
+            self.container = av.open(self._file or path)
+            self.stream = self.container.streams.video[0]
+        except (av.FFmpegError, IndexError, UnicodeDecodeError) as exc:
+            raise VideoError(f"{path}: cannot open as a video (unsupported or corrupt container: {exc})") from None
+        self.stream.thread_type = "AUTO"
+        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        self.fps = float(rate) if rate else 0.0
+        self.time_base = float(self.stream.time_base or 0) or 1.0 / 90000
+        start = self.stream.start_time
+        self.start = float(start * self.time_base) if start is not None else 0.0
+        self._frames: Iterator[av.VideoFrame] | None = None
+        self._next = 0  # index of the frame the open decode iterator yields next (approximately)
+
+    def header_frames(self) -> int:
+        if self.stream.frames:
+            return int(self.stream.frames)
+        duration = self.stream.duration
+        if duration is not None and self.fps:
+            return round(float(duration * self.time_base) * self.fps)
+        if self.container.duration and self.fps:
+            return round(self.container.duration / av.time_base * self.fps)
+        return 0
+
+    def _index(self, frame: av.VideoFrame, fallback: int) -> int:
+        if frame.pts is None or not self.fps:
+            return fallback
+        return round((frame.pts * self.time_base - self.start) * self.fps)
+
+    def _restart(self, target: int) -> None:
+        if target > 0:
+            seconds = target / self.fps + self.start if self.fps else 0.0
+            self.container.seek(int(seconds / self.time_base), stream=self.stream, backward=True, any_frame=False)
+        else:
+            self.container.seek(0)
+        self._frames = self.container.decode(self.stream)
+        self._next = -1  # unknown until the first frame arrives
+
+    def _decoded(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        counter = self._next
+        assert self._frames is not None
+        try:
+            for frame in self._frames:
+                counter += 1
+                index = self._index(frame, counter)
+                counter = index
+                yield index, frame
+        except av.FFmpegError as exc:
+            raise VideoError(f"{self.path}: decoding failed ({exc})") from None
+
+    def first(self) -> np.ndarray:
+        self._restart(0)
+        for _, frame in self._decoded():
+            return frame.to_ndarray(format="rgb24")
+        raise VideoError(f"{self.path}: no decodable frame (corrupt or empty video stream)")
+
+    def read(self, indices: list[int]) -> Iterator[np.ndarray]:
+        """RGB frames for ascending, distinct source indices (a missing index yields the next frame)."""
+        position = -1  # index of the last frame taken from the iterator
+        it: Iterator[tuple[int, av.VideoFrame]] | None = None
+        for target in indices:
+            seeked = it is None or target - position > self.seek_gap or target <= position
+            if seeked:
+                self._restart(target)
+                it = self._decoded()
+            while True:
+                assert it is not None
+                step = next(it, None)
+                if step is None:
+                    raise VideoError(f"{self.path}: stream ends at frame {position + 1}, frame {target} requested")
+                index, frame = step
+                if seeked and index > target > 0:
+                    # the seek landed past the target (no keyframe index before it): decode from the start
+                    self._restart(0)
+                    it, seeked = self._decoded(), False
+                    continue
+                seeked = False
+                position = index
+                if index >= target:
+                    yield frame.to_ndarray(format="rgb24")
+                    break
+
+    def close(self) -> None:
+        self.container.close()
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> _Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class FrameReader:
-    """Forward-only decoding of ascending frame indices, keeping the stream open between calls.
+    """Frames of one video by ascending source index, keeping the decoder open between calls.
 
     Long videos are tracked window by window: each window's frames are decoded when needed and nothing
-    else stays in memory, without re-reading the stream from the start for every window.
+    else stays in memory.
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._files = _frame_files(self.path) if self.path.is_dir() else None
-        self._cap: cv2.VideoCapture | None = None
-        self._position = 0  # index of the next frame the stream will return
+        self.path = str(path)
+        self._files = _frame_files(self.path) if storage.isdir(self.path) else None
+        self._decoder: _Decoder | None = None
 
     def read(self, indices: list[int]) -> np.ndarray:
-        """Frames for ascending `indices`, all at or after the last index read."""
+        """Frames for the given indices (any order, duplicates allowed) as RGB (T, H, W, 3)."""
         if not indices:
             raise ValueError("no frame indices requested")
         if self._files is not None:
             return np.stack([_read_image(self._files[i]) for i in indices])
-        if indices != sorted(indices) or indices[0] < self._position:
-            raise ValueError(f"{self.path}: FrameReader reads forward only (asked {indices[0]} at {self._position})")
-        if self._cap is None:
-            self._cap = cv2.VideoCapture(str(self.path))
-            if not self._cap.isOpened():
-                raise VideoError(f"{self.path}: cannot open as a video")
-        frames = []
-        for target in indices:
-            while self._position < target:
-                if not self._cap.grab():
-                    raise VideoError(f"{self.path}: stream ends at frame {self._position}, frame {target} requested")
-                self._position += 1
-            ok, bgr = self._cap.read()
-            if not ok or bgr is None:
-                raise VideoError(f"{self.path}: cannot decode frame {target}")
-            self._position += 1
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        return np.stack(frames)
+        if self._decoder is None:
+            self._decoder = _Decoder(self.path)
+        wanted = sorted(set(indices))
+        got = dict(zip(wanted, self._decoder.read(wanted), strict=True))
+        return np.stack([got[i] for i in indices])
+
+    def chunks(self, indices: list[int], size: int = 16) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Ascending indices decoded `size` at a time, so a long selection never sits in memory whole."""
+        for start in range(0, len(indices), size):
+            part = indices[start : start + size]
+            yield part, self.read(part)
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
 
     def __enter__(self) -> FrameReader:
         return self
@@ -178,21 +276,21 @@ class FrameReader:
         self.close()
 
 
-def list_inputs(paths: list[str | Path]) -> list[Path]:
-    """Expand files, folders of videos and frame folders into a sorted list of video inputs."""
-    found: list[Path] = []
+def list_inputs(paths: list[str | Path]) -> list[tuple[str, str, bool]]:
+    """Expand files, folders of videos and frame folders into `(input root, path, is frame folder)` triples."""
+    found: list[tuple[str, str, bool]] = []
     for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise FileNotFoundError(f"input {p} does not exist")
-        if p.is_file():
-            found.append(p)
-        elif is_frame_folder(p):
-            found.append(p)
-        else:
-            for child in sorted(p.iterdir()):
-                if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
-                    found.append(child)
-                elif is_frame_folder(child):
-                    found.append(child)
+        p = str(raw).rstrip("/") if storage.is_uri(raw) else str(Path(raw).resolve())
+        if not storage.exists(p):
+            raise FileNotFoundError(f"input {raw} does not exist")
+        if not storage.isdir(p) or is_frame_folder(p):
+            found.append((p.rsplit("/", 1)[0], p, storage.isdir(p)))
+            continue
+        fs, stripped = storage.filesystem(p)
+        for entry in sorted(fs.ls(stripped, detail=True), key=lambda e: e["name"]):
+            child = storage.join(p, storage.name(entry["name"]))
+            if entry["type"] == "file" and _suffix(child) in VIDEO_SUFFIXES:
+                found.append((p, child, False))
+            elif entry["type"] == "directory" and is_frame_folder(child):
+                found.append((p, child, True))
     return found

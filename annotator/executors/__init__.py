@@ -1,19 +1,19 @@
-"""Executors run a list of stage tasks over items: `local` in-process, `ray` on a Ray cluster."""
+"""Executors run stage tasks over video refs and yield one status row per video: `local` in-process, `ray`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
-from annotator.executors.runner import StageTask
-from annotator.records import VideoItem
+from annotator.executors.runner import StageTask, WorkRef
 
 
 class Executor(Protocol):
-    def run(self, tasks: list[StageTask], items: list[VideoItem]) -> list[VideoItem]: ...
+    def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]: ...
 
 
 def make_executor(kind: str, address: str | None = None, num_cpus: int | None = None,
-                  num_gpus: float | None = None, show_progress: bool = True) -> Executor:
+                  num_gpus: float | None = None, show_progress: bool = True, verbose: bool = False) -> Executor:
     if kind == "local":
         from annotator.executors.local import LocalExecutor
 
@@ -21,5 +21,5 @@ def make_executor(kind: str, address: str | None = None, num_cpus: int | None = 
     if kind == "ray":
         from annotator.executors.ray import RayExecutor
 
-        return RayExecutor(address, num_cpus, num_gpus, show_progress)
+        return RayExecutor(address, num_cpus, num_gpus, show_progress, verbose)
     raise ValueError(f"unknown executor {kind!r}: use local or ray")

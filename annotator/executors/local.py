@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from annotator.executors.runner import StageRunner, StageTask
-from annotator.records import VideoItem
+from annotator.executors.runner import StageRunner, StageTask, WorkRef, load_items, status_row
+from annotator.rundir import RunDir
 
 
 class LocalExecutor:
     def __init__(self, show_progress: bool = True) -> None:
         self.show_progress = show_progress
 
-    def run(self, tasks: list[StageTask], items: list[VideoItem]) -> list[VideoItem]:
+    def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
+        if not refs:
+            return
+        outputs = {t.stage.name: t.stage.outputs for t in tasks}
+        items = load_items(RunDir(tasks[0].run_root), refs, outputs)
         columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, disable=not self.show_progress, transient=False) as progress:
             for task in tasks:
                 bar = progress.add_task(task.stage.name, total=len(items))
                 runner = StageRunner(task)
-                out: list[VideoItem] = []
+                out = []
                 try:
                     for i in range(0, len(items), task.batch_size):
                         out += runner(items[i : i + task.batch_size])
@@ -26,4 +32,5 @@ class LocalExecutor:
                 finally:
                     runner.close()
                 items = out
-        return items
+        for item in items:
+            yield status_row(item)

@@ -1,39 +1,84 @@
-"""Ray executor: a Ray Data streaming chain with one `map_batches` actor pool per stage.
+"""Ray executor: a Ray Data streaming chain with one `map_batches` actor pool per stage; the driver holds ids.
 
-A stage whose model runs in an engine (`engine_spec()`, e.g. vLLM) joins the chain through
-`annotator.executors.vllm_engine` instead.
+The driver feeds `WorkRef` rows (video id, path, names of shards already finished) and receives one
+`(video_id, status, stage, reason)` row per video. Items travel between actors in the object store, never
+through the driver; the first pool rebuilds resumed items from their shards, every pool checkpoints, and the
+last one writes export parts as videos finish. A stage whose model runs in an engine (`engine_spec()`, e.g.
+vLLM) joins the chain through `annotator.executors.vllm_engine`.
 
-`Resources` become `num_cpus`/`num_gpus`; a stage's `concurrency` is its pool size. With no address an
-embedded local cluster starts; `address="auto"` (or host:port) joins a running one. Requests larger than
-the cluster are scaled down proportionally: on small machines, whole-CPU actors for every stage would
-wait on each other forever.
+`Resources` become `num_cpus`/`num_gpus` (plus custom resources to pin a stage to node types); a stage's
+`concurrency` is its pool size. With no address an embedded local cluster starts; `address="auto"` (or
+host:port) joins a running one, shipping this package to the workers through `runtime_env.py_modules`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import sys
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from annotator.executors.runner import StageRunner, StageTask
+from annotator.executors.runner import StageRunner, StageTask, WorkRef, load_items, status_row
 from annotator.records import VideoItem
 
 log = logging.getLogger(__name__)
 
+_ENV_PREFIXES = ("ANNOTATOR_", "HF_", "OPENAI_", "AWS_", "GOOGLE_", "TRANSFORMERS_")
+
 
 class _StageActor:
-    """One actor of a stage's pool; rows carry items as JSON so any worker can decode them."""
+    """One actor of a pool running one stage, or several fused CPU stages in turn, each with its own runner.
 
-    def __init__(self, task: StageTask) -> None:
-        self.runner = StageRunner(task)
+    The first pool takes refs (and rebuilds resumed items), the last one returns status rows.
+    """
+
+    def __init__(self, tasks: list[StageTask], outputs: dict[str, tuple[str, ...]], last: bool) -> None:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()[:12]
+        self.runners = [StageRunner(task, node=node) for task in tasks]
+        self.outputs = outputs
+        self.last = last
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        items = [VideoItem.from_json(text) for text in batch["item"]]
-        done = self.runner(items)
+        if "done" in batch:
+            refs = [WorkRef.from_row({k: batch[k][i] for k in ("video_id", "path", "done")})
+                    for i in range(len(batch["video_id"]))]
+            items = load_items(self.runners[0].rundir, refs, self.outputs)
+        else:
+            items = [VideoItem.from_json(text) for text in batch["item"]]
+        for runner in self.runners:
+            size = runner.task.batch_size
+            items = [it for i in range(0, len(items), size) for it in runner(items[i : i + size])]
+        done = items
+        if self.last:
+            return _status_columns(done)
         return {"item": np.array([it.to_json() for it in done], dtype=object)}
+
+
+def _actor_class(tasks: list[StageTask], outputs: dict[str, tuple[str, ...]], last: bool) -> type:
+    """A pool's actor class with its tasks bound in, named after its stages (what Ray's own tools show)."""
+
+    class StageActor(_StageActor):
+        def __init__(self) -> None:
+            super().__init__(tasks, outputs, last)
+
+    StageActor.__name__ = StageActor.__qualname__ = "_".join(t.stage.name for t in tasks)
+    return StageActor
+
+
+def _status_columns(items: list[VideoItem]) -> dict[str, np.ndarray]:
+    rows = [status_row(it) for it in items]
+    return {k: np.array([r[k] for r in rows], dtype=object) for k in ("video_id", "status", "stage", "reason")}
+
+
+def _to_status(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return _status_columns([VideoItem.from_json(text) for text in batch["item"]])
 
 
 def fit_to_cluster(tasks: list[StageTask], cpus: float, gpus: float, headroom: float = 0.9) -> list[StageTask]:
@@ -43,60 +88,110 @@ def fit_to_cluster(tasks: list[StageTask], cpus: float, gpus: float, headroom: f
     cpu_scale = min(1.0, headroom * cpus / want_cpu) if want_cpu else 1.0
     gpu_scale = min(1.0, gpus / want_gpu) if want_gpu and gpus else 1.0
     if cpu_scale < 1 or gpu_scale < 1:
-        log.warning("stage resources exceed the cluster (%.2f CPU for %.2f wanted): scaling by %.2f",
-                    cpus, want_cpu, cpu_scale)
+        log.info("stage resources exceed the cluster (%.2f CPU for %.2f wanted): scaling by %.2f",
+                 cpus, want_cpu, cpu_scale)
     return [
         replace(t, cpus=round(t.cpus * cpu_scale, 4), gpus=round(t.gpus * gpu_scale, 4) if gpus else 0.0)
         for t in tasks
     ]
 
 
+def fuse(tasks: list[StageTask]) -> list[list[StageTask]]:
+    """Consecutive stages that need no GPU, no custom resource and no engine share one actor pool: on CPU a
+    process per stage only adds start-up (each imports torch) and hand-offs, and buys no parallelism that
+    a larger pool would not."""
+    groups: list[list[StageTask]] = []
+    for task in tasks:
+        plain = not task.gpus and not task.custom and task.stage.engine_spec() is None
+        if plain and groups and groups[-1][-1].gpus == 0 and not groups[-1][-1].custom and \
+                groups[-1][-1].stage.engine_spec() is None:
+            groups[-1].append(task)
+        else:
+            groups.append([task])
+    return groups
+
+
+def runtime_env(joining: bool) -> dict[str, Any]:
+    """Environment for every worker: our env vars; when joining a cluster, this package itself."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    spec: dict[str, Any] = {"env_vars": env}
+    if joining:
+        import annotator
+
+        spec["py_modules"] = [str(Path(annotator.__file__).parent)]
+    return spec
+
+
 class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, verbose: bool = False, fuse_cpu_stages: bool = True) -> None:
         self.address = address
+        self.fuse_cpu_stages = fuse_cpu_stages
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.show_progress = show_progress
+        self.verbose = verbose
 
     def _init(self) -> None:
         import ray
 
         if ray.is_initialized():
             return
-        env = {k: v for k, v in os.environ.items() if k.startswith(("ANNOTATOR_", "HF_", "OPENAI_"))}
-        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        kwargs: dict = {"include_dashboard": False, "log_to_driver": True, "logging_level": logging.WARNING,
-                        "runtime_env": {"env_vars": env}}
+        level = logging.INFO if self.verbose else logging.ERROR
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level,
+                                  "runtime_env": runtime_env(joining=bool(self.address))}
         if self.address:
             ray.init(address=self.address, **kwargs)
         else:
             ray.init(num_cpus=self.num_cpus or os.cpu_count(), num_gpus=self.num_gpus, **kwargs)
 
-    def run(self, tasks: list[StageTask], items: list[VideoItem]) -> list[VideoItem]:
+    def _quiet(self) -> None:
+        import ray.data
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the CLI shows one display fed by status rows
+        ctx.print_on_execution_start = self.verbose
+        ctx.enable_operator_progress_bars = False
+        if not self.verbose:
+            for name in ("ray", "ray.data", "ray.data._internal"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+
+    def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
         import ray
         import ray.data
 
+        if not refs:
+            return
         self._init()
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = self.show_progress and sys.stderr.isatty()
+        self._quiet()
         resources = ray.cluster_resources()
         tasks = fit_to_cluster(tasks, float(resources.get("CPU", 1)), float(resources.get("GPU", 0)))
-        ds = ray.data.from_items([{"item": it.to_json()} for it in items],
-                                 override_num_blocks=max(1, len(items)))
-        for task in tasks:
+        outputs = {t.stage.name: t.stage.outputs for t in tasks}
+        blocks = max(1, math.ceil(len(refs) / max(1, tasks[0].batch_size)))
+        ds = ray.data.from_items([r.to_row() for r in refs], override_num_blocks=blocks)
+        last_is_actor = True
+        groups = fuse(tasks) if self.fuse_cpu_stages else [[t] for t in tasks]
+        for i, group in enumerate(groups):
+            last = i == len(groups) - 1
+            task = group[0]
             if task.stage.engine_spec() is not None:
                 from annotator.executors import vllm_engine
 
                 ds = vllm_engine.apply(ds, task)
+                last_is_actor = not last
                 continue
             ds = ds.map_batches(
-                _StageActor, fn_constructor_kwargs={"task": task}, batch_size=task.batch_size,
-                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=task.concurrency), num_cpus=task.cpus,
-                num_gpus=task.gpus or None,
+                _actor_class(group, outputs, last),
+                batch_size=task.batch_size, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=max(t.concurrency for t in group),
+                                                   max_tasks_in_flight_per_actor=2),
+                num_cpus=max(t.cpus for t in group), num_gpus=task.gpus or None, resources=task.custom or None,
             )
-        rows = ds.take_all()
-        done = [VideoItem.from_json(row["item"]) for row in rows]
-        return sorted(done, key=lambda it: it.video_id)
+        if not last_is_actor:
+            ds = ds.map_batches(_to_status, batch_format="numpy", num_cpus=0.05)
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for i in range(len(batch["video_id"])):
+                yield {k: str(batch[k][i]) for k in ("video_id", "status", "stage", "reason")}

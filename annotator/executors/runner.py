@@ -1,16 +1,31 @@
 """What every executor does around a stage: skip finished work, set up lazily, isolate errors, checkpoint.
 
-Executors differ only in *where* a `StageRunner` is called (in-process, or inside a Ray actor).
+Executors differ only in *where* a `StageRunner` is called (in-process, or inside a Ray actor). Per batch the
+runner writes one data shard (what the stage added, typed columns), the final stage's export parts, and
+last the index rows naming them, with each item's status, timing, node and counters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
+from annotator import checkpoint, storage
 from annotator.records import VideoItem
-from annotator.rundir import RunDir
+from annotator.rundir import RunDir, new_worker_id, shard_name
 from annotator.stage import Stage, error_from
+
+
+@dataclass
+class ExportSpec:
+    """What the final stage's runner needs to write export parts as videos finish."""
+
+    pipeline: str
+    run_id: str
+    fingerprints: dict[str, str]
 
 
 @dataclass
@@ -24,13 +39,57 @@ class StageTask:
     batch_size: int
     cpus: float
     gpus: float
+    custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources (pin to node types)
+    export: ExportSpec | None = None  # set on the last stage
+
+
+@dataclass
+class WorkRef:
+    """What the driver hands out per video: its id, path, and the shards of the stages it already finished."""
+
+    video_id: str
+    path: str
+    done: list[tuple[str, str]] = field(default_factory=list)  # (stage, shard) in flow order
+
+    def to_row(self) -> dict[str, str]:
+        return {"video_id": self.video_id, "path": self.path, "done": json.dumps(self.done)}
+
+    @staticmethod
+    def from_row(row: dict[str, Any]) -> WorkRef:
+        return WorkRef(str(row["video_id"]), str(row["path"]), [tuple(d) for d in json.loads(row["done"])])
+
+
+def status_row(item: VideoItem) -> dict[str, str]:
+    """The one row per video the driver receives: id and state, nothing else."""
+    if item.error is not None:
+        return {"video_id": item.video_id, "status": "error", "stage": item.error.stage,
+                "reason": f"{item.error.error_type}: {item.error.message}"}
+    return {"video_id": item.video_id, "status": "ok", "stage": item.stages_done[-1] if item.stages_done else "",
+            "reason": ""}
+
+
+def load_items(rundir: RunDir, refs: list[WorkRef], outputs: dict[str, tuple[str, ...]]) -> list[VideoItem]:
+    """Items for refs, rebuilt from their finished stages' shards (a worker-side step)."""
+    items = []
+    for ref in refs:
+        try:
+            items.append(rundir.load_item(ref.video_id, ref.path, [(s, outputs[s], shard) for s, shard in ref.done]))
+        except (OSError, KeyError):  # a checkpoint that vanished: start the video over
+            item = VideoItem(video_id=ref.video_id, path=ref.path)
+            item.count("resume", {"reload_failures": 1})
+            items.append(item)
+    return items
 
 
 class StageRunner:
-    def __init__(self, task: StageTask) -> None:
+    def __init__(self, task: StageTask, node: str | None = None) -> None:
         self.task = task
         self.stage = task.stage
-        self.rundir = RunDir(Path(task.run_root))
+        self.stage.bind(task.run_root)
+        self.rundir = RunDir(task.run_root)
+        self.node = node or socket.gethostname()
+        self.worker = new_worker_id()
+        self.seq = 0
         self._ready = False
 
     def _setup(self) -> None:
@@ -43,6 +102,7 @@ class StageRunner:
         todo = [it for it in items if it.error is None and name not in it.stages_done]
         if not todo:
             return items
+        started = time.perf_counter()
         try:
             self._setup()
             results = self.stage.process(todo)
@@ -50,10 +110,11 @@ class StageRunner:
             error = error_from(name, exc)
             for it in todo:
                 it.error = error
-            return items
+            results = todo
+        model_s = time.perf_counter() - started
         by_id = {it.video_id: it for it in results}
         todo_ids = {it.video_id for it in todo}
-        out = []
+        out, answered = [], []
         for it in items:
             if it.video_id not in todo_ids:
                 out.append(it)
@@ -62,11 +123,43 @@ class StageRunner:
             if done is None:  # a stage must answer for every item: never drop one silently
                 it.error = error_from(name, RuntimeError("stage returned no result for this item"))
                 done = it
-            elif done.error is None:
-                done.stages_done.append(name)
-                self.rundir.write_stage_output(name, done, self.task.fingerprint)
+            answered.append(done)
             out.append(done)
+        self.checkpoint(answered, model_s, started)
         return out
+
+    def checkpoint(self, answered: list[VideoItem], model_s: float, started: float) -> None:
+        """Data shard, export parts, then the index that makes them count."""
+        name = self.stage.name
+        ok = [it for it in answered if it.error is None]
+        self.seq += 1
+        shard = shard_name(self.worker, self.seq)
+        if ok:
+            self.rundir.write_shard(name, shard, checkpoint.encode(ok, self.stage.outputs))
+            if self.task.export is not None:
+                self._export(ok, shard)
+        for it in ok:
+            it.stages_done.append(name)
+        finished = time.time()
+        share = 1.0 / max(1, len(answered))
+        busy = time.perf_counter() - started
+        prefix = f"{name}."
+        rows = [{
+            "video_id": it.video_id, "path": it.path, "stage": name, "fingerprint": self.task.fingerprint,
+            "shard": shard if it.error is None else "", "status": "ok" if it.error is None else "error",
+            "error_type": it.error.error_type if it.error else "", "reason": it.error.message if it.error else "",
+            "seconds": model_s * share, "busy": busy * share, "node": self.node, "worker": self.worker,
+            "finished": finished, "counters": {k: v for k, v in it.counters.items() if k.startswith(prefix)},
+        } for it in answered]
+        self.rundir.write_index(name, shard, rows)
+
+    def _export(self, ok: list[VideoItem], shard: str) -> None:
+        from annotator.export.parquet import tables
+
+        spec = self.task.export
+        assert spec is not None
+        for table, data in tables(ok, spec.pipeline, spec.run_id, spec.fingerprints).items():
+            storage.write_table(self.rundir.export_part(table, shard), data)
 
     def close(self) -> None:
         if self._ready:

@@ -9,13 +9,12 @@ through with a one-token request, so the chain stays one stream with no branch t
 
 from __future__ import annotations
 
-from pathlib import Path
+import time
 from typing import Any
 
-from annotator.executors.runner import StageTask
+from annotator.executors.runner import StageRunner, StageTask
 from annotator.models import refs
 from annotator.records import VideoItem
-from annotator.rundir import RunDir
 from annotator.stage import EngineSpec, error_from
 
 # a skip row has the shape of a real one (content parts, the same sampling keys), so a block mixing both
@@ -81,19 +80,17 @@ class Finish:
 
     def __init__(self, task: StageTask) -> None:
         self.task = task
-        self.rundir = RunDir(Path(task.run_root))
+        self.runner = StageRunner(task)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         item = VideoItem.from_json(row["item"])
         if row.get("skip"):
             return {"item": item.to_json()}
-        name = self.task.stage.name
+        started = time.perf_counter()
         failure = row.get("__inference_error__") or ""
         self.task.stage.engine_finish(item, RuntimeError(f"vLLM engine: {failure}") if failure
                                       else str(row.get("generated_text") or ""))
-        if item.error is None:
-            item.stages_done.append(name)
-            self.rundir.write_stage_output(name, item, self.task.fingerprint)
+        self.runner.checkpoint([item], 0.0, started)  # the engine's time is not measured per item
         return {"item": item.to_json()}
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from annotator import storage
 from annotator.records import LinkedObject, VideoItem
-from annotator.rundir import atomic_write
 
 
 def exportable(items: list[VideoItem]) -> list[VideoItem]:
@@ -38,5 +38,5 @@ def objects(items: list[VideoItem]) -> Iterator[tuple[VideoItem, LinkedObject]]:
 
 def write_json(path: Path, data: Any) -> Path:
     text = json.dumps(data)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    storage.write_text(str(path), text)
     return path

@@ -1,20 +1,23 @@
 """Canonical Parquet export: `videos`, `objects` (per-frame RLE masks) and `qa` tables.
 
-Frame numbers in the export are source-video frame indices. Each file is written atomically.
+During a run the final stage's workers write one part per table per batch as videos finish
+(`export/parquet/<table>/part-*.parquet`); `annotator export --format parquet` copies the current parts, or
+merges them into one file per table on request. Frame numbers are source-video frame indices.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow as pa
 
+from annotator import storage
 from annotator.records import OBJECTS_SCHEMA, QA_SCHEMA, VIDEOS_SCHEMA, VideoItem
-from annotator.rundir import write_table
+
+SCHEMAS = {"videos": VIDEOS_SCHEMA, "objects": OBJECTS_SCHEMA, "qa": QA_SCHEMA}
 
 
-def _tables(items: list[VideoItem], pipeline: str, run_id: str, fingerprints: dict[str, str]) -> dict[str, pa.Table]:
+def tables(items: list[VideoItem], pipeline: str, run_id: str, fingerprints: dict[str, str]) -> dict[str, pa.Table]:
     videos, objects, qa = [], [], []
     provenance = json.dumps(fingerprints, sort_keys=True)
     for it in items:
@@ -49,11 +52,11 @@ def _tables(items: list[VideoItem], pipeline: str, run_id: str, fingerprints: di
     }
 
 
-def write_parquet(items: list[VideoItem], out_dir: Path, pipeline: str, run_id: str,
-                  fingerprints: dict[str, str]) -> dict[str, Path]:
+def write_parquet(tables_by_name: dict[str, pa.Table], out_dir: str, merge: bool = True) -> dict[str, str]:
+    """Write export tables under `out_dir`: `<table>.parquet` (merged) or `<table>/part-000000.parquet`."""
     written = {}
-    for name, table in _tables(items, pipeline, run_id, fingerprints).items():
-        path = out_dir / f"{name}.parquet"
-        write_table(path, table)
+    for name, table in tables_by_name.items():
+        path = storage.join(out_dir, f"{name}.parquet" if merge else f"{name}/part-000000.parquet")
+        storage.write_table(path, table.sort_by([("video_id", "ascending")]))
         written[name] = path
     return written

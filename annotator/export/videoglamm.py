@@ -22,11 +22,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotator import masks, video
+from annotator import frames, masks, storage
 from annotator.export.common import exportable, frame_name, write_json
 from annotator.export.ytvis import Rle, ytvis_dict
 from annotator.records import LinkedObject, VideoItem
-from annotator.rundir import atomic_write
 
 
 def grounded(item: VideoItem, max_phrases: int | None) -> list[LinkedObject]:
@@ -54,18 +53,27 @@ def _write_png(path: Path, mask: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
     if not ok:
         raise ValueError(f"PNG encoding failed for {path}")
-    atomic_write(path, lambda tmp: tmp.write_bytes(buf.tobytes()))
+    storage.write_bytes(str(path), buf.tobytes())
 
 
-def _write_jpeg(path: Path, frame: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise ValueError(f"JPEG encoding failed for {path}")
-    atomic_write(path, lambda tmp: tmp.write_bytes(buf.tobytes()))
+def _jpegs(item: VideoItem, run_root: str | None) -> list[bytes]:
+    """The sampled frames as JPEG: the frame store's bytes as they are, or the source decoded and encoded."""
+    assert item.info is not None
+    indices = item.info.frame_indices
+    if frames.stored(item, run_root):
+        assert run_root is not None
+        try:
+            return frames.read_jpegs(run_root, item.video_id, indices)
+        except FileNotFoundError:
+            pass  # frame store dropped: decode the source
+    return [frames.encode_jpeg(f, 95) for f in frames.read(item, list(range(len(indices))), None)]
 
 
-def write_format_a(items: list[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4) -> int:
-    """Write format A; returns how many videos were written (those with at least one grounded phrase)."""
+def write_format_a(items: list[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4,
+                   run_root: str | None = None) -> int:
+    """Write format A; returns how many videos were written (those with at least one grounded phrase).
+
+    With `run_root`, frames come from that run's frame store (copied, not re-encoded)."""
     base = root / "vidstg_gcg"
     written = 0
     for item in exportable(items):
@@ -76,13 +84,12 @@ def write_format_a(items: list[VideoItem], root: Path, split: str = "train", max
         folder = base / split / item.video_id
         by_object = {o.object_id: dict(zip(o.masks.frames, o.masks.rles, strict=True)) for o in objects}
         indices = item.info.frame_indices
-        with video.FrameReader(item.path) as reader:
-            for position, (index, frame) in enumerate(zip(indices, reader.read(indices), strict=True)):
-                name = frame_name(index)
-                _write_jpeg(folder / "frames" / name, frame)
-                for object_id, rles in by_object.items():
-                    mask = masks.decode(rles[position], h, w) if position in rles else np.zeros((h, w), bool)
-                    _write_png(folder / "masks" / f"{object_id:03d}" / name, mask)
+        for position, (index, jpeg) in enumerate(zip(indices, _jpegs(item, run_root), strict=True)):
+            name = frame_name(index)
+            storage.write_bytes(str(folder / "frames" / name), jpeg)
+            for object_id, rles in by_object.items():
+                mask = masks.decode(rles[position], h, w) if position in rles else np.zeros((h, w), bool)
+                _write_png(folder / "masks" / f"{object_id:03d}" / name, mask)
         write_json(base / f"{split}_captions" / f"{item.video_id}.json", {"caption": tagged_caption(item, objects)})
         written += 1
     return written

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
 
-from annotator import masks, video
+from annotator import frames, masks, storage
 from annotator.records import VideoItem
 from annotator.report.stats import RunStats, compute
-from annotator.rundir import RunDir, atomic_write
+from annotator.rundir import RunDir
 
 SECTIONS = ("counts", "objects-per-video", "track-lengths", "mask-areas", "top-phrases", "drop-reasons",
             "review", "thumbnails")
@@ -44,7 +44,7 @@ def _bars(counts: list[tuple[str, int]], title: str) -> str:
     return _png(fig)
 
 
-def _thumbnail(item: VideoItem) -> str | None:
+def _thumbnail(item: VideoItem, run_root: str | None) -> str | None:
     """The frame where the item's objects cover the most pixels, with their masks tinted."""
     if item.info is None or not item.objects:
         return None
@@ -54,7 +54,7 @@ def _thumbnail(item: VideoItem) -> str | None:
         for f, counts in zip(obj.masks.frames, obj.masks.rles, strict=True):
             area_by_frame[f] = area_by_frame.get(f, 0) + masks.area(counts, h, w)
     position = max(area_by_frame, key=lambda f: area_by_frame[f])
-    frame = video.read_frames(item.path, [item.info.frame_indices[position]])[0].astype(float)
+    frame = frames.read(item, [position], run_root)[0].astype(float)
     for i, obj in enumerate(item.objects):
         if position in obj.masks.frames:
             m = masks.decode(obj.masks.rles[obj.masks.frames.index(position)], h, w)
@@ -68,8 +68,9 @@ def _thumbnail(item: VideoItem) -> str | None:
 
 
 def _review_outcomes(run: RunDir) -> list[tuple[str, int]]:
-    db = run.root / "review" / "decisions.sqlite"
-    if not db.exists():
+    local = storage.local_path(run.root)
+    db = local / "review" / "decisions.sqlite" if local else None
+    if db is None or not db.exists():
         return []
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         try:
@@ -87,12 +88,12 @@ def _img(src: str, alt: str) -> str:
 
 
 def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]], title: str,
-           thumbnails: int = 4) -> str:
+           thumbnails: int = 4, run_root: str | None = None) -> str:
     counts = [("videos", stats.videos), ("QA triplets", stats.qa), ("objects", stats.objects),
               ("masks", stats.masks), ("errors", stats.errors)]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in counts)
     errors = "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in stats.error_reasons.most_common())
-    thumbs = [t for it in items[:thumbnails] if (t := _thumbnail(it))]
+    thumbs = [t for it in items[:thumbnails] if (t := _thumbnail(it, run_root))]
     review_body = (_img(_bars(review, "review decisions"), "review decisions") if review
                    else "<p>No review decisions recorded for this run.</p>")
     sections = [
@@ -115,12 +116,13 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>")
 
 
-def write_report(run_dir: str | Path, out: Path | None = None) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
     run = RunDir(run_dir)
     manifest = run.read_manifest()
     items = run.final_items()
     stats = compute(items, run.read_errors().to_pylist())
-    page = render(stats, items, _review_outcomes(run), f"annotator report: {manifest['pipeline']['name']}")
-    out = out or run.root / "report.html"
-    atomic_write(out, lambda tmp: tmp.write_text(page))
+    page = render(stats, items, _review_outcomes(run), f"annotator report: {manifest['pipeline']['name']}",
+                  run_root=run.root)
+    out = str(out) if out else run.path("report.html")
+    storage.write_text(out, page)
     return out

@@ -37,6 +37,7 @@ class AssembleStage(PerItemStage):
     name = "assemble"
     resources = Resources(cpus=0.25)
     batch_size = 8
+    outputs = ("qa",)
 
     questions: str | list[str] = "prompts/gcg_questions.v1.md"  # a versioned question-set template, or a list
     seed: int = 0  # which question each video gets: a hash of (seed, video id)

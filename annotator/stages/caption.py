@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from annotator import prompts, video
+from annotator import prompts
 from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.protocols import Captioner, CaptionRequest
 from annotator.models.vlm_openai import OpenAIChatClient, chat_messages
@@ -47,6 +47,7 @@ class CaptionStage(Stage):
     name = "caption"
     resources = Resources(cpus=1.0)
     batch_size = 32  # served backend: a worker keeps max_concurrency requests in flight within one batch
+    outputs = ("caption", "caption_model", "question")
 
     backend: Literal["local", "openai", "vllm-engine"] = "local"
     model: str = "tiny:qwen2_vl"
@@ -122,8 +123,7 @@ class CaptionStage(Stage):
 
     def _frames(self, item: VideoItem) -> np.ndarray:
         assert item.info is not None, "ingest has not run"
-        picks = even_positions(len(item.info.frame_indices), self.num_frames)
-        return video.read_frames(item.path, [item.info.frame_indices[p] for p in picks])
+        return self.frames(item, even_positions(len(item.info.frame_indices), self.num_frames))
 
     def process(self, batch: list[VideoItem]) -> list[VideoItem]:
         if isinstance(self._captioner, OpenAIChatClient):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from annotator import video
 from annotator.models.protocols import Detector, PhraseThresholds
 from annotator.records import Detection, VideoItem
 from annotator.stage import PerItemStage, Resources, register
@@ -15,6 +14,7 @@ from annotator.stage import PerItemStage, Resources, register
 class DetectStage(PerItemStage):
     name = "detect"
     resources = Resources(cpus=1.0, gpus=0.25)
+    outputs = ("detections",)
 
     model: str = "IDEA-Research/grounding-dino-base"
     box_threshold: float = 0.35  # best token probability of the box's phrase
@@ -36,7 +36,7 @@ class DetectStage(PerItemStage):
         if not item.phrases:
             return item
         keyframes = item.info.keyframes
-        frames = video.read_frames(item.path, [item.info.frame_indices[k] for k in keyframes])
+        frames = self.frames(item, keyframes)
         norms = [p.norm for p in item.phrases]
         for k, frame in zip(keyframes, frames, strict=True):
             for hit in self._detector.detect(frame, norms):

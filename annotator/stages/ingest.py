@@ -1,37 +1,68 @@
-"""Ingest: open each video, check it decodes, choose the sampled frames and keyframes."""
+"""Ingest: open each video, choose the sampled frames and keyframes, decode them once into the frame store.
+
+Decoding seeks (PyAV) and runs a chunk of frames at a time; each chunk is written to the run directory's
+frame store as JPEG and thumbnailed for scene cuts in the same pass, so no later stage touches the source.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from annotator import video
+import cv2
+import numpy as np
+from pydantic import Field
+
+from annotator import frames, video
 from annotator.records import VideoInfo, VideoItem
 from annotator.stage import PerItemStage, Resources, register
+
+_THUMB = (64, 36)
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
 @register
 @dataclass
 class IngestStage(PerItemStage):
     name = "ingest"
+    version = "2"  # frames decoded once into the frame store
     resources = Resources(cpus=0.5)
     batch_size = 8
+    outputs = ("info",)
 
     target_fps: float | None = 2.0  # None keeps every frame
     max_frames: int | None = 64  # evenly thinned to at most this many sampled frames
     keyframe_every: int = 4  # detect on every K-th sampled frame
     scene_cut_threshold: float | None = None  # also detect where a shot starts (mean grey change > this, 0..1)
     folder_fps: float = 25.0  # frame rate assumed for folders of frames
+    frame_quality: int = Field(default=90, ge=1, le=100)  # JPEG quality of the frame store
+    frame_max_side: int | None = Field(default=None, ge=16)  # store frames no larger than this (None: as decoded)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         meta = video.probe(item.path, self.folder_fps)
         indices = video.sample_indices(meta.num_frames, meta.fps, self.target_fps, self.max_frames)
-        # read the last sampled frame too: a truncated stream fails here, not three stages later
-        video.read_frames(item.path, [indices[-1]])
-        cuts = [] if self.scene_cut_threshold is None else video.scene_cut_positions(
-            item.path, indices, self.scene_cut_threshold)
+        thumbs: list[np.ndarray] = []
+        size = (meta.height, meta.width)
+        with video.FrameReader(item.path) as reader:
+            for part, chunk in reader.chunks(indices):
+                chunk = np.stack([frames.resize_max_side(f, self.frame_max_side) for f in chunk])
+                size = chunk.shape[1:3]
+                if self.run_root:
+                    frames.write(self.run_root, item.video_id, part, chunk, self.frame_quality)
+                if self.scene_cut_threshold is not None:
+                    thumbs += [thumbnail(f) for f in chunk]
+        cuts: list[int] = []
+        if self.scene_cut_threshold is not None and len(thumbs) > 1:
+            diffs = np.abs(np.diff(np.stack(thumbs), axis=0)).mean(axis=(1, 2))
+            cuts = [i + 1 for i, d in enumerate(diffs) if d > self.scene_cut_threshold]
         keyframes = sorted({*video.keyframe_positions(len(indices), self.keyframe_every), *cuts})
+        resized = size != (meta.height, meta.width)
         item.info = VideoInfo(
-            width=meta.width, height=meta.height, fps=meta.fps, num_frames=meta.num_frames,
-            frame_indices=indices, keyframes=keyframes, scene_cuts=cuts,
+            width=int(size[1]), height=int(size[0]), fps=meta.fps, num_frames=meta.num_frames,
+            frame_indices=indices, keyframes=keyframes, scene_cuts=cuts, stored_frames=bool(self.run_root),
+            source_width=meta.width if resized else 0, source_height=meta.height if resized else 0,
         )
         return item

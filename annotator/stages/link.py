@@ -20,6 +20,7 @@ class LinkStage(PerItemStage):
     name = "link"
     resources = Resources(cpus=0.25)
     batch_size = 8
+    outputs = ("objects", "dropped_phrases")
 
     min_mask_area: int = 1  # a track whose largest mask is smaller (pixels) is not linked
 

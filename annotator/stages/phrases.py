@@ -17,6 +17,7 @@ class PhrasesStage(Stage):
     name = "phrases"
     resources = Resources(cpus=0.25)
     batch_size = 32  # llm backend: the batch's requests are in flight together (up to max_concurrency)
+    outputs = ("phrases", "dropped_phrases")
 
     backend: Literal["vocabulary", "llm"] = "vocabulary"
     categories: list[str] | None = None  # vocabulary backend; None: the COCO category names

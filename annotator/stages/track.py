@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from annotator import video
 from annotator.models.protocols import Tracker
@@ -18,6 +21,7 @@ class TrackStage(PerItemStage):
     name = "track"
     version = "2"  # online tracking: id matching, backward propagation, windows
     resources = Resources(cpus=1.0, gpus=0.5)
+    outputs = ("tracks",)
 
     model: str = "facebook/sam2.1-hiera-large"
     window: int = 32
@@ -42,19 +46,22 @@ class TrackStage(PerItemStage):
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.info is None:
             raise ValueError("ingest has not run")
-        item.tracks = track_item(self._tracker, self.tracking_params(), item)
+        item.tracks = track_item(self._tracker, self.tracking_params(), item, lambda p: self.frames(item, p))
         return item
 
 
-def track_item(tracker: Tracker, params: TrackingParams, item: VideoItem) -> list[Track]:
-    """Run online tracking over an item's sampled frames, decoding them window by window."""
+def track_item(tracker: Tracker, params: TrackingParams, item: VideoItem,
+               read: Callable[[list[int]], np.ndarray] | None = None) -> list[Track]:
+    """Run online tracking over an item's sampled frames; `read(positions)` fetches them window by window."""
     assert item.info is not None
     if not item.detections:
         return []
     by_frame: dict[int, list[Detection]] = defaultdict(list)
     for d in item.detections:
         by_frame[d.frame].append(d)
-    indices = item.info.frame_indices
-    with video.FrameReader(item.path) as reader:
-        online = OnlineTracking(tracker, params, item.info.height, item.info.width)
-        return online.run(lambda positions: reader.read([indices[p] for p in positions]), len(indices), by_frame)
+    if read is None:
+        with video.FrameReader(item.path) as reader:  # no frame store: decode the source, one open decoder
+            indices = item.info.frame_indices
+            return track_item(tracker, params, item, lambda p: reader.read([indices[i] for i in p]))
+    online = OnlineTracking(tracker, params, item.info.height, item.info.width)
+    return online.run(read, len(item.info.frame_indices), by_frame)

@@ -1,0 +1,155 @@
+"""One way to reach files: local paths and any fsspec URI (`s3://`, `gs://`, `memory://`, ...), atomic writes.
+
+Object stores write an object whole on PUT, so writing bytes in one call is atomic there; on a local disk the
+bytes go to a temporary name in the same folder and are renamed into place. Either way a reader sees the old
+file or the new one, never half of one. Endpoints and credentials come from each store's usual environment
+(for S3: `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from contextlib import suppress
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def is_uri(path: str | Path) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def join(base: str, *parts: str) -> str:
+    """`base/part/...` for URIs and local paths alike (no `os.path` rules on a URI)."""
+    out = str(base).rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}" if part else out
+    return out
+
+
+def name(path: str) -> str:
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _s3_options() -> dict[str, Any]:
+    """s3fs reads keys and region from the environment itself; the endpoint of S3-compatible stores too on
+    recent botocore, but not on every version, so pass it explicitly."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return {"endpoint_url": endpoint} if endpoint else {}
+
+
+@cache
+def _filesystem(protocol: str, endpoint: str | None) -> fsspec.AbstractFileSystem:
+    options = _s3_options() if protocol in ("s3", "s3a") else {}
+    return fsspec.filesystem(protocol, **options)
+
+
+def filesystem(path: str | Path) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem for a path and the path as that filesystem names it."""
+    text = str(path)
+    if not is_uri(text):
+        return _filesystem("file", None), os.path.abspath(text.removeprefix("file://"))
+    protocol = text.split("://", 1)[0]
+    fs = _filesystem(protocol, os.environ.get("AWS_ENDPOINT_URL"))
+    return fs, fs._strip_protocol(text)
+
+
+def exists(path: str) -> bool:
+    fs, p = filesystem(path)
+    return bool(fs.exists(p))
+
+
+def isdir(path: str) -> bool:
+    fs, p = filesystem(path)
+    return bool(fs.isdir(p))
+
+
+def read_bytes(path: str) -> bytes:
+    fs, p = filesystem(path)
+    return fs.cat_file(p)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Atomic: the whole object, or (local disk) a temp file renamed into place; honours the umask."""
+    fs, p = filesystem(path)
+    if is_uri(path):
+        fs.pipe_file(p, data)
+        return
+    folder = os.path.dirname(p)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(p)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, p)
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@cache
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def list_files(folder: str, suffix: str = "") -> list[str]:
+    """Full paths (URIs keep their scheme) of the files directly in `folder`, sorted; [] if it is absent."""
+    fs, p = filesystem(folder)
+    try:
+        entries = fs.ls(p, detail=True, refresh=True) if is_uri(folder) else fs.ls(p, detail=True)
+    except FileNotFoundError:
+        return []
+    names = sorted(name(e["name"]) for e in entries if e["type"] == "file")
+    return [join(folder, n) for n in names if n.endswith(suffix) and not n.startswith(".")]
+
+
+def remove(path: str) -> None:
+    fs, p = filesystem(path)
+    with suppress(FileNotFoundError):
+        fs.rm(p, recursive=True)
+
+
+def size(path: str) -> int:
+    fs, p = filesystem(path)
+    return int(fs.size(p))
+
+
+def du(folder: str) -> int:
+    """Total bytes of the files under `folder` (0 if absent)."""
+    fs, p = filesystem(folder)
+    try:
+        return int(fs.du(p, total=True))
+    except FileNotFoundError:
+        return 0
+
+
+def write_table(path: str | Path, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    write_bytes(str(path), buf.getvalue())
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(io.BytesIO(read_bytes(str(path))), columns=columns)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(str(path), text.encode())
+
+
+def read_text(path: str | Path) -> str:
+    return read_bytes(str(path)).decode()
+
+
+def local_path(path: str | Path) -> Path | None:
+    """The local path, or None for a remote URI."""
+    return None if is_uri(path) else Path(str(path).removeprefix("file://"))
