@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from annotator import paths
 from annotator.config import load_config
 from annotator.pipeline import Pipeline
+from annotator.rundir import RunDir
 
 DEMO = paths.PIPELINES_DIR / "demo.yaml"
 SMALL = ["stages.ingest.params.target_fps=8", "stages.ingest.params.max_frames=6"]
@@ -18,6 +17,19 @@ def demo_pipeline(*overrides: str) -> Pipeline:
     return Pipeline(load_config(DEMO, [*SMALL, *overrides]), str(DEMO))
 
 
-def export_rows(run_dir: Path, table: str) -> list[dict]:
-    rows = pq.read_table(run_dir / "export" / "parquet" / f"{table}.parquet").to_pylist()
+def export_rows(run_dir: Path | str, table: str) -> list[dict]:
+    """A table of the run's export, from the parts its workers wrote (current videos only)."""
+    rows = RunDir(str(run_dir)).read_export(table).to_pylist()
     return sorted(rows, key=lambda r: (r["video_id"], r.get("object_id") or r.get("qa_id") or ""))
+
+
+def computed(run_dir: Path | str) -> dict[tuple[str, str], tuple[str, float]]:
+    """(stage, video_id) -> (shard, finished time) of every stage result the run directory's indexes hold:
+    a pair recomputed by a later run shows up with a new shard and time."""
+    run = RunDir(str(run_dir))
+    out = {}
+    for row in run.read_manifest()["stages"]:
+        for r in run.read_index(row["stage"]).sort_by("finished").to_pylist():
+            if r["status"] == "ok":
+                out.setdefault((r["stage"], r["video_id"]), []).append((r["shard"], r["finished"]))
+    return {k: v[-1] for k, v in out.items()}

@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from annotator.cli import app
 from annotator.report.render import SECTIONS
+from annotator.rundir import RunDir
 from tests.export.ytvis_eval import YTVIS
-from tests.helpers import demo_pipeline
+from tests.helpers import demo_pipeline, export_rows
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +41,13 @@ def test_parquet_export_matches_the_run_and_loads_in_datasets(run_dir: Path, tmp
     from datasets import load_dataset
 
     export(run_dir, tmp_path, "--format", "parquet")
+    export(run_dir, tmp_path / "parts", "--format", "parquet", "--parts")
     for table in ("videos", "objects", "qa"):
         ours = pq.read_table(tmp_path / f"{table}.parquet")
-        assert ours.equals(pq.read_table(run_dir / "export" / "parquet" / f"{table}.parquet"))
+        assert ours.equals(RunDir(str(run_dir)).read_export(table))
+        parts = pq.read_table(tmp_path / "parts" / table)  # a folder of parts reads as one table
+        assert parts.sort_by("video_id").to_pylist() == ours.to_pylist()
+        assert ours.num_rows >= 2
         ds = load_dataset("parquet", data_files=str(tmp_path / f"{table}.parquet"), split="train",
                           cache_dir=str(tmp_path / "hf"))
         assert len(ds) == ours.num_rows and ds.column_names == ours.column_names
@@ -55,8 +60,7 @@ def test_every_format_writes_what_its_reader_takes(run_dir: Path, tmp_path: Path
     assert len(api.getVidIds()) == 2 and len(api.getAnnIds()) >= 1
     export(run_dir, tmp_path / "coco", "--format", "coco")
     coco = json.loads((tmp_path / "coco" / "coco_instances.json").read_text())
-    assert len(coco["images"]) == sum(len(v["frame_indices"]) for v in pq.read_table(
-        run_dir / "export" / "parquet" / "videos.parquet").to_pylist())
+    assert len(coco["images"]) == sum(len(v["frame_indices"]) for v in export_rows(run_dir, "videos"))
     output = export(run_dir, tmp_path / "vg", "--format", "videoglamm-a", "--split", "val", "--max-phrases", "2")
     assert "2 of 2 videos have grounded phrases" in output
     for video_id in ("clip_a", "clip_b"):

@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
-from annotator import masks
+from annotator import masks, storage
 from annotator.cli import app
 from annotator.rundir import RunDir
-from tests.helpers import demo_pipeline, export_rows
+from tests.helpers import computed, demo_pipeline, export_rows
 
 pytestmark = pytest.mark.slow
 
@@ -64,31 +65,27 @@ def test_export_loads_in_hf_datasets_with_identical_masks(finished_run, tmp_path
 
     run_dir, _ = finished_run
     files = run_dir / "export" / "parquet"
-    ds = load_dataset("parquet", data_files=str(files / "objects.parquet"), split="train", cache_dir=str(tmp_path))
+    ds = load_dataset("parquet", data_files=str(files / "objects" / "*.parquet"), split="train",
+                      cache_dir=str(tmp_path))
     stored = {}
-    for video_id in ("clip_a", "clip_b"):
-        item = RunDir(run_dir).read_stage_output("link", video_id, demo_pipeline().fingerprints["link"])
+    for item in RunDir(str(run_dir)).final_items():  # rebuilt from the stage shards (link masks from tracks)
         for obj in item.objects:
-            stored[(video_id, obj.object_id)] = masks.decode_batch(obj.masks.rles, 180, 320)
+            stored[(item.video_id, obj.object_id)] = masks.decode_batch(obj.masks.rles, 180, 320)
     assert len(ds) == len(stored) >= 1
     for row in ds:
         got = masks.decode_batch(row["mask_rles"], row["height"], row["width"])
         assert np.array_equal(got, stored[(row["video_id"], row["object_id"])])
-    qa = load_dataset("parquet", data_files=str(files / "qa.parquet"), split="train", cache_dir=str(tmp_path))
+    qa = load_dataset("parquet", data_files=str(files / "qa" / "*.parquet"), split="train", cache_dir=str(tmp_path))
     assert set(qa.column_names) >= {"video_id", "question", "answer", "object_ids"}
-
-
-def _mtimes(run_dir: Path) -> dict[str, float]:
-    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in (run_dir / "stages").rglob("*.parquet")}
 
 
 def test_rerun_reuses_everything(finished_run, clips: dict[str, Path]) -> None:
     run_dir, _first = finished_run
-    before = _mtimes(run_dir)
+    before = computed(run_dir)
     qa_before = export_rows(run_dir, "qa")
     again = demo_pipeline().run([clips["a"].parent], run_dir, executor="local", show_progress=False)
     assert again.reused == {"assemble": 2} and again.errors == 1
-    assert _mtimes(run_dir) == before
+    assert computed(run_dir) == before, "no finished (video, stage) pair recomputed"
     assert [r["answer"] for r in export_rows(run_dir, "qa")] == [r["answer"] for r in qa_before]
 
 
@@ -96,11 +93,19 @@ def test_killed_run_resumes_to_the_same_dataset(clips: dict[str, Path], tiny_mod
     demo_pipeline().run([clips["a"], clips["b"]], tmp_path, executor="local", show_progress=False)
     objects = export_rows(tmp_path, "objects")
     qa = export_rows(tmp_path, "qa")
-    for stage in ("track", "link", "assemble"):  # as if killed while tracking clip_b
-        RunDir(tmp_path).stage_path(stage, "clip_b").unlink()
-    (tmp_path / "export" / "parquet" / "qa.parquet").unlink()
+    run = RunDir(str(tmp_path))
+    for stage in ("track", "link", "assemble"):  # as if killed while tracking clip_b: its index rows never landed
+        index = run.read_index(stage)
+        storage.remove(run.index_dir(stage))
+        keep = index.filter(pc.not_equal(index["video_id"], "clip_b"))
+        if keep.num_rows:
+            run.write_index(stage, "part-kept-000001.parquet", keep.to_pylist())
+    before = computed(tmp_path)
     resumed = demo_pipeline().run([clips["a"], clips["b"]], tmp_path, executor="local", show_progress=False)
     assert resumed.reused == {"assemble": 1, "detect": 1}
+    after = computed(tmp_path)
+    assert {k for k in after if after[k] != before.get(k)} == {
+        ("track", "clip_b"), ("link", "clip_b"), ("assemble", "clip_b")}, "only the unfinished work is redone"
     assert export_rows(tmp_path, "objects") == objects
     assert [(r["answer"], r["object_ids"]) for r in export_rows(tmp_path, "qa")] == [
         (r["answer"], r["object_ids"]) for r in qa
@@ -109,14 +114,14 @@ def test_killed_run_resumes_to_the_same_dataset(clips: dict[str, Path], tiny_mod
 
 def test_changed_params_recompute_from_that_stage(clips: dict[str, Path], tiny_models, tmp_path: Path) -> None:
     demo_pipeline().run([clips["a"]], tmp_path, executor="local", show_progress=False)
-    before = _mtimes(tmp_path)
+    before = computed(tmp_path)
     summary = demo_pipeline("stages.link.params.min_mask_area=1").run(
         [clips["a"]], tmp_path, executor="local", show_progress=False
     )
     assert summary.reused == {"track": 1}
-    after = _mtimes(tmp_path)
-    changed = sorted(k.split("/")[1] for k in after if after[k] != before[k])
-    assert changed == ["assemble", "link"]
+    after = computed(tmp_path)
+    assert sorted(stage for stage, _ in after if after[(stage, "clip_a")] != before[(stage, "clip_a")]) == [
+        "assemble", "link"]
 
 
 def _served(url: str) -> list[str]:
@@ -160,13 +165,13 @@ def test_changed_prompt_text_recomputes_captions(clips, tiny_models, tmp_path: P
     run_dir = tmp_path / "run"
     demo_pipeline(f"stages.caption.params.prompt={prompt}").run([clips["a"]], run_dir, executor="local",
                                                                  show_progress=False)
-    before = _mtimes(run_dir)
+    before = computed(run_dir)
     prompt.write_text("describe the video in detail .")
     summary = demo_pipeline(f"stages.caption.params.prompt={prompt}").run([clips["a"]], run_dir, executor="local",
                                                                            show_progress=False)
     assert summary.reused == {"ingest": 1}
-    after = _mtimes(run_dir)
-    assert sorted(k.split("/")[1] for k in after if after[k] != before[k]) == [
+    after = computed(run_dir)
+    assert sorted(stage for stage, _ in after if after[(stage, "clip_a")] != before[(stage, "clip_a")]) == [
         "assemble", "caption", "detect", "link", "phrases", "track"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["stage_inputs"]["caption"] == {"prompt": {"name": "caption", "version": 1, "sha256": hashlib.sha256(

@@ -1,42 +1,75 @@
+"""Run directory: atomic writes, shards counted only once indexed, resume progress, garbage, stale exports."""
+
+from __future__ import annotations
+
+import os
+import stat
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from annotator.records import ItemError, VideoItem
-from annotator.rundir import RunDir, atomic_write
+from annotator import checkpoint, storage
+from annotator.records import VideoItem
+from annotator.rundir import RunDir
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
+def test_write_bytes_is_whole_or_nothing_and_honours_the_umask(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "out.txt"
-    target.write_text("old")
+    storage.write_bytes(str(target), b"old")
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("killed before the rename")))
+        with pytest.raises(KeyboardInterrupt):
+            storage.write_bytes(str(target), b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"], "no temp file left behind"
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        old = os.umask(umask)
+        storage._umask.cache_clear()
+        try:
+            storage.write_bytes(str(target), b"new")
+        finally:
+            os.umask(old)
+            storage._umask.cache_clear()
+        assert stat.S_IMODE(target.stat().st_mode) == mode
 
-    def fail(tmp: Path) -> None:
-        tmp.write_text("half")
-        raise RuntimeError("killed")
 
-    with pytest.raises(RuntimeError):
-        atomic_write(target, fail)
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+def _index_row(vid: str, stage: str, fp: str, shard: str, status: str = "ok", finished: float = 1.0) -> dict:
+    return {"video_id": vid, "path": f"/v/{vid}.mp4", "stage": stage, "fingerprint": fp, "shard": shard,
+            "status": status, "error_type": "", "reason": "", "seconds": 0.1, "busy": 0.2, "node": "n1",
+            "worker": "w", "finished": finished, "counters": {}}
 
 
-def test_stage_output_is_reused_only_with_the_same_fingerprint(tmp_path: Path) -> None:
+def test_progress_counts_only_indexed_shards_of_todays_fingerprints(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
-    item = VideoItem(video_id="v1", path="/x/v1.mp4", caption="a rabbit", stages_done=["ingest", "caption"])
-    run.write_stage_output("caption", item, "abc")
-    assert run.read_stage_output("caption", "v1", "abc") == item
-    assert run.read_stage_output("caption", "v1", "other") is None
-    assert run.read_stage_output("caption", "v2", "abc") is None
-    run.stage_path("caption", "v3").write_bytes(b"not parquet")
-    assert run.read_stage_output("caption", "v3", "abc") is None
-    assert run.completed_videos("caption") == ["v1", "v3"]
+    outputs = ("caption", "caption_model", "question")
+    items = [VideoItem("a", "/v/a.mp4", caption="a rabbit", caption_model="m"),
+             VideoItem("b", "/v/b.mp4", caption="a tree", caption_model="m")]
+    run.write_shard("caption", "part-w-000001.parquet", checkpoint.encode(items, outputs))
+    run.write_shard("caption", "part-w-000002.parquet", checkpoint.encode(items[:1], outputs))  # never indexed
+    run.write_shard("ingest", "part-w-000001.parquet", checkpoint.encode([VideoItem("a", "/v/a.mp4")], ("info",)))
+    run.write_index("ingest", "part-w-000001.parquet", [_index_row("a", "ingest", "f0", "part-w-000001.parquet"),
+                                                        _index_row("b", "ingest", "f0", "part-w-000001.parquet")])
+    run.write_index("caption", "part-w-000001.parquet", [
+        _index_row("a", "caption", "f1", "part-w-000001.parquet"),
+        _index_row("b", "caption", "old", "part-w-000001.parquet"),  # another configuration
+    ])
+    progress = run.progress([("ingest", "f0"), ("caption", "f1")])
+    assert {v: [r["stage"] for r in rows] for v, rows in progress.items()} == {"a": ["ingest", "caption"],
+                                                                              "b": ["ingest"]}
+    item = run.load_item("a", "/v/a.mp4", [("caption", outputs, "part-w-000001.parquet")])
+    assert (item.caption, item.caption_model, item.stages_done) == ("a rabbit", "m", ["caption"])
+    assert run.collect_garbage("caption") == 1
+    assert [storage.name(f) for f in storage.list_files(run.stage_dir("caption"))] == ["part-w-000001.parquet"]
+    run.compact_index("caption")
+    run.write_index("caption", "part-x-000001.parquet", [
+        _index_row("b", "caption", "f1", "", status="error", finished=2.0)])
+    assert run.latest("caption", "f1")["b"]["status"] == "error"
+    assert len(storage.list_files(run.index_dir("caption"))) == 2
 
 
-def test_errors_table(tmp_path: Path) -> None:
-    run = RunDir(tmp_path)
-    ok = VideoItem(video_id="a", path="/a.mp4")
-    bad = VideoItem(video_id="b", path="/b.mp4", error=ItemError("ingest", "VideoError", "/b.mp4: corrupt"))
-    run.write_errors([ok, bad])
-    rows = run.read_errors().to_pylist()
-    assert rows == [{"video_id": "b", "path": "/b.mp4", "stage": "ingest", "error_type": "VideoError",
-                     "message": "/b.mp4: corrupt"}]
+def test_stage_shards_hold_typed_columns_not_json(tmp_path: Path) -> None:
+    table = checkpoint.encode([VideoItem("a", "/a.mp4", caption="x")], ("caption", "caption_model", "question"))
+    assert table.schema.names == ["video_id", "caption", "caption_model", "question"]
+    assert table.schema.field("caption").type == pa.string()

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from pydantic import Field
-
 from annotator import frames, video
 from annotator.records import VideoInfo, VideoItem
 from annotator.stage import PerItemStage, Resources, register
@@ -38,8 +36,14 @@ class IngestStage(PerItemStage):
     keyframe_every: int = 4  # detect on every K-th sampled frame
     scene_cut_threshold: float | None = None  # also detect where a shot starts (mean grey change > this, 0..1)
     folder_fps: float = 25.0  # frame rate assumed for folders of frames
-    frame_quality: int = Field(default=90, ge=1, le=100)  # JPEG quality of the frame store
-    frame_max_side: int | None = Field(default=None, ge=16)  # store frames no larger than this (None: as decoded)
+    frame_quality: int = 90  # JPEG quality of the frame store, 1..100
+    frame_max_side: int | None = None  # store frames no larger than this (None: as decoded)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.frame_quality <= 100:
+            raise ValueError(f"frame_quality must be 1..100, got {self.frame_quality}")
+        if self.frame_max_side is not None and self.frame_max_side < 16:
+            raise ValueError(f"frame_max_side must be at least 16 pixels, got {self.frame_max_side}")
 
     def process_item(self, item: VideoItem) -> VideoItem:
         meta = video.probe(item.path, self.folder_fps)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from annotator import storage
 from annotator.executors.local import LocalExecutor
-from annotator.executors.runner import StageRunner, StageTask
+from annotator.executors.runner import StageRunner, StageTask, WorkRef
 from annotator.records import VideoItem
+from annotator.rundir import RunDir
 from annotator.stage import PerItemStage, Stage
 
 CALLS: list[str] = []
@@ -16,6 +18,7 @@ CALLS: list[str] = []
 @dataclass
 class Upper(PerItemStage):
     name = "upper"
+    outputs = ("caption",)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         CALLS.append(item.video_id)
@@ -58,7 +61,14 @@ def test_one_failure_stays_with_its_item(tmp_path: Path) -> None:
     assert out[1].error is not None
     assert (out[1].error.stage, out[1].error.error_type) == ("upper", "ValueError")
     assert "/data/bad.mp4" in out[1].error.message
-    assert sorted(p.name for p in (tmp_path / "stages" / "upper").iterdir()) == ["a.parquet", "c.parquet"]
+    run = RunDir(str(tmp_path))
+    (shard,) = [storage.name(f) for f in storage.list_files(run.stage_dir("upper"))]
+    assert storage.read_table(storage.join(run.stage_dir("upper"), shard)).column("video_id").to_pylist() == [
+        "a", "c"], "one shard per batch, holding the items that finished"
+    index = {r["video_id"]: r for r in run.read_index("upper").to_pylist()}
+    assert {v: (r["status"], r["shard"]) for v, r in index.items()} == {
+        "a": ("ok", shard), "bad": ("error", ""), "c": ("ok", shard)}
+    assert index["bad"]["error_type"] == "ValueError" and "/data/bad.mp4" in index["bad"]["reason"]
 
 
 def test_a_missing_result_is_an_error_not_a_silent_drop(tmp_path: Path) -> None:
@@ -74,8 +84,19 @@ def test_setup_failure_marks_every_pending_item(tmp_path: Path) -> None:
 
 def test_finished_items_are_skipped_and_errors_pass_through(tmp_path: Path) -> None:
     CALLS.clear()
-    first = LocalExecutor(show_progress=False).run([task(Upper(), tmp_path)], items("a", "bad"))
+    runner = StageRunner(task(Upper(), tmp_path))
+    first = runner(items("a", "bad"))
     assert CALLS == ["a", "bad"]
-    again = LocalExecutor(show_progress=False).run([task(Upper(), tmp_path)], first)
+    again = runner(first)
     assert CALLS == ["a", "bad"], "a is done and bad carries its error: nothing recomputed"
     assert [it.caption for it in again] == ["A", None]
+
+
+def test_local_executor_rebuilds_resumed_items_from_their_shards(tmp_path: Path) -> None:
+    CALLS.clear()
+    rows = list(LocalExecutor(show_progress=False).run([task(Upper(), tmp_path)],
+                                                       [WorkRef("a", "/data/a.mp4"), WorkRef("bad", "/data/bad.mp4")]))
+    assert [(r["video_id"], r["status"]) for r in rows] == [("a", "ok"), ("bad", "error")]
+    shard = RunDir(str(tmp_path)).latest("upper", "f1")["a"]["shard"]
+    item = RunDir(str(tmp_path)).load_item("a", "/data/a.mp4", [("upper", Upper.outputs, shard)])
+    assert item.caption == "A" and item.stages_done == ["upper"]

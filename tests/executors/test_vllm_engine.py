@@ -66,8 +66,11 @@ def test_requests_and_answers_around_the_engine(tiny_models: dict[str, str], cli
     assert (done.question, done.caption, done.error) == ("What does the rabbit do?", "A rabbit sits on the grass.",
                                                         None)
     assert done.stages_done == ["caption"]
-    cached = RunDir(tmp_path).read_stage_output("caption", "a", "fp1")
-    assert cached is not None and cached.caption == "A rabbit sits on the grass."
+    run = RunDir(str(tmp_path))
+    indexed = run.latest("caption", "fp1")["a"]
+    assert indexed["status"] == "ok"
+    cached = run.load_item("a", good.path, [("caption", CaptionStage.outputs, indexed["shard"])])
+    assert cached.caption == "A rabbit sits on the grass."
     failed = VideoItem.from_json(finish({**row, "__inference_error__": "CUDA out of memory"})["item"])
     assert failed.error is not None and "CUDA out of memory" in failed.error.message
     passed = VideoItem.from_json(finish(vllm_engine.carry({**skipped, "generated_text": "x"}))["item"])
@@ -111,4 +114,5 @@ def test_cpu_halves_survive_ray_data_blocks(tiny_models: dict[str, str], clips: 
     assert (done["a"].caption, done["a"].question, done["a"].error) == ("A rabbit.", "Q?", None)
     assert done["b"].caption is None and "prompt too long" in done["b"].error.message
     assert done["broken"].error is not None and done["broken"].error.stage == "ingest"
-    assert sorted(p.name for p in (tmp_path / "stages" / "caption").iterdir()) == ["a.parquet"]
+    index = RunDir(str(tmp_path)).latest("caption", "fp1")
+    assert {v: r["status"] for v, r in index.items()} == {"a": "ok", "b": "error"}, "the broken video never got here"

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from annotator import masks
-from annotator.export.parquet import write_parquet
+from annotator.export.parquet import tables, write_parquet
 from annotator.records import (
     OBJECTS_SCHEMA,
     QA,
@@ -36,7 +36,7 @@ def test_masks_round_trip_through_pyarrow_and_datasets(tmp_path: Path) -> None:
         qa=[QA("vid-0", "Q?", "<p> a cat </p> [SEG] and <p> a dog </p> [SEG]", [1, 2])],
     )
     failed = VideoItem("bad", "/bad.mp4", error=ItemError("ingest", "VideoError", "corrupt"))
-    written = write_parquet([item, failed], tmp_path, "test", "run1", {"ingest": "abc"})
+    written = write_parquet(tables([item, failed], "test", "run1", {"ingest": "abc"}), str(tmp_path))
     table = pq.read_table(written["objects"])
     assert table.schema.equals(OBJECTS_SCHEMA)
     rows = table.to_pylist()
