@@ -41,7 +41,10 @@ def _s3_options() -> dict[str, Any]:
     """s3fs reads keys and region from the environment itself; the endpoint of S3-compatible stores too on
     recent botocore, but not on every version, so pass it explicitly."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    return {"endpoint_url": endpoint} if endpoint else {}
+    options: dict[str, Any] = {"use_listings_cache": False}  # other workers write: always list afresh
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    return options
 
 
 @cache

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from annotator import frames, video
 from annotator.records import VideoInfo, VideoItem
 from annotator.stage import PerItemStage, Resources, register

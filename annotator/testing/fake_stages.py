@@ -1,0 +1,128 @@
+"""Model stand-ins with a calibrated cost, for executor tests and benchmarks: each sleeps a known time and
+fills the item as the real stage would (frames, caption, phrases, keyframe boxes, mask tracks), so the real
+`link` and `assemble` stages, the checkpoints and the export run on realistic items.
+
+Costs follow DESIGN §10: caption per video, detect per keyframe, track per frame and object.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotator import masks
+from annotator.records import Detection, MaskTrack, Phrase, Track, VideoInfo, VideoItem
+from annotator.stage import PerItemStage, Resources
+
+WORDS = ["rabbit", "tree", "butterfly"]
+
+
+def _ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    y, x = np.ogrid[:h, :w]
+    return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
+
+
+@dataclass
+class FakeIngest(PerItemStage):
+    name = "ingest"
+    resources = Resources(cpus=0.1)
+    outputs = ("info",)
+
+    frames: int = 16
+    keyframe_every: int = 4
+    width: int = 320
+    height: int = 180
+    cost_s: float = 0.0
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        time.sleep(self.cost_s)
+        item.info = VideoInfo(width=self.width, height=self.height, fps=25.0, num_frames=self.frames * 10,
+                              frame_indices=[i * 10 for i in range(self.frames)],
+                              keyframes=list(range(0, self.frames, self.keyframe_every)))
+        return item
+
+
+@dataclass
+class FakeCaption(PerItemStage):
+    name = "caption"
+    resources = Resources(cpus=0.1, gpus=1.0)
+    outputs = ("caption", "caption_model", "question")
+
+    cost_s: float = 2.0  # per video
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        time.sleep(self.cost_s)
+        item.caption = f"a {WORDS[0]} sits under a {WORDS[1]} while a {WORDS[2]} flies by ({item.video_id})"
+        item.caption_model = "fake"
+        return item
+
+
+@dataclass
+class FakePhrases(PerItemStage):
+    name = "phrases"
+    resources = Resources(cpus=0.1)
+    outputs = ("phrases", "dropped_phrases")
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        assert item.caption is not None
+        item.phrases = []
+        for word in WORDS:
+            start = item.caption.index(word)
+            item.phrases.append(Phrase(word, start, start + len(word), word))
+        return item
+
+
+@dataclass
+class FakeDetect(PerItemStage):
+    name = "detect"
+    resources = Resources(cpus=0.1, gpus=0.25)
+    outputs = ("detections",)
+
+    cost_s: float = 0.12  # per keyframe
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        assert item.info is not None
+        time.sleep(self.cost_s * len(item.info.keyframes))
+        w, h = item.info.width, item.info.height
+        item.detections = [Detection(frame=k, phrase=p, box=[0.1 * w * (p + 1), 0.2 * h, 0.1 * w * (p + 3), 0.6 * h],
+                                     score=0.9) for k in item.info.keyframes for p in range(len(item.phrases))]
+        return item
+
+
+@dataclass
+class FakeTrack(PerItemStage):
+    name = "track"
+    resources = Resources(cpus=0.1, gpus=0.5)
+    outputs = ("tracks",)
+
+    cost_s: float = 0.025  # per frame, times (1 + 0.3 x objects)
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        assert item.info is not None
+        n, objects = len(item.info.frame_indices), len(item.phrases)
+        time.sleep(self.cost_s * n * (1 + 0.3 * objects))
+        h, w = item.info.height, item.info.width
+        seed = sum(map(ord, item.video_id))
+        item.tracks = []
+        for p in range(objects):
+            stack = np.stack([_ellipse(h, w, h * (0.3 + 0.1 * p), w * (0.2 + 0.02 * f + 0.2 * p),
+                                       h * 0.15 + (seed + p) % 7, w * 0.08 + f % 5) for f in range(n)])
+            item.tracks.append(Track(
+                track_id=p + 1, phrase=p, prompt_frame=0, prompt_box=[0.0, 0.0, 1.0, 1.0],
+                masks=MaskTrack(frames=list(range(n)), rles=masks.encode_batch(stack), scores=[0.9] * n),
+                first_frame=0, last_frame=n - 1, visible_frames=n, mean_score=0.9,
+            ))
+        return item
+
+
+def fake_stages(caption_s: float = 2.0, detect_s: float = 0.12, track_s: float = 0.025, frames: int = 16,
+                keyframe_every: int = 4) -> list[PerItemStage]:
+    """The raw-video flow with calibrated fakes for the models and the real link and assemble stages."""
+    from annotator.stages.assemble import AssembleStage
+    from annotator.stages.link import LinkStage
+
+    return [FakeIngest(frames=frames, keyframe_every=keyframe_every), FakeCaption(cost_s=caption_s),
+            FakePhrases(), FakeDetect(cost_s=detect_s), FakeTrack(cost_s=track_s), LinkStage(),
+            AssembleStage(questions=["Describe the video and segment what you mention."])]
