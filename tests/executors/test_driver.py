@@ -1,0 +1,54 @@
+"""The driver never holds items: 300 fake videos with real masks through the Ray executor yield only id/status
+rows, and the export exists as parts written by workers while the run was going."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from annotator import masks, storage
+from annotator.executors.ray import RayExecutor
+from annotator.executors.runner import ExportSpec, StageTask, WorkRef
+from annotator.rundir import RunDir
+from annotator.testing.fake_stages import fake_stages
+
+pytestmark = pytest.mark.slow
+
+
+def tasks(root: str, **costs: float) -> list[StageTask]:
+    stages = fake_stages(**costs)
+    export = ExportSpec("fake", "run1", {s.name: "fp" for s in stages})
+    return [StageTask(s, f"fp-{s.name}", root, concurrency=1, batch_size=8, cpus=0.2, gpus=0.0,
+                      export=export if i == len(stages) - 1 else None) for i, s in enumerate(stages)]
+
+
+def test_driver_receives_only_status_rows_and_the_export_grows_during_the_run(ray_cluster, tmp_path: Path) -> None:
+    root = str(tmp_path / "run")
+    refs = [WorkRef(f"v{i:04d}", f"/fake/v{i:04d}.mp4") for i in range(300)]
+    started = time.time()
+    received, arrivals = [], []
+    for row in RayExecutor(show_progress=False).run(tasks(root, caption_s=0.0, detect_s=0.0, track_s=0.0), refs):
+        received.append(row)
+        arrivals.append(time.time())
+    ended = time.time()
+    assert len(received) == 300 and {r["video_id"] for r in received} == {r.video_id for r in refs}
+    assert all(set(r) == {"video_id", "status", "stage", "reason"} for r in received)
+    assert all(isinstance(v, str) for r in received for v in r.values())
+    assert {(r["status"], r["stage"]) for r in received} == {("ok", "assemble")}
+    received_bytes = sum(sys.getsizeof(v) for r in received for v in r.values())
+    run = RunDir(root)
+    parts = run.export_parts("objects")
+    export_bytes = sum(storage.size(p) for p in parts)
+    assert received_bytes < 300 * 300 < export_bytes, (received_bytes, export_bytes)
+    assert len(parts) >= 300 // 8, "one part per final batch, written by the workers"
+    written = sorted(Path(p).stat().st_mtime for p in parts)
+    assert started < written[0] < written[-1] <= ended
+    assert written[len(written) // 2] < arrivals[-1], "half the export existed before the last row arrived"
+    objects = pq.read_table(parts[0]).to_pylist()
+    assert len(objects) == 3 * 8 and objects[0]["height"] == 180
+    decoded = masks.decode_batch(objects[0]["mask_rles"], 180, 320)
+    assert decoded.shape == (16, 180, 320) and decoded.any(axis=(1, 2)).all()
