@@ -86,14 +86,14 @@ def fit_to_cluster(tasks: list[StageTask], cpus: float, gpus: float, headroom: f
     want_cpu = sum(t.cpus * t.concurrency for t in tasks)
     want_gpu = sum(t.gpus * t.concurrency for t in tasks)
     cpu_scale = min(1.0, headroom * cpus / want_cpu) if want_cpu else 1.0
-    gpu_scale = min(1.0, gpus / want_gpu) if want_gpu and gpus else 1.0
+    gpu_scale = min(1.0, headroom * gpus / want_gpu) if want_gpu and gpus else 1.0
     if cpu_scale < 1 or gpu_scale < 1:
         log.info("stage resources exceed the cluster (%.2f CPU for %.2f wanted): scaling by %.2f",
                  cpus, want_cpu, cpu_scale)
-    return [
-        replace(t, cpus=round(t.cpus * cpu_scale, 4), gpus=round(t.gpus * gpu_scale, 4) if gpus else 0.0)
-        for t in tasks
-    ]
+    def down(value: float) -> float:  # rounded *down*: shares rounded up can sum past the cluster and starve a pool
+        return math.floor(value * 10_000) / 10_000
+
+    return [replace(t, cpus=down(t.cpus * cpu_scale), gpus=down(t.gpus * gpu_scale) if gpus else 0.0) for t in tasks]
 
 
 def fuse(tasks: list[StageTask]) -> list[list[StageTask]]:
