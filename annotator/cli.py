@@ -167,9 +167,17 @@ class _VideoProgress:
 
 def _print_sample(run_dir: str) -> None:
     """Show one triplet, so the user sees what the dataset looks like."""
+    from annotator import storage
     from annotator.rundir import RunDir
 
-    rows = RunDir(run_dir).read_export("qa").slice(0, 1).to_pylist()
+    run = RunDir(run_dir)
+    finished = run.finished_videos()
+    rows = []
+    for part in run.export_parts("qa"):  # the first current part is enough: never the whole table
+        rows = [r for r in storage.read_table(part).to_pylist()
+                if finished.get(r["video_id"], {}).get("shard") == storage.name(part)][:1]
+        if rows:
+            break
     for row in rows:
         console.print(f"example [{row['video_id']}] Q: {row['question']}", **_PLAIN)
         console.print(f"  A: {row['answer']}", **_PLAIN)
