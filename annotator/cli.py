@@ -36,16 +36,18 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _quiet_libraries(verbose: bool = False) -> None:
+def _quiet_libraries(verbose: bool = False, in_process_models: bool = True) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not verbose:
         os.environ.setdefault("RAY_LOG_TO_STDERR", "0")
-    from transformers.utils import logging as hf_logging
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning" if verbose else "error")  # workers inherit it
+    if in_process_models or "transformers" in sys.modules:  # a Ray driver loads no model: spare the import
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     logging.getLogger("ray").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
@@ -92,7 +94,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     if dry_run:
         console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")
         return
-    _quiet_libraries(verbose)
+    _quiet_libraries(verbose, in_process_models=kind == "local")
     with _captured_stderr(kind == "ray" and not verbose), _VideoProgress(enabled=kind == "ray") as progress:
         summary = pipeline.run(inputs, output, executor=kind, address=address, verbose=verbose,
                                keep_frames=not drop_frames, on_status=progress.update, on_start=progress.start,

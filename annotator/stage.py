@@ -54,6 +54,10 @@ class Stage(ABC):
     def setup(self) -> None:
         """Load models once per worker."""
 
+    def preload(self) -> None:
+        """Read the files this stage needs (prompt templates) into the instance, in the driver: they then travel
+        to remote workers inside the pickled stage, which never look for them on their own disk."""
+
     def bind(self, run_root: str | None) -> None:
         """The run directory this stage works in (its frame store); set by the runner, not a param."""
         self._run_root = run_root

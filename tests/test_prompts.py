@@ -41,3 +41,19 @@ def test_config_time_check_reads_content_only_when_the_file_is_there(tmp_path: P
         prompts.check(tmp_path / "latin.v1.md")
     prompts.check("prompts/phrases.v1.md", slot="{caption}")
     prompts.check("prompts/gcg_questions.v1.md", as_list=True)
+
+
+def test_prompts_travel_inside_the_pickled_stages(tmp_path) -> None:
+    """Remote workers never read prompts/ from their own disk: the driver loads the text into the stage."""
+    import pickle
+
+    from tests.helpers import demo_pipeline
+
+    prompt = tmp_path / "caption.v1.md"
+    prompt.write_text("describe the rabbit .")
+    pipeline = demo_pipeline(f"stages.caption.params.prompt={prompt}")
+    shipped = pickle.dumps([b.stage for b in pipeline.stages])
+    prompt.unlink()
+    stages = {s.name: s for s in pickle.loads(shipped)}
+    assert stages["caption"].prompt_text == "describe the rabbit ."
+    assert len(stages["assemble"].question_list) == 6

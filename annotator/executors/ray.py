@@ -136,17 +136,19 @@ class RayExecutor:
         self.verbose = verbose
 
     def _init(self) -> None:
+        """Start or join Ray. In the main thread: Ray ties the processes it starts to the starting thread."""
         import ray
 
         if ray.is_initialized():
             return
         level = logging.INFO if self.verbose else logging.ERROR
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level,
-                                  "runtime_env": runtime_env(joining=bool(self.address))}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level}
         if self.address:
-            ray.init(address=self.address, **kwargs)
-        else:
-            ray.init(num_cpus=self.num_cpus or os.cpu_count(), num_gpus=self.num_gpus, **kwargs)
+            ray.init(address=self.address, runtime_env=runtime_env(joining=True), **kwargs)
+        else:  # the embedded cluster's workers inherit this process's environment (no runtime_env needed); no
+            # prestarted idle workers: on a laptop they compete with the actors' start for the few cores
+            ray.init(num_cpus=self.num_cpus or os.cpu_count(), num_gpus=self.num_gpus,
+                     _system_config={"enable_worker_prestart": False}, **kwargs)
 
     def _quiet(self) -> None:
         import ray.data

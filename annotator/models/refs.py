@@ -14,10 +14,13 @@ def is_tiny(ref: str) -> bool:
 def resolve(ref: str) -> str:
     """What to hand to `from_pretrained`: tiny refs are built into the cache dir once, paths are resolved."""
     if is_tiny(ref):
+        role = ref[len(TINY_PREFIX):]
+        out = paths.cache_dir() / "tiny" / role
+        if (out / "config.json").exists():  # built already: no need to import torch to know it
+            return str(out)
         from annotator.models import tiny
 
-        role = ref[len(TINY_PREFIX):]
-        return str(tiny.build(role, paths.cache_dir() / "tiny" / role))
+        return str(tiny.build(role, out))
     if paths.looks_local(ref):
         return str(paths.resolve(ref))
     return ref

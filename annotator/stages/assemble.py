@@ -5,6 +5,7 @@ The i-th `[SEG]` of the answer belongs to the i-th entry of `object_ids`, in cap
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -55,8 +56,13 @@ class AssembleStage(PerItemStage):
     def cache_inputs(self) -> dict[str, Any]:
         return {"questions": prompts.load(self.questions).cache_key()} if isinstance(self.questions, str) else {}
 
-    def setup(self) -> None:
-        self._questions = prompts.load(self.questions).items() if isinstance(self.questions, str) else self.questions
+    def preload(self) -> None:
+        _ = self.question_list
+
+    @functools.cached_property
+    def question_list(self) -> list[str]:
+        """The question set, read once (in the driver, see `preload`); not a param."""
+        return prompts.load(self.questions).items() if isinstance(self.questions, str) else list(self.questions)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.caption is None:
@@ -68,7 +74,7 @@ class AssembleStage(PerItemStage):
         spans = [(item.phrases[o.phrase].start, item.phrases[o.phrase].end) for o in objects]
         item.qa.append(QA(
             qa_id=f"{item.video_id}-0",
-            question=item.question or pick(self._questions, f"{self.seed}:{item.video_id}"),
+            question=item.question or pick(self.question_list, f"{self.seed}:{item.video_id}"),
             answer=grounded_answer(item.caption, spans),
             object_ids=[o.object_id for o in objects],
         ))

@@ -97,6 +97,9 @@ class CaptionStage(Stage):
     def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
         self._finish(item, reply)
 
+    def preload(self) -> None:
+        _ = self.prompt_text
+
     @functools.cached_property
     def prompt_text(self) -> str:
         """The template's text, read once per worker (not a dataclass field: not part of the params)."""

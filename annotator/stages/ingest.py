@@ -6,6 +6,7 @@ frame store as JPEG and thumbnailed for scene cuts in the same pass, so no later
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -47,18 +48,23 @@ class IngestStage(PerItemStage):
             raise ValueError(f"frame_max_side must be at least 16 pixels, got {self.frame_max_side}")
 
     def process_item(self, item: VideoItem) -> VideoItem:
-        meta = video.probe(item.path, self.folder_fps)
-        indices = video.sample_indices(meta.num_frames, meta.fps, self.target_fps, self.max_frames)
         thumbs: list[np.ndarray] = []
-        size = (meta.height, meta.width)
-        with video.FrameReader(item.path) as reader:
+        # JPEG encoding and writing (OpenCV and I/O release the GIL) overlap the decoding of the next chunk
+        with video.FrameReader(item.path) as reader, ThreadPoolExecutor(2) as pool:
+            meta = reader.meta(self.folder_fps)
+            indices = video.sample_indices(meta.num_frames, meta.fps, self.target_fps, self.max_frames)
+            size = (meta.height, meta.width)
+            pending = []
             for part, chunk in reader.chunks(indices):
                 chunk = np.stack([frames.resize_max_side(f, self.frame_max_side) for f in chunk])
                 size = chunk.shape[1:3]
                 if self.run_root:
-                    frames.write(self.run_root, item.video_id, part, chunk, self.frame_quality)
+                    pending.append(pool.submit(frames.write, self.run_root, item.video_id, part, chunk,
+                                               self.frame_quality))
                 if self.scene_cut_threshold is not None:
                     thumbs += [thumbnail(f) for f in chunk]
+            for job in pending:
+                job.result()  # a failed write fails the item
         cuts: list[int] = []
         if self.scene_cut_threshold is not None and len(thumbs) > 1:
             diffs = np.abs(np.diff(np.stack(thumbs), axis=0)).mean(axis=(1, 2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,6 +56,15 @@ class PhrasesStage(Stage):
             inputs["spacy_model_version"] = pipeline_version(self.spacy_model)
         return inputs
 
+    def preload(self) -> None:
+        if self.backend == "llm":
+            _ = self.prompt_text
+
+    @functools.cached_property
+    def prompt_text(self) -> str:
+        """The extraction template, read once (in the driver, see `preload`); not a param."""
+        return prompts.load(self.prompt).text
+
     def setup(self) -> None:
         self._extractor: PhraseExtractor
         if not self.spacy_model:
@@ -76,7 +86,7 @@ class PhrasesStage(Stage):
             client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
                                       max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries,
                                       max_concurrency=self.max_concurrency)
-            return LLMPhraser(client, prompts.load(self.prompt).text, max_phrases)
+            return LLMPhraser(client, self.prompt_text, max_phrases)
         from annotator.models.phrase_vocabulary import VocabularyPhraser
 
         return VocabularyPhraser(self.categories, max_phrases)
