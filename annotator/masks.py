@@ -24,12 +24,28 @@ def column_major(masks: np.ndarray) -> np.ndarray:
     """
     n, h, w = masks.shape
     frames = masks.view(np.uint8) if masks.dtype == np.bool_ else masks.astype(np.uint8, copy=False)
+    if frames.transpose(0, 2, 1).flags.c_contiguous:  # already column-major (the SAM2 adapter's output): no copy
+        return frames.transpose(1, 2, 0)
     if not frames.flags.c_contiguous:
         frames = np.ascontiguousarray(frames)
     out = np.empty((n, w, h), dtype=np.uint8)
     for i in range(n):
         cv2.transpose(frames[i], out[i])
     return out.transpose(2, 1, 0)
+
+
+def stack_column_major(frames: list[np.ndarray]) -> np.ndarray:
+    """Stack (H, W) masks into (N, H, W) whose memory is column-major per mask, as `encode_batch` wants it.
+
+    Frames that are column-major already (Fortran-ordered) are copied as they lie, with no transpose.
+    """
+    if not frames:
+        raise ValueError("no masks to stack")
+    h, w = frames[0].shape
+    out = np.empty((len(frames), w, h), dtype=frames[0].dtype)
+    for i, frame in enumerate(frames):
+        out[i] = frame.T
+    return out.transpose(0, 2, 1)
 
 
 def encode(mask: np.ndarray) -> str:

@@ -113,11 +113,12 @@ class RunDir:
 
     # shards and indexes --------------------------------------------------------------------------------
     def write_shard(self, stage: str, name: str, table: pa.Table) -> None:
-        storage.write_table(storage.join(self.stage_dir(stage), name), table)
+        storage.write_table(storage.join(self.stage_dir(stage), name), table, compact=True)
 
     def write_index(self, stage: str, name: str, rows: list[dict[str, Any]]) -> None:
         """Written last: from now on the shard of the same name counts."""
-        storage.write_table(storage.join(self.index_dir(stage), name), pa.Table.from_pylist(rows, schema=INDEX_SCHEMA))
+        storage.write_table(storage.join(self.index_dir(stage), name), pa.Table.from_pylist(rows, schema=INDEX_SCHEMA),
+                            compact=True)
 
     def read_index(self, stage: str) -> pa.Table:
         """Every index row of a stage (all parts and compacted files)."""
@@ -182,7 +183,8 @@ class RunDir:
         if len(files) < 2:
             return
         table = pa.concat_tables([storage.read_table(f) for f in files])
-        storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table)
+        storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table,
+                            compact=True)
         for f in files:
             storage.remove(f)
 

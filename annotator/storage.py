@@ -135,9 +135,14 @@ def du(folder: str) -> int:
         return 0
 
 
-def write_table(path: str | Path, table: pa.Table) -> None:
+def write_table(path: str | Path, table: pa.Table, compact: bool = False) -> None:
+    """One Parquet file, written whole. `compact` (checkpoints): zstd and no embedded Arrow schema, whose
+    base64 copy of the nested types is most of a small shard; the Parquet schema alone reads back the same."""
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    if compact:
+        pq.write_table(table, buf, compression="zstd", store_schema=False)
+    else:
+        pq.write_table(table, buf)
     write_bytes(str(path), buf.getvalue())
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from annotator import masks
 from annotator.models import refs
 from annotator.models.protocols import Prompt, TrackResult
 
@@ -31,7 +32,8 @@ class Sam2VideoTracker:
     def _masks(self, session: Sam2VideoInferenceSession, pred_masks: torch.Tensor) -> np.ndarray:
         size = [[session.video_height, session.video_width]]
         masks = self.processor.post_process_masks([pred_masks], original_sizes=size, binarize=True)[0]
-        return masks[:, 0].cpu().numpy()
+        # column-major per mask (transposed on the device, nearly free on a GPU): RLE encoding then copies nothing
+        return masks[:, 0].transpose(-1, -2).contiguous().cpu().numpy().transpose(0, 2, 1)
 
     def _add(self, session: Sam2VideoInferenceSession, frame: int, ids: list[int], **prompt: object) -> None:
         # a copy: the processor consumes the id list it is given
@@ -46,9 +48,8 @@ class Sam2VideoTracker:
         ids = list(range(1, len(boxes) + 1))
         self._add(session, 0, ids, input_boxes=[boxes])
         out = self.model(inference_session=session, frame_idx=0)
-        masks = self._masks(session, out.pred_masks)
-        order = [out.object_ids.index(i) for i in ids]
-        return masks[order]
+        found = self._masks(session, out.pred_masks)
+        return masks.stack_column_major([found[out.object_ids.index(i)] for i in ids])
 
     @torch.no_grad()
     def propagate(self, frames: np.ndarray, positions: list[int], prompts: list[Prompt],
@@ -68,13 +69,13 @@ class Sam2VideoTracker:
         masks_out: dict[int, list[np.ndarray]] = defaultdict(list)
         scores_out: dict[int, list[float]] = defaultdict(list)
         for out in self.model.propagate_in_video_iterator(session, start_frame_idx=local, reverse=reverse):
-            masks = self._masks(session, out.pred_masks)
+            found = self._masks(session, out.pred_masks)
             scores = out.object_score_logits.flatten().sigmoid().tolist()
             for k, obj_id in enumerate(out.object_ids):
                 frames_out[obj_id].append(positions[out.frame_idx])
-                masks_out[obj_id].append(masks[k])
+                masks_out[obj_id].append(found[k])
                 scores_out[obj_id].append(round(float(scores[k]), 6))
         return {
-            i: TrackResult(frames=frames_out[i], masks=np.stack(masks_out[i]), scores=scores_out[i])
+            i: TrackResult(frames=frames_out[i], masks=masks.stack_column_major(masks_out[i]), scores=scores_out[i])
             for i in ids if frames_out[i]
         }

@@ -104,11 +104,12 @@ class FakeTrack(PerItemStage):
         n, objects = len(item.info.frame_indices), len(item.phrases)
         time.sleep(self.cost_s * n * (1 + 0.3 * objects))
         h, w = item.info.height, item.info.width
-        seed = sum(map(ord, item.video_id))
+        rng = np.random.default_rng(sum(map(ord, item.video_id)))  # every video its own shapes, as real ones
         item.tracks = []
         for p in range(objects):
-            stack = np.stack([_ellipse(h, w, h * (0.3 + 0.1 * p), w * (0.2 + 0.02 * f + 0.2 * p),
-                                       h * 0.15 + (seed + p) % 7, w * 0.08 + f % 5) for f in range(n)])
+            cy, cx, ry, rx = rng.uniform([0.3, 0.15, 0.08, 0.05], [0.6, 0.45, 0.2, 0.12]) * [h, w, h, w]
+            stack = np.stack([_ellipse(h, w, cy + rng.normal(0, 0.01 * h), cx + 0.01 * w * f + 0.2 * w * p,
+                                       ry * rng.uniform(0.9, 1.1), rx * rng.uniform(0.9, 1.1)) for f in range(n)])
             item.tracks.append(Track(
                 track_id=p + 1, phrase=p, prompt_frame=0, prompt_box=[0.0, 0.0, 1.0, 1.0],
                 masks=MaskTrack(frames=list(range(n)), rles=masks.encode_batch(stack), scores=[0.9] * n),
@@ -118,11 +119,11 @@ class FakeTrack(PerItemStage):
 
 
 def fake_stages(caption_s: float = 2.0, detect_s: float = 0.12, track_s: float = 0.025, frames: int = 16,
-                keyframe_every: int = 4) -> list[PerItemStage]:
+                keyframe_every: int = 4, width: int = 320, height: int = 180) -> list[PerItemStage]:
     """The raw-video flow with calibrated fakes for the models and the real link and assemble stages."""
     from annotator.stages.assemble import AssembleStage
     from annotator.stages.link import LinkStage
 
-    return [FakeIngest(frames=frames, keyframe_every=keyframe_every), FakeCaption(cost_s=caption_s),
+    return [FakeIngest(frames=frames, keyframe_every=keyframe_every, width=width, height=height), FakeCaption(cost_s=caption_s),
             FakePhrases(), FakeDetect(cost_s=detect_s), FakeTrack(cost_s=track_s), LinkStage(),
             AssembleStage(questions=["Describe the video and segment what you mention."])]

@@ -84,7 +84,9 @@ class OnlineTracking:
         keep = [i for i, f in enumerate(result.frames) if f not in track.frames and (since is None or f >= since)]
         if not keep:
             return
-        rles = masks.encode_batch(result.masks[keep])
+        picked = result.masks if len(keep) == len(result.frames) else masks.stack_column_major(
+            [result.masks[i] for i in keep])  # keeps the tracker's column-major layout: encoding copies nothing
+        rles = masks.encode_batch(picked)
         for i, rle in zip(keep, rles, strict=True):
             track.frames[result.frames[i]] = (rle, result.scores[i], self._seen(result.masks[i], result.scores[i]))
 
