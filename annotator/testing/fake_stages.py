@@ -125,5 +125,5 @@ def fake_stages(caption_s: float = 2.0, detect_s: float = 0.12, track_s: float =
     from annotator.stages.link import LinkStage
 
     return [FakeIngest(frames=frames, keyframe_every=keyframe_every, width=width, height=height),
-            FakeCaption(cost_s=caption_s), FakePhrases(), FakeDetect(cost_s=detect_s), FakeTrack(cost_s=track_s), LinkStage(),
-            AssembleStage(questions=["Describe the video and segment what you mention."])]
+            FakeCaption(cost_s=caption_s), FakePhrases(), FakeDetect(cost_s=detect_s), FakeTrack(cost_s=track_s),
+            LinkStage(), AssembleStage(questions=["Describe the video and segment what you mention."])]
