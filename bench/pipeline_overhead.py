@@ -39,9 +39,8 @@ def tasks(root: str, gpus: int, scale: float) -> list[StageTask]:
 def run(gpus: int, videos: int, scale: float) -> float:
     import ray
 
-    ray.init(num_cpus=2, num_gpus=gpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    executor = RayExecutor(num_cpus=2, num_gpus=gpus, show_progress=False)  # starts Ray as `annotator run` does
     try:
-        executor = RayExecutor(show_progress=False)
         with tempfile.TemporaryDirectory() as warm:  # worker processes start once, not per video
             list(executor.run(tasks(warm, gpus, 0.01), [WorkRef(f"w{i}", "/fake/w.mp4") for i in range(2 * gpus)]))
         with tempfile.TemporaryDirectory() as root:
