@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +17,7 @@ from rich.table import Table
 
 from annotator import paths
 from annotator.config import ConfigError, load_config
+from annotator.terminal import VideoProgress, captured_stderr
 
 if TYPE_CHECKING:
     from annotator.rundir import RunDir
@@ -95,7 +94,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
         console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")
         return
     _quiet_libraries(verbose, in_process_models=kind == "local")
-    with _captured_stderr(kind == "ray" and not verbose), _VideoProgress(enabled=kind == "ray") as progress:
+    with captured_stderr(err, kind == "ray" and not verbose), VideoProgress(err, enabled=kind == "ray") as progress:
         summary = pipeline.run(inputs, output, executor=kind, address=address, verbose=verbose,
                                keep_frames=not drop_frames, on_status=progress.update, on_start=progress.start,
                                show_progress=kind == "local")
@@ -111,60 +110,6 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     if summary.errors:
         console.print(f"errors: {storage.join(summary.run_dir, 'errors.parquet')} (see `annotator status`)",
                       **_PLAIN)
-
-
-@contextmanager
-def _captured_stderr(enabled: bool) -> Iterator[None]:
-    """Ray's C++ core worker writes its own lines to file descriptor 2; without --verbose they go to a log file
-    and this CLI's messages to the terminal's stderr (a duplicate of the original descriptor)."""
-    if not enabled:
-        yield
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    log = tempfile.NamedTemporaryFile(prefix="annotator-ray-", suffix=".log", delete=False)
-    os.dup2(log.fileno(), 2)
-    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
-    previous = err.file
-    err.file = terminal
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        err.file = previous
-        terminal.close()
-        log.close()
-
-
-class _VideoProgress:
-    """One progress bar over videos, fed by the executor's status rows (the Ray executor has no other display)."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.enabled = enabled
-        self.errors = 0
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err, disable=not enabled)
-        self.bar = self.progress.add_task("videos", total=None)
-
-    def start(self, total: int, finished: int) -> None:
-        self.progress.update(self.bar, total=total, completed=finished)
-
-    def update(self, row: dict[str, str]) -> None:
-        self.errors += row["status"] == "error"
-        self.progress.update(self.bar, advance=1, description=f"videos ({self.errors} errors)")
-
-    def __enter__(self) -> _VideoProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
 
 
 def _print_sample(run_dir: str) -> None:

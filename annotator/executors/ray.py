@@ -134,6 +134,7 @@ class RayExecutor:
         self.num_gpus = num_gpus
         self.show_progress = show_progress
         self.verbose = verbose
+        self._started = False
 
     def _init(self) -> None:
         """Start or join Ray. In the main thread: Ray ties the processes it starts to the starting thread."""
@@ -141,6 +142,7 @@ class RayExecutor:
 
         if ray.is_initialized():
             return
+        self._started = not self.address
         level = logging.INFO if self.verbose else logging.ERROR
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level}
         if self.address:
@@ -197,3 +199,5 @@ class RayExecutor:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for i in range(len(batch["video_id"])):
                 yield {k: str(batch[k][i]) for k in ("video_id", "status", "stage", "reason")}
+        if self._started:  # the embedded cluster is ours: stop it now, while the driver finishes the run
+            ray.shutdown()

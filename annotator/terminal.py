@@ -1,0 +1,62 @@
+"""What the CLI shows while a run goes: one progress bar over videos, and Ray's own lines kept off the terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+@contextmanager
+def captured_stderr(err: Console, enabled: bool) -> Iterator[None]:
+    """Ray's C++ core worker writes its own lines to file descriptor 2; without --verbose they go to a log file
+    and this CLI's messages to the terminal's stderr (a duplicate of the original descriptor)."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = tempfile.NamedTemporaryFile(prefix="annotator-ray-", suffix=".log", delete=False)
+    os.dup2(log.fileno(), 2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
+    previous = err.file
+    err.file = terminal
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        err.file = previous
+        terminal.close()
+        log.close()
+
+
+class VideoProgress:
+    """One progress bar over videos, fed by the executor's status rows (the Ray executor has no other display)."""
+
+    def __init__(self, err: Console, enabled: bool) -> None:
+        self.enabled = enabled
+        self.errors = 0
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=err, disable=not enabled)
+        self.bar = self.progress.add_task("videos", total=None)
+
+    def start(self, total: int, finished: int) -> None:
+        self.progress.update(self.bar, total=total, completed=finished)
+
+    def update(self, row: dict[str, str]) -> None:
+        self.errors += row["status"] == "error"
+        self.progress.update(self.bar, advance=1, description=f"videos ({self.errors} errors)")
+
+    def __enter__(self) -> VideoProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
