@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -37,9 +38,15 @@ class _StageActor:
     The first pool takes refs (and rebuilds resumed items), the last one returns status rows.
     """
 
-    def __init__(self, tasks: list[StageTask], outputs: dict[str, tuple[str, ...]], last: bool) -> None:
+    def __init__(self, tasks: list[StageTask], outputs: dict[str, tuple[str, ...]], last: bool,
+                 threads: int | None = None) -> None:
         import ray
 
+        if threads:  # before any model library starts its thread pool
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[var] = str(threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(threads)
         node = ray.get_runtime_context().get_node_id()[:12]
         self.runners = [StageRunner(task, node=node) for task in tasks]
         self.outputs = outputs
@@ -61,12 +68,13 @@ class _StageActor:
         return {"item": np.array([it.to_json() for it in done], dtype=object)}
 
 
-def _actor_class(tasks: list[StageTask], outputs: dict[str, tuple[str, ...]], last: bool) -> type:
+def _actor_class(tasks: list[StageTask], outputs: dict[str, tuple[str, ...]], last: bool,
+                 threads: int | None) -> type:
     """A pool's actor class with its tasks bound in, named after its stages (what Ray's own tools show)."""
 
     class StageActor(_StageActor):
         def __init__(self) -> None:
-            super().__init__(tasks, outputs, last)
+            super().__init__(tasks, outputs, last, threads)
 
     StageActor.__name__ = StageActor.__qualname__ = "_".join(t.stage.name for t in tasks)
     return StageActor
@@ -178,6 +186,10 @@ class RayExecutor:
         ds = ray.data.from_items([r.to_row() for r in refs], override_num_blocks=blocks)
         last_is_actor = True
         groups = fuse(tasks) if self.fuse_cpu_stages else [[t] for t in tasks]
+        # Ray gives a fractional-CPU actor one OpenMP thread; on the embedded cluster (this machine, nothing else
+        # on it) the cores are shared among the actor processes instead
+        actors = sum(max(t.concurrency for t in g) for g in groups)
+        threads = max(1, int(resources.get("CPU", 1)) // actors) if self._started else None
         for i, group in enumerate(groups):
             last = i == len(groups) - 1
             task = group[0]
@@ -188,7 +200,7 @@ class RayExecutor:
                 last_is_actor = not last
                 continue
             ds = ds.map_batches(
-                _actor_class(group, outputs, last),
+                _actor_class(group, outputs, last, threads),
                 batch_size=task.batch_size, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=max(t.concurrency for t in group),
                                                    max_tasks_in_flight_per_actor=2),
@@ -199,5 +211,3 @@ class RayExecutor:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for i in range(len(batch["video_id"])):
                 yield {k: str(batch[k][i]) for k in ("video_id", "status", "stage", "reason")}
-        if self._started:  # the embedded cluster is ours: stop it now, while the driver finishes the run
-            ray.shutdown()
