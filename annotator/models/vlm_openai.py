@@ -32,9 +32,9 @@ class EndpointError(Exception):
     """The endpoint refused or kept failing; the message names the URL and the last status."""
 
 
-def jpeg_data_url(frame: np.ndarray, max_side: int, quality: int = 90) -> str:
+def jpeg_data_url(frame: np.ndarray, max_side: int | None, quality: int = 90) -> str:
     h, w = frame.shape[:2]
-    scale = max_side / max(h, w)
+    scale = max_side / max(h, w) if max_side else 1.0
     if scale < 1:
         if (k := int(1 / scale)) >= 2:  # integer-factor area pass first: OpenCV's fast path, half the cost
             frame = cv2.resize(frame, (w // k, h // k), interpolation=cv2.INTER_AREA)
@@ -45,7 +45,17 @@ def jpeg_data_url(frame: np.ndarray, max_side: int, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
 
 
-def chat_messages(request: CaptionRequest, image_max_side: int) -> Messages:
+def jpeg_messages(jpegs: list[bytes], prompt: str) -> Messages:
+    """The same request from JPEG bytes as they are (the frame store's): nothing decoded or re-encoded."""
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(j).decode()}}
+        for j in jpegs
+    ]
+    parts.append({"type": "text", "text": prompt})
+    return [{"role": "user", "content": parts}]
+
+
+def chat_messages(request: CaptionRequest, image_max_side: int | None) -> Messages:
     """OpenAI chat format, frames as JPEG data URLs: what `vllm serve` and vLLM's own chat parser both read."""
     parts: list[dict[str, Any]] = [
         {"type": "image_url", "image_url": {"url": jpeg_data_url(f, image_max_side)}} for f in request.frames
@@ -66,7 +76,7 @@ class Reply:
 class OpenAIChatClient:
     def __init__(self, endpoint: str, model: str, api_key_env: str = "OPENAI_API_KEY", max_tokens: int = 256,
                  temperature: float = 0.0, timeout_s: float = 60.0, max_retries: int = 4,
-                 backoff_s: float = 1.0, max_concurrency: int = 8, image_max_side: int = 448,
+                 backoff_s: float = 1.0, max_concurrency: int = 8, image_max_side: int | None = 448,
                  max_requests: int | None = None, prepare_threads: int = 2) -> None:
         self.url = endpoint.rstrip("/") + "/chat/completions"
         self.model = model

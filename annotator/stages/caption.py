@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from annotator import prompts
+from annotator import frames, prompts
 from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.protocols import Captioner, CaptionRequest
-from annotator.models.vlm_openai import OpenAIChatClient, chat_messages
+from annotator.models.vlm_openai import OpenAIChatClient, chat_messages, jpeg_messages
 from annotator.records import VideoItem
 from annotator.stage import EngineSpec, Resources, Stage, error_from, register
 
@@ -63,7 +63,7 @@ class CaptionStage(Stage):
     max_retries: int = 4
     backoff_s: float = 1.0  # first retry delay; doubles each retry
     max_requests: int | None = None  # request budget per worker (retries included); None: unlimited
-    image_max_side: int = 448
+    image_max_side: int | None = 448  # frames larger than this are resized; null: sent as stored
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # vllm-engine: vLLM engine args (max_model_len...)
 
     def __post_init__(self) -> None:
@@ -92,7 +92,23 @@ class CaptionStage(Stage):
                           sampling_params=sampling)
 
     def engine_messages(self, item: VideoItem) -> list[dict[str, Any]]:
-        return chat_messages(CaptionRequest(self._frames(item), self.prompt_text), self.image_max_side)
+        return self._messages(item)
+
+    def _messages(self, item: VideoItem) -> list[dict[str, Any]]:
+        """The chat request: the frame store's JPEG bytes as they are when they fit `image_max_side`, else the
+        frames decoded, resized and encoded."""
+        info = item.info
+        assert info is not None, "ingest has not run"
+        picks = even_positions(len(info.frame_indices), self.num_frames)
+        fits = self.image_max_side is None or max(info.width, info.height) <= self.image_max_side
+        if fits and frames.stored(item, self.run_root):
+            assert self.run_root is not None
+            try:
+                return jpeg_messages(frames.read_jpegs(self.run_root, item.video_id,
+                                                       [info.frame_indices[p] for p in picks]), self.prompt_text)
+            except FileNotFoundError:
+                pass  # frame store dropped: decode the source
+        return chat_messages(CaptionRequest(self.frames(item, picks), self.prompt_text), self.image_max_side)
 
     def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
         self._finish(item, reply)
@@ -131,8 +147,7 @@ class CaptionStage(Stage):
     def process(self, batch: list[VideoItem]) -> list[VideoItem]:
         if isinstance(self._captioner, OpenAIChatClient):
             # decoding and JPEG encoding run in the client's threads while earlier requests are in flight
-            jobs = [lambda it=it: self._captioner.messages(CaptionRequest(self._frames(it), self.prompt_text))
-                    for it in batch]
+            jobs = [lambda it=it: self._messages(it) for it in batch]
             replies = self._captioner.run(jobs, self._response_format())
             for item, reply in zip(batch, replies, strict=True):
                 item.count(self.name, reply.counters)

@@ -32,6 +32,29 @@ def test_served_captions_land_on_items(clips: dict[str, Path]) -> None:
     assert len(images) == 4
 
 
+def test_served_captions_send_the_frame_stores_jpeg_bytes_as_they_are(clips: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    import base64
+
+    from annotator import frames, storage
+
+    ingest = IngestStage(target_fps=8, max_frames=6)
+    ingest.bind(str(tmp_path))
+    items = ingest.process([VideoItem(video_id="a", path=str(clips["a"]))])
+    assert items[0].info is not None and items[0].info.stored_frames
+    with FakeServer() as server:
+        stage = CaptionStage(backend="openai", endpoint=server.url, model="m", num_frames=3, image_max_side=448)
+        stage.bind(str(tmp_path))
+        stage.setup()
+        (item,) = stage.process(items)
+    assert item.error is None
+    sent = [base64.b64decode(p["image_url"]["url"].split(",", 1)[1])
+            for p in server.requests[-1]["body"]["messages"][0]["content"] if p["type"] == "image_url"]
+    info = item.info
+    stored = [storage.read_bytes(frames.frame_path(str(tmp_path), "a", info.frame_indices[p])) for p in (0, 2, 5)]
+    assert sent == stored, "320x180 frames fit 448: the stored bytes go out untouched"
+
+
 def test_endpoint_down_turns_items_into_errors(clips: dict[str, Path]) -> None:
     with FakeServer([503] * 10) as server:
         stage = CaptionStage(backend="openai", endpoint=server.url, model="m", max_retries=1, max_concurrency=2)
