@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -62,7 +63,8 @@ def _print_plan(pipeline_rows: list[dict], title: str) -> None:
 
 
 def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | None, address: str | None,
-         dry_run: bool, overrides: list[str], verbose: bool = False, drop_frames: bool = False) -> None:
+         dry_run: bool, overrides: list[str], verbose: bool = False, drop_frames: bool = False,
+         recursive: bool = True, force_new_inputs: bool = False) -> None:
     from annotator import storage
     from annotator.pipeline import Pipeline
 
@@ -74,14 +76,18 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
         return
     if executor not in (None, "local", "ray"):
         _fail(f"--executor {executor}: use local or ray")
-    from annotator.video import list_inputs
+    if storage.exists(output) and not storage.isdir(output):
+        _fail(f"--output {output} is a file: name a folder (a new one, or an earlier run directory to resume)")
+    from annotator.inputs import discover
 
     try:
         missing = [p for p in inputs if not storage.exists(p)]
         if missing:
             _fail(f"input {missing[0]} does not exist: pass video files, folders of videos or folders of frames")
-        if not list_inputs(inputs):
-            _fail(f"no videos or frame folders found in {', '.join(inputs)}")
+        found, skipped = discover(inputs, recursive)
+        if not found:
+            why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3]) or "empty"
+            _fail(f"no videos or frame folders found in {', '.join(inputs)} ({why})")
     except (OSError, ValueError) as exc:  # an unreachable store, bad credentials
         _fail(f"cannot read inputs: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     kind = executor or config.executor.kind
@@ -90,14 +96,29 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     except ConfigError as exc:
         _fail(str(exc))
     _print_plan(pipeline.describe(), f"{config.name}: {kind} executor -> {output}")
+    console.print(f"inputs: {len(found)} videos" + (f", {len(skipped)} skipped (listed by `annotator status`)"
+                                                    if skipped else ""), **_PLAIN)
     if dry_run:
         console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")
         return
     _quiet_libraries(verbose, in_process_models=kind == "local")
-    with captured_stderr(err, kind == "ray" and not verbose), VideoProgress(err, enabled=kind == "ray") as progress:
-        summary = pipeline.run(inputs, output, executor=kind, address=address, verbose=verbose,
-                               keep_frames=not drop_frames, on_status=progress.update, on_start=progress.start,
-                               show_progress=kind == "local")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C: workers stopped, resumable
+    try:
+        with captured_stderr(err, kind == "ray" and not verbose), \
+                VideoProgress(err, enabled=kind == "ray") as progress:
+            summary = pipeline.run(inputs, output, executor=kind, address=address, verbose=verbose,
+                                   recursive=recursive, keep_frames=not drop_frames, on_status=progress.update,
+                                   on_start=progress.start, show_progress=kind == "local",
+                                   force_new_inputs=force_new_inputs)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {_finished(output)} videos finished; run the same command to resume",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     console.print(
         f"[bold]{summary.completed}/{summary.videos} videos done[/bold], {summary.errors} errors, "
         f"{summary.qa} QA triplets, {summary.objects} objects in {summary.seconds:.1f}s"
@@ -110,6 +131,20 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     if summary.errors:
         console.print(f"errors: {storage.join(summary.run_dir, 'errors.parquet')} (see `annotator status`)",
                       **_PLAIN)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _finished(output: str) -> int:
+    """Videos the run directory holds finished (from its indexes), or 0 when it has none yet."""
+    from annotator.rundir import RunDir
+
+    try:
+        return len(RunDir(output).finished_videos())
+    except (OSError, KeyError, ValueError):
+        return 0
 
 
 def _print_sample(run_dir: str) -> None:
@@ -143,9 +178,13 @@ def run(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="override a config key: a.b=value")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="show Ray's own log lines")] = False,
     drop_frames: Annotated[bool, typer.Option("--drop-frames", help="delete the frame store after export")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="search subfolders")] = True,
+    force_new_inputs: Annotated[bool, typer.Option("--force-new-inputs", help="let an existing run directory take "
+                                                   "another input set")] = False,
 ) -> None:
     """Run a pipeline over videos into a run directory; run it again to resume."""
-    _run(pipeline_file, inputs, output, executor, address, dry_run, overrides or [], verbose, drop_frames)
+    _run(pipeline_file, inputs, output, executor, address, dry_run, overrides or [], verbose, drop_frames, recursive,
+         force_new_inputs)
 
 
 def _open_run(run_dir: str) -> tuple[RunDir, dict]:
@@ -186,6 +225,11 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     for row in rundir.read_errors().to_pylist():
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
+    skipped = [r for r in rundir.read_inputs() if r["status"] == "skipped"]
+    if skipped:
+        console.print(f"{len(skipped)} inputs skipped:", **_PLAIN)
+        for row in skipped:
+            console.print(f"  {row['path']}: {row['reason']}", **_PLAIN)
 
 
 @app.command()

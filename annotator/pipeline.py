@@ -7,7 +7,6 @@ The driver (this module) lists inputs, reads the stage indexes to learn what is 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 import uuid
 from collections import Counter
@@ -16,34 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from annotator import __version__, storage, video
+from annotator import __version__, storage
 from annotator.config import BuiltStage, ConfigError, PipelineConfig, build_stages
 from annotator.executors import make_executor
 from annotator.executors.runner import ExportSpec, StageTask, WorkRef
+from annotator.inputs import discover
 from annotator.models import refs as model_refs
 from annotator.rundir import RunDir
-
-
-def video_id(root: str, path: str, folder: bool = False) -> str:
-    """Readable id from the path relative to its input root: letters, digits, `_` and `-` (no dots: VideoGLaMM)."""
-    rel = path[len(root):].strip("/") if path.startswith(root) else storage.name(path)
-    stem = rel if folder or "." not in storage.name(rel) else rel.rsplit(".", 1)[0]
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "video"
-
-
-def assign_ids(found: list[tuple[str, str, bool]]) -> list[tuple[str, str]]:
-    """(video_id, path) pairs; ids that collide get a short hash of their path, so no id depends on the others."""
-    base = [(video_id(root, path, folder), path) for root, path, folder in found]
-    counts = Counter(vid for vid, _ in base)
-    out, seen = [], set()
-    for vid, path in base:
-        if counts[vid] > 1:
-            vid = f"{vid}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
-        if path in seen:
-            continue  # the same input named twice
-        seen.add(path)
-        out.append((vid, path))
-    return out
 
 
 @dataclass
@@ -121,22 +99,37 @@ class Pipeline:
             (finished if len(rows) == len(self.stages) else todo).append(ref)
         return finished, todo
 
-    def _manifest(self, rundir: RunDir, kind: str, inputs: list[tuple[str, str]]) -> dict[str, Any]:
+    def _manifest(self, rundir: RunDir, kind: str, inputs: list[tuple[str, str]],
+                  force_new_inputs: bool) -> dict[str, Any]:
+        """The run's manifest; a run directory belongs to one input set unless told to take a new one."""
+        digest = hashlib.sha256("\n".join(sorted(f"{v}\t{p}" for v, p in inputs)).encode()).hexdigest()[:16]
+        history: list[str] = []
         try:
-            run_id = rundir.read_manifest()["run_id"]  # a resumed run keeps its id
-        except (FileNotFoundError, KeyError):
+            previous = rundir.read_manifest()
+        except FileNotFoundError:
+            previous = None
+        if previous is not None:
+            run_id = previous["run_id"]  # a resumed run keeps its id
+            old = previous.get("inputs") or {}
+            history = [*old.get("history", []), old.get("sha256", "")]
+            if old.get("sha256") != digest and not force_new_inputs:
+                raise ConfigError(f"{rundir.root} is a run over another input set ({old.get('count', '?')} inputs, "
+                                  f"{len(inputs)} now): pass --force-new-inputs to make this its input set (videos "
+                                  "not in it leave the dataset), or choose another --output")
+            history = [h for h in history if h and h != digest]
+        else:
             run_id = uuid.uuid4().hex[:12]
-        digest = hashlib.sha256("\n".join(p for _, p in inputs).encode()).hexdigest()[:16]
         return {
             "run_id": run_id, "annotator_version": __version__, "pipeline": self.config.model_dump(),
             "executor": kind, "stages": self.describe(), "fingerprints": self.fingerprints,
             "stage_inputs": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
-            "inputs": {"count": len(inputs), "sha256": digest},
+            "inputs": {"count": len(inputs), "sha256": digest, "history": history},
             "started": datetime.now(UTC).isoformat(), "finished": None,
         }
 
     def run(self, inputs: list[Any], output: Any, executor: str | None = None, address: str | None = None,
-            show_progress: bool = True, verbose: bool = False, keep_frames: bool = True,
+            show_progress: bool = True, verbose: bool = False, keep_frames: bool = True, recursive: bool = True,
+            force_new_inputs: bool = False,
             on_status: Callable[[dict[str, str]], None] | None = None,
             on_start: Callable[[int, int], None] | None = None) -> RunSummary:
         """Run (or resume) over `inputs` into `output`; `on_start(total, already finished)` and `on_status(row)`
@@ -147,10 +140,12 @@ class Pipeline:
         self.check_executor(kind)
         runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
         rundir = RunDir(output)
-        found = assign_ids(video.list_inputs(list(inputs)))
-        manifest = self._manifest(rundir, kind, found)
+        found, skipped = discover(list(inputs), recursive)
+        manifest = self._manifest(rundir, kind, found, force_new_inputs)
+        manifest["inputs"]["skipped"] = len(skipped)
         rundir.write_manifest(manifest)
-        rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found])
+        rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]
+                            + [vars(s) for s in skipped])
         finished, todo = self.work(rundir, found)
         reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
         if on_start:

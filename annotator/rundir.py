@@ -215,11 +215,13 @@ class RunDir:
         return storage.list_files(storage.join(self.export_dir(), table), ".parquet")
 
     def finished_videos(self) -> dict[str, dict[str, Any]]:
-        """video_id -> the final stage's ok index row, for the run's current configuration."""
+        """video_id -> the final stage's ok index row, for the run's current configuration and input set."""
         manifest = self.read_manifest()
         last = manifest["stages"][-1]["stage"]
         rows = self.latest(last, manifest["fingerprints"][last])
-        return {vid: row for vid, row in rows.items() if row["status"] == "ok"}
+        current = {(r["video_id"], r["path"]) for r in self.read_inputs() if r["status"] == "queued"}
+        return {vid: row for vid, row in rows.items()
+                if row["status"] == "ok" and (not current or (vid, row["path"]) in current)}
 
     def read_export(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """One export table from its parts, only rows of videos whose current final row names that part."""

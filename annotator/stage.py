@@ -10,13 +10,21 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from annotator import frames, paths
 from annotator.records import ItemError, VideoItem
+
+# Parameter ranges, checked when a pipeline YAML is validated (pydantic reads the annotations): a value out of range
+# fails at config time with one line naming the key, never later on every video.
+Count = Annotated[int, Field(ge=1)]  # how many of something: at least one
+NonNegative = Annotated[int, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(gt=0.0)]
+Rate = Annotated[float, Field(gt=0.0)]
 
 
 @dataclass(frozen=True)

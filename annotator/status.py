@@ -10,16 +10,18 @@ from annotator.rundir import RunDir
 
 
 def stage_table(rundir: RunDir, manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
-    """Per stage (flow order): videos done and errored with today's fingerprint, busy and model seconds, the
-    nodes that ran it, videos per second since the run started; and a one-line summary with an ETA."""
+    """Per stage (flow order): videos of the current input set done and errored with today's fingerprint, busy
+    and model seconds, the nodes that ran it, videos/s since the run started; and a one-line summary with an ETA."""
     started = datetime.fromisoformat(manifest["started"]).timestamp()
     end = datetime.fromisoformat(manifest["finished"]).timestamp() if manifest.get("finished") else time.time()
     elapsed = max(1e-6, end - started)
     total = int((manifest.get("inputs") or {}).get("count", 0))
+    current = {(r["video_id"], r["path"]) for r in rundir.read_inputs() if r["status"] == "queued"}
     rows = []
     for entry in manifest["stages"]:
         stage = entry["stage"]
-        latest = rundir.latest(stage, manifest["fingerprints"][stage]).values()
+        latest = [r for r in rundir.latest(stage, manifest["fingerprints"][stage]).values()
+                  if not current or (r["video_id"], r["path"]) in current]  # this input set only, as the export
         done = [r for r in latest if r["status"] == "ok"]
         recent = [r for r in done if r["finished"] >= started]  # this invocation's work, for the rate
         rows.append({

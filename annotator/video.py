@@ -18,7 +18,6 @@ import numpy as np
 
 from annotator import storage
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
 CHUNK_BYTES = 24 * 2**20  # decoded frames held at once by `FrameReader.chunks`
 SEEK_GAP = 48  # frames: a longer gap to the next wanted frame is crossed by seeking, a shorter one by decoding
@@ -330,23 +329,3 @@ class FrameReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def list_inputs(paths: list[str | Path]) -> list[tuple[str, str, bool]]:
-    """Expand files, folders of videos and frame folders into `(input root, path, is frame folder)` triples."""
-    found: list[tuple[str, str, bool]] = []
-    for raw in paths:
-        p = str(raw).rstrip("/") if storage.is_uri(raw) else str(Path(raw).resolve())
-        if not storage.exists(p):
-            raise FileNotFoundError(f"input {raw} does not exist")
-        if not storage.isdir(p) or is_frame_folder(p):
-            found.append((p.rsplit("/", 1)[0], p, storage.isdir(p)))
-            continue
-        fs, stripped = storage.filesystem(p)
-        for entry in sorted(fs.ls(stripped, detail=True), key=lambda e: e["name"]):
-            child = storage.join(p, storage.name(entry["name"]))
-            if entry["type"] == "file" and _suffix(child) in VIDEO_SUFFIXES:
-                found.append((p, child, False))
-            elif entry["type"] == "directory" and is_frame_folder(child):
-                found.append((p, child, True))
-    return found

@@ -37,19 +37,11 @@ def test_frame_folder_is_a_video(tmp_path: Path) -> None:
     meta = video.probe(tmp_path)
     assert (meta.width, meta.height, meta.num_frames) == (1280, 720, 3)
     assert np.array_equal(video.read_frames(tmp_path, [2, 0]), frames[[2, 0]])
-    assert video.list_inputs([tmp_path]) == [(str(tmp_path.parent), str(tmp_path), True)]
 
 
 def test_corrupt_file_names_the_file(clips: dict[str, Path]) -> None:
     with pytest.raises(video.VideoError, match=r"broken\.mp4"):
         video.probe(clips["broken"])
-
-
-def test_list_inputs_expands_folders(clips: dict[str, Path]) -> None:
-    found = video.list_inputs([clips["a"].parent])
-    assert [(Path(p).name, folder) for _, p, folder in found] == [
-        ("broken.mp4", False), ("clip_a.mp4", False), ("clip_b.mp4", False)]
-    assert {root for root, _, _ in found} == {str(clips["a"].parent)}
 
 
 def two_shot_clip(path: Path) -> Path:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from annotator import frames, prompts
 from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.protocols import Captioner, CaptionRequest
 from annotator.models.vlm_openai import OpenAIChatClient, chat_messages, jpeg_messages
 from annotator.records import VideoItem
-from annotator.stage import EngineSpec, Resources, Stage, error_from, register
+from annotator.stage import Count, EngineSpec, NonNegative, Resources, Seconds, Stage, error_from, register
 
 
 def even_positions(count: int, wanted: int) -> list[int]:
@@ -55,15 +56,15 @@ class CaptionStage(Stage):
     api_key_env: str = "OPENAI_API_KEY"
     prompt: str = "prompts/caption.v1.md"  # a versioned template (prompts/qa.v1.md for free-form QA)
     reply: Literal["caption", "qa"] = "caption"
-    num_frames: int = 8  # evenly chosen among the sampled frames
-    max_new_tokens: int = 256
+    num_frames: Count = 8  # evenly chosen among the sampled frames
+    max_new_tokens: Count = 256
     generate_kwargs: dict[str, Any] = field(default_factory=dict)  # local backend only
-    max_concurrency: int = 8
-    timeout_s: float = 60.0
-    max_retries: int = 4
-    backoff_s: float = 1.0  # first retry delay; doubles each retry
-    max_requests: int | None = None  # request budget per worker (retries included); None: unlimited
-    image_max_side: int | None = 448  # frames larger than this are resized; null: sent as stored
+    max_concurrency: Count = 8
+    timeout_s: Seconds = 60.0
+    max_retries: NonNegative = 4
+    backoff_s: Annotated[float, Field(ge=0.0)] = 1.0  # first retry delay; doubles each retry
+    max_requests: Count | None = None  # request budget per worker (retries included); None: unlimited
+    image_max_side: Annotated[int, Field(ge=16)] | None = 448  # larger frames are resized; null: sent as stored
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # vllm-engine: vLLM engine args (max_model_len...)
 
     def __post_init__(self) -> None:

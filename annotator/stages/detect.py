@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from annotator.models.protocols import Detector, PhraseThresholds
 from annotator.records import Detection, VideoItem
-from annotator.stage import PerItemStage, Resources, register
+from annotator.stage import Count, PerItemStage, Probability, Resources, register
 
 
 @register
@@ -17,11 +17,11 @@ class DetectStage(PerItemStage):
     outputs = ("detections",)
 
     model: str = "IDEA-Research/grounding-dino-base"
-    box_threshold: float = 0.35  # best token probability of the box's phrase
-    text_threshold: float = 0.0  # mean token probability over the box's phrase (0: off; not calibrated here)
+    box_threshold: Probability = 0.35  # best token probability of the box's phrase
+    text_threshold: Probability = 0.0  # mean token probability over the box's phrase (0: off; not calibrated here)
     phrase_thresholds: dict[str, PhraseThresholds] = field(default_factory=dict)  # keyed by detector phrase
-    top_k: int = 3  # boxes kept per phrase per keyframe
-    nms_iou: float = 0.5
+    top_k: Count = 3  # boxes kept per phrase per keyframe
+    nms_iou: Probability = 0.5
 
     def setup(self) -> None:
         from annotator.models.grounding_dino import GroundingDinoDetector

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Annotated
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from annotator import frames, video
 from annotator.records import VideoInfo, VideoItem
-from annotator.stage import PerItemStage, Resources, register
+from annotator.stage import Count, PerItemStage, Probability, Rate, Resources, register
 
 _THUMB = (64, 36)
 
@@ -33,19 +35,13 @@ class IngestStage(PerItemStage):
     batch_size = 8
     outputs = ("info",)
 
-    target_fps: float | None = 2.0  # None keeps every frame
-    max_frames: int | None = 64  # evenly thinned to at most this many sampled frames
-    keyframe_every: int = 4  # detect on every K-th sampled frame
-    scene_cut_threshold: float | None = None  # also detect where a shot starts (mean grey change > this, 0..1)
-    folder_fps: float = 25.0  # frame rate assumed for folders of frames
-    frame_quality: int = 90  # JPEG quality of the frame store, 1..100
-    frame_max_side: int | None = None  # store frames no larger than this (None: as decoded)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.frame_quality <= 100:
-            raise ValueError(f"frame_quality must be 1..100, got {self.frame_quality}")
-        if self.frame_max_side is not None and self.frame_max_side < 16:
-            raise ValueError(f"frame_max_side must be at least 16 pixels, got {self.frame_max_side}")
+    target_fps: Rate | None = 2.0  # None keeps every frame
+    max_frames: Count | None = 64  # evenly thinned to at most this many sampled frames
+    keyframe_every: Count = 4  # detect on every K-th sampled frame
+    scene_cut_threshold: Probability | None = None  # also detect where a shot starts (mean grey change > this, 0..1)
+    folder_fps: Rate = 25.0  # frame rate assumed for folders of frames
+    frame_quality: Annotated[int, Field(ge=1, le=100)] = 90  # JPEG quality of the frame store
+    frame_max_side: Annotated[int, Field(ge=16)] | None = None  # store frames no larger than this (None: as decoded)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         thumbs: list[np.ndarray] = []

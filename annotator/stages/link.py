@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from annotator import masks
 from annotator.records import DroppedPhrase, LinkedObject, MaskTrack, VideoItem
-from annotator.stage import PerItemStage, Resources, register
+from annotator.stage import NonNegative, PerItemStage, Resources, register
 
 
 @register
@@ -22,7 +22,7 @@ class LinkStage(PerItemStage):
     batch_size = 8
     outputs = ("objects", "dropped_phrases")
 
-    min_mask_area: int = 1  # a track whose largest mask is smaller (pixels) is not linked
+    min_mask_area: NonNegative = 1  # a track whose largest mask is smaller (pixels) is not linked
 
     @staticmethod
     def _largest_area(rles: list[str], height: int, width: int) -> int:

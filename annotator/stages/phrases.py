@@ -9,7 +9,7 @@ from typing import Any, Literal
 from annotator import prompts
 from annotator.models.protocols import PhraseExtractor, extract_all
 from annotator.records import VideoItem
-from annotator.stage import Resources, Stage, error_from, register
+from annotator.stage import Count, NonNegative, Resources, Seconds, Stage, error_from, register
 
 
 @register
@@ -22,13 +22,13 @@ class PhrasesStage(Stage):
 
     backend: Literal["vocabulary", "llm"] = "vocabulary"
     categories: list[str] | None = None  # vocabulary backend; None: the COCO category names
-    max_phrases: int | None = 8
+    max_phrases: Count | None = 8
     model: str | None = None  # llm backend: model name served at `endpoint`
     endpoint: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0
-    max_retries: int = 4
-    max_concurrency: int = 8
+    timeout_s: Seconds = 60.0
+    max_retries: NonNegative = 4
+    max_concurrency: Count = 8
     prompt: str = "prompts/phrases.v1.md"  # llm backend: a versioned template with a {caption} slot
     spacy_model: str | None = None  # an installed spaCy pipeline (name or path) whose noun_chunks are used...
     spacy_use: Literal["extract", "cross-check"] = "extract"  # ...instead of the backend, or to vet its phrases

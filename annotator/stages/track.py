@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from annotator import video
 from annotator.models.protocols import Tracker
 from annotator.records import Detection, Track, VideoItem
-from annotator.stage import PerItemStage, Resources, register
+from annotator.stage import Count, NonNegative, PerItemStage, Probability, Resources, register
 from annotator.tracking.online import OnlineTracking, TrackingParams
 
 
@@ -24,11 +26,11 @@ class TrackStage(PerItemStage):
     outputs = ("tracks",)
 
     model: str = "facebook/sam2.1-hiera-large"
-    window: int = 32
-    iou_threshold: float = 0.5
-    score_threshold: float = 0.5
-    min_area: int = 1
-    max_lost_frames: int = 16
+    window: Annotated[int, Field(ge=2)] = 32
+    iou_threshold: Probability = 0.5
+    score_threshold: Probability = 0.5
+    min_area: NonNegative = 1
+    max_lost_frames: Count = 16
 
     def __post_init__(self) -> None:
         self.tracking_params()  # validate now, at config time

@@ -1,0 +1,54 @@
+"""A run directory belongs to one input set; parameters out of range and an --output that is a file fail at config
+time with one line and exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from annotator.cli import app
+from annotator.config import ConfigError
+from annotator.rundir import RunDir
+from tests.helpers import DEMO, demo_pipeline, export_rows
+
+pytestmark = pytest.mark.slow
+
+
+def test_another_input_set_is_refused_unless_forced(clips: dict[str, Path], tiny_models, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    demo_pipeline().run([clips["a"]], run_dir, executor="local", show_progress=False)
+    with pytest.raises(ConfigError, match="--force-new-inputs"):
+        demo_pipeline().run([clips["a"], clips["b"]], run_dir, executor="local", show_progress=False)
+    assert [r["video_id"] for r in export_rows(run_dir, "videos")] == ["clip_a"], "refused before any change"
+    summary = demo_pipeline().run([clips["b"]], run_dir, executor="local", show_progress=False,
+                                  force_new_inputs=True)
+    assert (summary.videos, summary.completed) == (1, 1)
+    assert [r["video_id"] for r in export_rows(run_dir, "videos")] == ["clip_b"], "export follows the input set"
+    assert sorted(RunDir(str(run_dir)).finished_videos()) == ["clip_b"]
+    result = CliRunner().invoke(app, ["status", str(run_dir)], terminal_width=200)
+    assert "1/1 videos finished" in result.output
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("stages.ingest.params.max_frames=-5", "stages.ingest.params.max_frames: Input should be greater than or equal"),
+    ("stages.ingest.params.target_fps=0", "stages.ingest.params.target_fps: Input should be greater than 0"),
+    ("stages.detect.params.box_threshold=1.5", "stages.detect.params.box_threshold: Input should be less than"),
+    ("stages.caption.params.num_frames=0", "stages.caption.params.num_frames: Input should be greater than or equal"),
+    ("stages.track.params.window=1", "stages.track.params.window: Input should be greater than or equal to 2"),
+    ("stages.link.params.min_mask_area=-1", "stages.link.params.min_mask_area: Input should be greater than or"),
+])
+def test_parameters_out_of_range_fail_at_config_time(setting: str, message: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(DEMO), "--input", str(tmp_path), "--output", str(tmp_path / "o"),
+                                      "--set", setting], terminal_width=300)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_output_that_is_a_file_fails_with_one_line(clips: dict[str, Path], tmp_path: Path) -> None:
+    target = tmp_path / "taken.txt"
+    target.write_text("x")
+    result = CliRunner().invoke(app, ["run", str(DEMO), "--input", str(clips["a"]), "--output", str(target)],
+                                terminal_width=300)
+    assert result.exit_code == 2 and "is a file" in result.output and target.read_text() == "x"
