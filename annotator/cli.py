@@ -116,7 +116,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     except KeyboardInterrupt:
         err.print(f"interrupted: {_finished(output)} videos finished; run the same command to resume",
                   highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
+        _exit_now(130)
     finally:
         signal.signal(signal.SIGTERM, previous)
     console.print(
@@ -135,6 +135,17 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _exit_now(code: int) -> None:
+    """Leave at once after an interrupt: stop Ray's processes, flush, skip interpreter teardown. A model
+    interrupted mid-call can leave native thread pools that abort the teardown (`terminate called without an
+    active exception`), which would turn a clean 130 into a crash."""
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _finished(output: str) -> int:

@@ -27,6 +27,7 @@ class VideoInfo:
     stored_frames: bool = False  # the sampled frames are in the run directory's frame store
     source_width: int = 0  # the source's own size when the frame store keeps frames smaller (0: the same)
     source_height: int = 0
+    header_frames: int = 0  # what the container's header claimed (num_frames is what decoding found, when less)
 
 
 @dataclass

@@ -8,6 +8,7 @@ keyframe before a far target and decodes through short gaps, so 12 frames of a 1
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,20 @@ SEEK_GAP = 48  # frames: a longer gap to the next wanted frame is crossed by see
 
 class VideoError(Exception):
     """A video that cannot be opened or decoded; the message says why."""
+
+
+class StreamEnded(VideoError):
+    """The stream holds fewer frames than asked for (its header overstates them): `frames` is how many it has."""
+
+    def __init__(self, message: str, frames: int) -> None:
+        super().__init__(message)
+        self.frames = frames
+
+
+def frame_number(path: str) -> int | None:
+    """The frame number a frame file's name carries (`00005.jpg`, `frame_0005.png` -> 5), if any."""
+    match = re.search(r"(\d+)\D*$", Path(storage.name(path)).stem)
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -235,8 +250,8 @@ class _Decoder:
                 step = next(self._it, None)
                 if step is None:
                     self._it = None
-                    raise VideoError(f"{self.path}: stream ends at frame {self._position + 1}, "
-                                     f"frame {target} requested")
+                    raise StreamEnded(f"{self.path}: stream ends at frame {self._position + 1}, "
+                                     f"frame {target} requested", self._position + 1)
                 index, frame = step
                 if seeked and index > target > 0:
                     # the seek landed past the target (no keyframe index before it): decode from the start
@@ -271,6 +286,14 @@ class FrameReader:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._files = _frame_files(self.path) if storage.isdir(self.path) else None
+        self._by_number: dict[int, str] = {}
+        if self._files is not None:
+            numbers = [frame_number(f) for f in self._files]
+            if None not in numbers and len(set(numbers)) == len(numbers):  # the files' own frame numbers
+                self._by_number = dict(zip(numbers, self._files, strict=True))  # type: ignore[arg-type]
+            else:  # names without distinct numbers: frames are numbered in name order
+                self._by_number = dict(enumerate(self._files))
+        self.unreadable: list[int] = []  # frame-folder images that could not be decoded (skipped)
         self._decoder: _Decoder | None = None
 
     def read(self, indices: list[int]) -> np.ndarray:
@@ -278,7 +301,7 @@ class FrameReader:
         if not indices:
             raise ValueError("no frame indices requested")
         if self._files is not None:
-            return np.stack([_read_image(self._files[i]) for i in indices])
+            return np.stack([_read_image(self._by_number[i]) for i in indices])
         if self._decoder is None:
             self._decoder = _Decoder(self.path)
         wanted = sorted(set(indices))
@@ -293,13 +316,33 @@ class FrameReader:
         slot = {index: i for i, index in enumerate(wanted)}
         return out[[slot[i] for i in indices]]
 
+    def frame_numbers(self) -> list[int] | None:
+        """A frame folder's source frame numbers in order (gaps kept: `00001, 00002, 00005`); None for a file."""
+        return sorted(self._by_number) if self._files is not None else None
+
+    def read_available(self, indices: list[int]) -> tuple[list[int], np.ndarray | None]:
+        """Like `read`, but a frame-folder image that does not decode is skipped (and listed in `unreadable`)."""
+        if self._files is None:
+            return indices, self.read(indices)
+        kept, images = [], []
+        for i in indices:
+            try:
+                images.append(_read_image(self._by_number[i]))
+                kept.append(i)
+            except VideoError:
+                self.unreadable.append(i)
+        return kept, np.stack(images) if images else None
+
     def meta(self, folder_fps: float = 25.0) -> VideoMeta:
         """What `probe` says, from this reader's open container (one open per video, no extra decode)."""
         if self._files is not None:
-            if not self._files:
-                raise VideoError(f"{self.path}: folder holds no .jpg/.png frames")
-            first = _read_image(self._files[0])
-            return VideoMeta(first.shape[1], first.shape[0], folder_fps, len(self._files))
+            for f in self._files:  # the first image that decodes gives the size
+                try:
+                    first = _read_image(f)
+                except VideoError:
+                    continue
+                return VideoMeta(first.shape[1], first.shape[0], folder_fps, len(self._files))
+            raise VideoError(f"{self.path}: folder holds no decodable .jpg/.png frame")
         if not storage.exists(self.path):
             raise VideoError(f"{self.path}: file not found")
         if self._decoder is None:
@@ -316,8 +359,9 @@ class FrameReader:
             meta = self.meta()
             size = max(1, CHUNK_BYTES // max(1, meta.width * meta.height * 3))
         for start in range(0, len(indices), size):
-            part = indices[start : start + size]
-            yield part, self.read(part)
+            part, frames = self.read_available(indices[start : start + size])
+            if frames is not None:
+                yield part, frames
 
     def close(self) -> None:
         if self._decoder is not None:

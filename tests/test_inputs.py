@@ -12,14 +12,17 @@ import pytest
 from annotator.inputs import discover
 
 
-def clip(path: Path, codec: str = "mpeg4", fmt: str | None = None, frames: int = 6) -> Path:
-    """A tiny real clip in the given container, written by FFmpeg through PyAV."""
+def clip(path: Path, codec: str = "mpeg4", fmt: str | None = None, frames: int = 6, noise: bool = False) -> Path:
+    """A tiny real clip in the given container, written by FFmpeg through PyAV (noise: frames that do not
+    compress, so the file's bytes are mostly frame data)."""
+    rng = np.random.default_rng(0)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for i in range(frames):
-            image = np.full((48, 64, 3), i * 30, np.uint8)
+            image = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) if noise
+                     else np.full((48, 64, 3), (i * 30) % 256, np.uint8))
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

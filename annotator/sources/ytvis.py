@@ -12,6 +12,7 @@ from pathlib import Path
 
 from annotator import masks
 from annotator.records import LinkedObject, MaskTrack, Phrase, Track, VideoInfo, VideoItem
+from annotator.video import frame_number
 
 
 class SourceError(ValueError):
@@ -33,7 +34,10 @@ def read_ytvis(annotation_file: str | Path, frames_root: str | Path, fps: float 
         files = video["file_names"]
         folder = files[0].split("/")[0]
         h, w = int(video["height"]), int(video["width"])
-        info = VideoInfo(width=w, height=h, fps=fps, num_frames=len(files), frame_indices=list(range(len(files))),
+        numbers = [frame_number(f) for f in files]  # the files' own frame numbers, as the frame reader uses them
+        if None in numbers or len(set(numbers)) != len(numbers) or numbers != sorted(numbers):
+            numbers = list(range(len(files)))
+        info = VideoInfo(width=w, height=h, fps=fps, num_frames=len(files), frame_indices=numbers,  # type: ignore[arg-type]
                          keyframes=[0])
         video_id = re.sub(r"[^A-Za-z0-9_-]+", "_", str(video.get("name") or folder))
         items[vid] = VideoItem(video_id=video_id, path=str(Path(frames_root) / folder), info=info)

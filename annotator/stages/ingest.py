@@ -42,25 +42,26 @@ class IngestStage(PerItemStage):
     folder_fps: Rate = 25.0  # frame rate assumed for folders of frames
     frame_quality: Annotated[int, Field(ge=1, le=100)] = 90  # JPEG quality of the frame store
     frame_max_side: Annotated[int, Field(ge=16)] | None = None  # store frames no larger than this (None: as decoded)
+    min_frames: Count = 1  # fewer decodable frames than this make the video an error
 
     def process_item(self, item: VideoItem) -> VideoItem:
-        thumbs: list[np.ndarray] = []
-        # JPEG encoding and writing (OpenCV and I/O release the GIL) overlap the decoding of the next chunk
         with video.FrameReader(item.path) as reader, ThreadPoolExecutor(2) as pool:
             meta = reader.meta(self.folder_fps)
-            indices = video.sample_indices(meta.num_frames, meta.fps, self.target_fps, self.max_frames)
-            size = (meta.height, meta.width)
-            pending = []
-            for part, chunk in reader.chunks(indices):
-                chunk = np.stack([frames.resize_max_side(f, self.frame_max_side) for f in chunk])
-                size = chunk.shape[1:3]
-                if self.run_root:
-                    pending.append(pool.submit(frames.write, self.run_root, item.video_id, part, chunk,
-                                               self.frame_quality))
-                if self.scene_cut_threshold is not None:
-                    thumbs += [thumbnail(f) for f in chunk]
-            for job in pending:
-                job.result()  # a failed write fails the item
+            numbers = reader.frame_numbers()  # a frame folder's own frame numbers, gaps kept
+            total = len(numbers) if numbers is not None else meta.num_frames
+            try:
+                indices, size, thumbs = self._decode(reader, item, self._sample(total, meta.fps, numbers), pool)
+            except video.StreamEnded as end:  # the header overstates the frames: sample what is there
+                if end.frames < 1:
+                    raise
+                item.count(self.name, {"header_frames_missing": total - end.frames})
+                total = end.frames
+                indices, size, thumbs = self._decode(reader, item, self._sample(total, meta.fps, None), pool)
+            if reader.unreadable:
+                item.count(self.name, {"unreadable_frames": len(reader.unreadable)})
+        if len(indices) < self.min_frames:
+            raise video.VideoError(f"{item.path}: {len(indices)} frames decode, fewer than min_frames="
+                                   f"{self.min_frames}")
         cuts: list[int] = []
         if self.scene_cut_threshold is not None and len(thumbs) > 1:
             diffs = np.abs(np.diff(np.stack(thumbs), axis=0)).mean(axis=(1, 2))
@@ -68,8 +69,35 @@ class IngestStage(PerItemStage):
         keyframes = sorted({*video.keyframe_positions(len(indices), self.keyframe_every), *cuts})
         resized = size != (meta.height, meta.width)
         item.info = VideoInfo(
-            width=int(size[1]), height=int(size[0]), fps=meta.fps, num_frames=meta.num_frames,
+            width=int(size[1]), height=int(size[0]), fps=meta.fps,
+            num_frames=total,  # a frame folder: the images it holds (their own numbers are the frame indices)
             frame_indices=indices, keyframes=keyframes, scene_cuts=cuts, stored_frames=bool(self.run_root),
             source_width=meta.width if resized else 0, source_height=meta.height if resized else 0,
+            header_frames=meta.num_frames,
         )
         return item
+
+    def _sample(self, total: int, fps: float, numbers: list[int] | None) -> list[int]:
+        positions = video.sample_indices(total, fps, self.target_fps, self.max_frames)
+        return [numbers[p] for p in positions] if numbers is not None else positions
+
+    def _decode(self, reader: video.FrameReader, item: VideoItem, indices: list[int],
+                pool: ThreadPoolExecutor) -> tuple[list[int], tuple[int, int], list[np.ndarray]]:
+        """Decode the sampled frames a chunk at a time into the frame store (JPEG encoding and writing, which
+        release the GIL, overlap the next chunk's decoding). Returns the indices that decoded."""
+        kept: list[int] = []
+        thumbs: list[np.ndarray] = []
+        size = (0, 0)
+        pending = []
+        for part, chunk in reader.chunks(indices):
+            chunk = np.stack([frames.resize_max_side(f, self.frame_max_side) for f in chunk])
+            size = chunk.shape[1:3]
+            kept += part
+            if self.run_root:
+                pending.append(pool.submit(frames.write, self.run_root, item.video_id, part, chunk,
+                                           self.frame_quality))
+            if self.scene_cut_threshold is not None:
+                thumbs += [thumbnail(f) for f in chunk]
+        for job in pending:
+            job.result()  # a failed write fails the item
+        return kept, size, thumbs

@@ -116,5 +116,6 @@ def test_per_frame_coco_loads_and_scores_ap_1(source, tmp_path: Path) -> None:
     cat_mask = {a["image_id"]: coco.annToMask(a) for a in coco.loadAnns(coco.getAnnIds(catIds=[coco.getCatIds(
         catNms=["cat"])[0]]))}
     image_of = {(img["video_id"], img["frame_index"]): img["id"] for img in coco.loadImgs(coco.getImgIds())}
-    for t, m in enumerate(expected[1, 11]):
-        assert np.array_equal(cat_mask[image_of[1, t]].astype(bool), m)
+    for t, m in enumerate(expected[1, 11]):  # the fixture's files are 00000, 00005, ...: frame numbers are theirs
+        assert np.array_equal(cat_mask[image_of[1, 5 * t]].astype(bool), m)
+    assert {img["file_name"] for img in coco.loadImgs(coco.getImgIds())} >= {"scene_a/00005.jpg", "scene_a/00115.jpg"}
