@@ -79,8 +79,15 @@ class OnlineTracking:
     def _seen(self, mask: np.ndarray, score: float) -> bool:
         return int(mask.sum()) >= self.params.min_area and score >= self.params.score_threshold
 
+    def _check(self, found: np.ndarray) -> None:
+        """Masks at any other size than the frames would encode into RLEs no reader can decode."""
+        if found.ndim != 3 or found.shape[1:] != (self.height, self.width):
+            raise ValueError(f"tracker returned masks of shape {tuple(found.shape[1:])} for frames of "
+                             f"{self.height}x{self.width}")
+
     def _record(self, result: TrackResult, track: _Live, since: int | None = None) -> None:
         """Keep the frames not recorded yet (and, with `since`, only from that position on)."""
+        self._check(result.masks)
         keep = [i for i, f in enumerate(result.frames) if f not in track.frames and (since is None or f >= since)]
         if not keep:
             return
@@ -110,6 +117,7 @@ class OnlineTracking:
     def _keyframe(self, k: int, frames: np.ndarray, positions: list[int], detections: list[Detection]) -> None:
         local = positions.index(k)
         det_masks = self.tracker.segment(frames[local], k, [d.box for d in detections])
+        self._check(det_masks)
         usable = [i for i, m in enumerate(det_masks) if int(m.sum()) >= self.params.min_area]
         live = [t for t in self.tracks.values() if t.alive and k in t.frames]
         iou = np.zeros((len(usable), len(live)))
