@@ -121,7 +121,8 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
         signal.signal(signal.SIGTERM, previous)
     console.print(
         f"[bold]{summary.completed}/{summary.videos} videos done[/bold], {summary.errors} errors, "
-        f"{summary.qa} QA triplets, {summary.objects} objects in {summary.seconds:.1f}s"
+        + (f"{summary.filtered} filtered, " if summary.filtered else "")
+        + f"{summary.qa} QA triplets, {summary.objects} objects in {summary.seconds:.1f}s"
     )
     if summary.reused:
         console.print("reused from earlier runs: " + ", ".join(f"{k}: {v}" for k, v in summary.reused.items()))

@@ -35,6 +35,8 @@ class RunSummary:
     reused: dict[str, int]  # stage -> videos whose work up to that stage came from an earlier run
     seconds: float
     error_rows: list[dict[str, str]] = field(default_factory=list)
+    filtered: int = 0  # items a quality check stopped (with reasons in the manifest)
+    pending: int = 0  # items held for review
 
 
 class Pipeline:
@@ -89,15 +91,21 @@ class Pipeline:
             raise ConfigError(f"{self.source}: stage(s) {', '.join(engines)} run in a vLLM engine inside Ray Data; "
                               "use the ray executor (--executor ray)")
 
-    def work(self, rundir: RunDir, inputs: list[tuple[str, str]]) -> tuple[list[WorkRef], list[WorkRef]]:
-        """(finished, to do): every input with the shards of the stages it already finished (indexes only)."""
-        progress = rundir.progress([(b.name, self.fingerprints[b.name]) for b in self.stages])
-        finished, todo = [], []
+    def work(self, rundir: RunDir, inputs: list[tuple[str, str]]
+             ) -> tuple[list[WorkRef], list[WorkRef], dict[str, dict[str, Any]]]:
+        """(finished, to do, filtered): every input with the shards of the stages it already finished, and the
+        index row of each input a stage filtered (settled: not run again), from the indexes only."""
+        progress, filtered = rundir.settled([(b.name, self.fingerprints[b.name]) for b in self.stages])
+        finished, todo, held = [], [], {}
         for vid, path in inputs:
             rows = [r for r in progress.get(vid, []) if r["path"] == path]
             ref = WorkRef(vid, path, [(r["stage"], r["shard"]) for r in rows])
-            (finished if len(rows) == len(self.stages) else todo).append(ref)
-        return finished, todo
+            if vid in filtered and filtered[vid]["path"] == path:
+                held[vid] = filtered[vid]
+                finished.append(ref)
+            else:
+                (finished if len(rows) == len(self.stages) else todo).append(ref)
+        return finished, todo, held
 
     def _manifest(self, rundir: RunDir, kind: str, inputs: list[tuple[str, str]],
                   force_new_inputs: bool) -> dict[str, Any]:
@@ -146,15 +154,18 @@ class Pipeline:
         rundir.write_manifest(manifest)
         rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]
                             + [vars(s) for s in skipped])
-        finished, todo = self.work(rundir, found)
+        finished, todo, held = self.work(rundir, found)
         reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
         if on_start:
             on_start(len(found), len(finished))
         if todo:
             self.prepare_models()
         export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
-        rows: list[dict[str, str]] = [{"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0],
-                                       "error_type": "", "reason": ""} for r in finished]
+        rows: list[dict[str, str]] = [
+            {"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"], "error_type": "",
+             "reason": held[r.video_id]["reason"]} if r.video_id in held else
+            {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""}
+            for r in finished]
         for row in self._stream(runner.run(self.tasks(rundir.root, export), todo)):
             rows.append(row)
             if on_status:
@@ -188,13 +199,17 @@ class Pipeline:
             storage.remove(rundir.path("frames"))
         qa = rundir.read_export("qa", columns=["video_id"])  # ids only: the driver never loads masks
         objects = rundir.read_export("objects", columns=["video_id"])
-        ok = sum(1 for r in rows if r["status"] == "ok")
+        states = Counter(r["status"] for r in rows)
+        ok = states["ok"]
         summary = RunSummary(
-            run_dir=rundir.root, videos=len(rows), completed=ok, errors=len(rows) - ok, qa=qa.num_rows,
+            run_dir=rundir.root, videos=len(rows), completed=ok, errors=states["error"], qa=qa.num_rows,
             objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2), error_rows=errors,
+            filtered=states["filtered"], pending=states["pending"],
         )
         manifest["finished"] = datetime.now(UTC).isoformat()
         manifest["counts"] = {"videos": summary.videos, "completed": ok, "errors": summary.errors, "qa": summary.qa,
+                              "filtered": summary.filtered, "pending": summary.pending,
+                              "filter_reasons": dict(Counter(r["reason"] for r in rows if r["status"] == "filtered")),
                               "objects": summary.objects, "reused": reused,
                               "videos_without_qa": ok - len(set(qa.column("video_id").to_pylist()))}
         manifest["counters"] = dict(sorted(counters.items()))

@@ -50,6 +50,24 @@ class DroppedPhrase:
 
 
 @dataclass
+class DroppedObject:
+    """An object a quality check removed: its phrase keeps its words but loses `<p> … </p> [SEG]`."""
+
+    object_id: int
+    phrase: str
+    reason: str
+
+
+@dataclass
+class Hold:
+    """An item a stage stopped without an error: `filtered` (a quality check said no) or `pending` (review)."""
+
+    state: str  # filtered | pending
+    stage: str
+    reason: str
+
+
+@dataclass
 class Detection:
     frame: int  # sampled-frame position (a keyframe)
     phrase: int  # index into VideoItem.phrases
@@ -124,7 +142,14 @@ class VideoItem:
     qa: list[QA] = field(default_factory=list)
     stages_done: list[str] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)  # "stage.event" -> count (requests, retries, ...)
+    dropped_objects: list[DroppedObject] = field(default_factory=list)
+    hold: Hold | None = None  # set: later stages pass the item through, like an error, but it is no failure
     error: ItemError | None = None
+
+    @property
+    def state(self) -> str:
+        """ok | error | filtered | pending."""
+        return "error" if self.error is not None else self.hold.state if self.hold is not None else "ok"
 
     def count(self, stage: str, counters: Mapping[str, int]) -> None:
         for key, value in counters.items():

@@ -146,16 +146,25 @@ class RunDir:
 
         Only the leading run of finished stages counts: an item is resumed after the last of them.
         """
+        return self.settled(stages)[0]
+
+    def settled(self, stages: list[tuple[str, str]]) -> tuple[dict[str, list[dict[str, Any]]],
+                                                                dict[str, dict[str, Any]]]:
+        """`progress`, and video_id -> the row where a stage *filtered* the item after that leading run: such
+        an item is settled (a quality check said no), not to be run again with the same configuration."""
         done: dict[str, list[dict[str, Any]]] = {}
+        filtered: dict[str, dict[str, Any]] = {}
         for i, (stage, fingerprint) in enumerate(stages):
             rows = self.latest(stage, fingerprint)
             for vid, row in rows.items():
-                if row["status"] != "ok":
+                have = done.setdefault(vid, []) if i == 0 and row["status"] in ("ok", "filtered") else done.get(vid)
+                if have is None or len(have) != i:
                     continue
-                have = done.setdefault(vid, []) if i == 0 else done.get(vid)
-                if have is not None and len(have) == i:
+                if row["status"] == "ok":
                     have.append(row)
-        return done
+                elif row["status"] == "filtered":
+                    filtered[vid] = row
+        return {v: rows for v, rows in done.items() if rows}, filtered
 
     def _shard(self, stage: str, name: str) -> pa.Table:
         key = f"{stage}/{name}"

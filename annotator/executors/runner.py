@@ -64,6 +64,9 @@ def status_row(item: VideoItem) -> dict[str, str]:
     if item.error is not None:
         return {"video_id": item.video_id, "status": "error", "stage": item.error.stage,
                 "reason": f"{item.error.error_type}: {item.error.message}"}
+    if item.hold is not None:
+        return {"video_id": item.video_id, "status": item.hold.state, "stage": item.hold.stage,
+                "reason": item.hold.reason}
     return {"video_id": item.video_id, "status": "ok", "stage": item.stages_done[-1] if item.stages_done else "",
             "reason": ""}
 
@@ -99,7 +102,7 @@ class StageRunner:
 
     def __call__(self, items: list[VideoItem]) -> list[VideoItem]:
         name = self.stage.name
-        todo = [it for it in items if it.error is None and name not in it.stages_done]
+        todo = [it for it in items if it.state == "ok" and name not in it.stages_done]
         if not todo:
             return items
         started = time.perf_counter()
@@ -131,14 +134,15 @@ class StageRunner:
     def checkpoint(self, answered: list[VideoItem], model_s: float, started: float) -> None:
         """Data shard, export parts, then the index that makes them count."""
         name = self.stage.name
-        ok = [it for it in answered if it.error is None]
+        kept = [it for it in answered if it.error is None]  # ok, or held (filtered/pending) with what it got
         self.seq += 1
         shard = shard_name(self.worker, self.seq)
-        if ok:
-            self.rundir.write_shard(name, shard, checkpoint.encode(ok, self.stage.outputs))
-            if self.task.export is not None:
-                self._export(ok, shard)
-        for it in ok:
+        if kept:
+            self.rundir.write_shard(name, shard, checkpoint.encode(kept, self.stage.outputs))
+            ok = [it for it in kept if it.state == "ok"]
+            if self.task.export is not None and ok:
+                self._export(ok, shard)  # exports hold only ok items
+        for it in kept:
             it.stages_done.append(name)
         finished = time.time()
         share = 1.0 / max(1, len(answered))
@@ -146,8 +150,9 @@ class StageRunner:
         prefix = f"{name}."
         rows = [{
             "video_id": it.video_id, "path": it.path, "stage": name, "fingerprint": self.task.fingerprint,
-            "shard": shard if it.error is None else "", "status": "ok" if it.error is None else "error",
-            "error_type": it.error.error_type if it.error else "", "reason": it.error.message if it.error else "",
+            "shard": shard if it.error is None else "", "status": it.state,
+            "error_type": it.error.error_type if it.error else "",
+            "reason": it.error.message if it.error else it.hold.reason if it.hold else "",
             "seconds": model_s * share, "busy": busy * share, "node": self.node, "worker": self.worker,
             "finished": finished, "counters": {k: v for k, v in it.counters.items() if k.startswith(prefix)},
         } for it in answered]

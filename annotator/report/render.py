@@ -87,8 +87,27 @@ def _img(src: str, alt: str) -> str:
     return f'<img src="{src}" alt="{html.escape(alt)}">'
 
 
+def _filtered_list(filtered: list[tuple[str, str, str]]) -> str:
+    if not filtered:
+        return "<p>No item was filtered.</p>"
+    rows = "".join(f"<li>{html.escape(vid)} ({html.escape(stage)}): {html.escape(reason)}</li>"
+                   for vid, stage, reason in filtered)
+    return f"<p>{len(filtered)} items filtered:</p><ul>{rows}</ul>"
+
+
+def filtered_items(run: RunDir, manifest: dict) -> list[tuple[str, str, str]]:
+    """(video_id, stage, reason) of every item of the current configuration a stage filtered."""
+    out = []
+    for entry in manifest["stages"]:
+        for vid, row in sorted(run.latest(entry["stage"], manifest["fingerprints"][entry["stage"]]).items()):
+            if row["status"] == "filtered":
+                out.append((vid, entry["stage"], row["reason"]))
+    return out
+
+
 def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]], title: str,
-           thumbnails: int = 4, run_root: str | None = None) -> str:
+           thumbnails: int = 4, run_root: str | None = None,
+           filtered: list[tuple[str, str, str]] | None = None) -> str:
     counts = [("videos", stats.videos), ("QA triplets", stats.qa), ("objects", stats.objects),
               ("masks", stats.masks), ("errors", stats.errors)]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in counts)
@@ -107,7 +126,8 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
         _section("top-phrases", "Top phrases",
                  _img(_bars(stats.phrases.most_common(15), "top phrases"), "top phrases")),
         _section("drop-reasons", "Filter and drop reasons",
-                 _img(_bars(stats.drop_reasons.most_common(), "dropped phrases by reason"), "drop reasons")),
+                 _img(_bars(stats.drop_reasons.most_common(), "dropped phrases and objects by reason"),
+                      "drop reasons") + _filtered_list(filtered)),
         _section("review", "Review outcomes", review_body),
         _section("thumbnails", "Examples", "".join(_img(t, "thumbnail") for t in thumbs) or "<p>No objects.</p>"),
     ]
@@ -122,7 +142,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
     items = run.final_items()
     stats = compute(items, run.read_errors().to_pylist())
     page = render(stats, items, _review_outcomes(run), f"annotator report: {manifest['pipeline']['name']}",
-                  run_root=run.root)
+                  run_root=run.root, filtered=filtered_items(run, manifest))
     out = str(out) if out else run.path("report.html")
     storage.write_text(out, page)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -44,7 +45,14 @@ def compute(items: list[VideoItem], errors: list[dict]) -> RunStats:
                     stats.masks += 1
                     stats.mask_areas.append(area / (h * w))
         stats.drop_reasons.update(_reason_kind(d.reason) for d in item.dropped_phrases)
+        stats.drop_reasons.update(f"object: {_check_kind(d.reason)}" for d in item.dropped_objects)
     return stats
+
+
+def _check_kind(reason: str) -> str:
+    """The filter check behind an object's drop reason: its threshold's name, without the measured value."""
+    match = re.search(r"\b((?:min|max)_\w+|duplicate|border)", reason)
+    return match.group(1) if match else reason
 
 
 def _reason_kind(reason: str) -> str:
