@@ -221,10 +221,10 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
     rows, summary = stage_table(rundir, manifest)
     table = Table()
-    for column in ("stage", "done", "errors", "busy s", "model s", "nodes", "videos/s"):
+    for column in ("stage", "done", "errors", "filtered", "busy s", "model s", "nodes", "videos/s"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for row in rows:
-        table.add_row(row["stage"], str(row["done"]), str(row["errors"]), f"{row['busy']:.1f}",
+        table.add_row(row["stage"], str(row["done"]), str(row["errors"]), str(row["filtered"]), f"{row['busy']:.1f}",
                       f"{row['model']:.1f}", str(row["nodes"]), f"{row['rate']:.2f}")
     console.print(table)
     console.print(summary, **_PLAIN)
