@@ -117,13 +117,6 @@ def frame_differences(path: str | Path, indices: list[int], size: tuple[int, int
     return np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2))
 
 
-def scene_cut_positions(path: str | Path, indices: list[int], threshold: float) -> list[int]:
-    """Sampled positions that start a new shot: the picture changes by more than `threshold` from the last one."""
-    if len(indices) < 2:
-        return []
-    return [i + 1 for i, d in enumerate(frame_differences(path, indices)) if d > threshold]
-
-
 def _read_image(path: str) -> np.ndarray:
     bgr = cv2.imdecode(np.frombuffer(storage.read_bytes(path), np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
