@@ -103,6 +103,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
         return
     _quiet_libraries(verbose, in_process_models=kind == "local")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C: workers stopped, resumable
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with captured_stderr(err, kind == "ray" and not verbose), \
                 VideoProgress(err, enabled=kind == "ray") as progress:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -78,6 +80,13 @@ def _actor_class(tasks: list[StageTask], outputs: dict[str, tuple[str, ...]], la
 
     StageActor.__name__ = StageActor.__qualname__ = "_".join(t.stage.name for t in tasks)
     return StageActor
+
+
+def _python_sigint() -> None:
+    """Make sure Ctrl-C reaches Python as KeyboardInterrupt (the CLI turns it into a resumable stop), whatever
+    handler native code installed meanwhile."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _status_columns(items: list[VideoItem]) -> dict[str, np.ndarray]:
@@ -159,6 +168,7 @@ class RayExecutor:
             # prestarted idle workers: on a laptop they compete with the actors' start for the few cores
             ray.init(num_cpus=self.num_cpus or os.cpu_count(), num_gpus=self.num_gpus,
                      _system_config={"enable_worker_prestart": False}, **kwargs)
+        _python_sigint()
 
     def _quiet(self) -> None:
         import ray.data
@@ -208,6 +218,8 @@ class RayExecutor:
             )
         if not last_is_actor:
             ds = ds.map_batches(_to_status, batch_format="numpy", num_cpus=0.05)
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+        _python_sigint()
+        for batch in batches:
             for i in range(len(batch["video_id"])):
                 yield {k: str(batch[k][i]) for k in ("video_id", "status", "stage", "reason")}
