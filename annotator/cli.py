@@ -96,8 +96,8 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     except ConfigError as exc:
         _fail(str(exc))
     _print_plan(pipeline.describe(), f"{config.name}: {kind} executor -> {output}")
-    console.print(f"inputs: {len(found)} videos" + (f", {len(skipped)} skipped (listed by `annotator status`)"
-                                                    if skipped else ""), **_PLAIN)
+    console.print(f"inputs: {len(found)} video{'' if len(found) == 1 else 's'}"
+                  + (f", {len(skipped)} skipped (listed by `annotator status`)" if skipped else ""), **_PLAIN)
     if dry_run:
         console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")
         return
