@@ -162,15 +162,11 @@ def _finished(output: str) -> int:
 
 def _print_sample(run_dir: str) -> None:
     """Show one triplet, so the user sees what the dataset looks like."""
-    from annotator import storage
     from annotator.rundir import RunDir
 
-    run = RunDir(run_dir)
-    finished = run.finished_videos()
     rows = []
-    for part in run.export_parts("qa"):  # the first current part is enough: never the whole table
-        rows = [r for r in storage.read_table(part).to_pylist()
-                if finished.get(r["video_id"], {}).get("shard") == storage.name(part)][:1]
+    for _, data in RunDir(run_dir).current_parts("qa"):  # the first current part is enough: never the whole table
+        rows = data.slice(0, 1).to_pylist()
         if rows:
             break
     for row in rows:
@@ -314,18 +310,13 @@ def export_cmd(
 
 def _copy_parts(run: RunDir, out: Path) -> list[str]:
     """Each current export part, filtered to its current videos, under `out/<table>/`."""
-    import pyarrow as pa
-
     from annotator import storage
     from annotator.export.parquet import SCHEMAS
 
     finished = run.finished_videos()
     written = []
     for name in SCHEMAS:
-        for part in run.export_parts(name):
-            data = storage.read_table(part)
-            keep = [finished.get(v, {}).get("shard") == storage.name(part) for v in data["video_id"].to_pylist()]
-            data = data.filter(pa.array(keep, pa.bool_()))
+        for part, data in run.current_parts(name, finished=finished):
             if data.num_rows:
                 target = storage.join(str(out), name, storage.name(part))
                 storage.write_table(target, data)

@@ -194,11 +194,12 @@ class Pipeline:
             for row in rundir.latest(built.name, self.fingerprints[built.name]).values():
                 if row["video_id"] in paths:
                     counters.update(dict(row["counters"] or []))
-        rundir.drop_stale_exports()
+        finished = rundir.finished_videos()
+        rundir.drop_stale_exports(finished)
         if not keep_frames:
             storage.remove(rundir.path("frames"))
-        qa = rundir.read_export("qa", columns=["video_id"])  # ids only: the driver never loads masks
-        objects = rundir.read_export("objects", columns=["video_id"])
+        qa = rundir.read_export("qa", ["video_id"], finished)  # ids only: the driver never loads masks
+        objects = rundir.read_export("objects", ["video_id"], finished)
         states = Counter(r["status"] for r in rows)
         ok = states["ok"]
         summary = RunSummary(

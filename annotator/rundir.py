@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -223,23 +223,33 @@ class RunDir:
     def export_parts(self, table: str) -> list[str]:
         return storage.list_files(storage.join(self.export_dir(), table), ".parquet")
 
+    def current_inputs(self) -> set[tuple[str, str]]:
+        """(video_id, path) of the run's current input set (empty before any run wrote one)."""
+        return {(r["video_id"], r["path"]) for r in self.read_inputs() if r["status"] == "queued"}
+
     def finished_videos(self) -> dict[str, dict[str, Any]]:
         """video_id -> the final stage's ok index row, for the run's current configuration and input set."""
         manifest = self.read_manifest()
         last = manifest["stages"][-1]["stage"]
         rows = self.latest(last, manifest["fingerprints"][last])
-        current = {(r["video_id"], r["path"]) for r in self.read_inputs() if r["status"] == "queued"}
+        current = self.current_inputs()
         return {vid: row for vid, row in rows.items()
                 if row["status"] == "ok" and (not current or (vid, row["path"]) in current)}
 
-    def read_export(self, table: str, columns: list[str] | None = None) -> pa.Table:
-        """One export table from its parts, only rows of videos whose current final row names that part."""
-        finished = self.finished_videos()
-        tables = []
+    def current_parts(self, table: str, columns: list[str] | None = None,
+                      finished: dict[str, dict[str, Any]] | None = None) -> Iterator[tuple[str, pa.Table]]:
+        """(part, its rows of current videos) for each export part of `table`: a video's rows count only in the
+        part its current final index row names (`finished`: `finished_videos()`, when the caller has it)."""
+        finished = self.finished_videos() if finished is None else finished
         for part in self.export_parts(table):
             data = storage.read_table(part, columns)
             keep = [finished.get(v, {}).get("shard") == storage.name(part) for v in data["video_id"].to_pylist()]
-            tables.append(data.filter(pa.array(keep, pa.bool_())))
+            yield part, data.filter(pa.array(keep, pa.bool_()))
+
+    def read_export(self, table: str, columns: list[str] | None = None,
+                    finished: dict[str, dict[str, Any]] | None = None) -> pa.Table:
+        """One export table from its current parts' rows, by video id."""
+        tables = [data for _, data in self.current_parts(table, columns, finished)]
         if not tables:
             from annotator.export.parquet import SCHEMAS
 
@@ -247,9 +257,9 @@ class RunDir:
             return empty.select(columns) if columns else empty
         return pa.concat_tables(tables).sort_by("video_id")
 
-    def drop_stale_exports(self) -> int:
+    def drop_stale_exports(self, finished: dict[str, dict[str, Any]] | None = None) -> int:
         """Remove export parts that no current final row names (superseded by a changed configuration)."""
-        valid = {row["shard"] for row in self.finished_videos().values()}
+        valid = {row["shard"] for row in (self.finished_videos() if finished is None else finished).values()}
         removed = 0
         for table in EXPORT_TABLES:
             for part in self.export_parts(table):

@@ -16,7 +16,7 @@ def stage_table(rundir: RunDir, manifest: dict[str, Any]) -> tuple[list[dict[str
     end = datetime.fromisoformat(manifest["finished"]).timestamp() if manifest.get("finished") else time.time()
     elapsed = max(1e-6, end - started)
     total = int((manifest.get("inputs") or {}).get("count", 0))
-    current = {(r["video_id"], r["path"]) for r in rundir.read_inputs() if r["status"] == "queued"}
+    current = rundir.current_inputs()
     rows = []
     for entry in manifest["stages"]:
         stage = entry["stage"]
