@@ -10,8 +10,8 @@ import hashlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +34,6 @@ class RunSummary:
     objects: int
     reused: dict[str, int]  # stage -> videos whose work up to that stage came from an earlier run
     seconds: float
-    error_rows: list[dict[str, str]] = field(default_factory=list)
     filtered: int = 0  # items a quality check stopped (with reasons in the manifest)
     pending: int = 0  # items held for review
 
@@ -166,18 +165,11 @@ class Pipeline:
              "reason": held[r.video_id]["reason"]} if r.video_id in held else
             {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""}
             for r in finished]
-        for row in self._stream(runner.run(self.tasks(rundir.root, export), todo)):
+        for row in runner.run(self.tasks(rundir.root, export), todo):
             rows.append(row)
             if on_status:
                 on_status(row)
         return self._finalize(rundir, manifest, found, rows, dict(reused), started, keep_frames)
-
-    @staticmethod
-    def _stream(rows: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
-        for row in rows:
-            error_type, _, message = row["reason"].partition(": ")
-            yield {**row, "error_type": error_type if row["status"] == "error" else "",
-                   "reason": message if row["status"] == "error" else row["reason"]}
 
     def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]],
                   rows: list[dict[str, str]], reused: dict[str, int], started: float,
@@ -204,7 +196,7 @@ class Pipeline:
         ok = states["ok"]
         summary = RunSummary(
             run_dir=rundir.root, videos=len(rows), completed=ok, errors=states["error"], qa=qa.num_rows,
-            objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2), error_rows=errors,
+            objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2),
             filtered=states["filtered"], pending=states["pending"],
         )
         manifest["finished"] = datetime.now(UTC).isoformat()

@@ -1,7 +1,7 @@
 """Ray executor: a Ray Data streaming chain with one `map_batches` actor pool per stage; the driver holds ids.
 
 The driver feeds `WorkRef` rows (video id, path, names of shards already finished) and receives one
-`(video_id, status, stage, reason)` row per video. Items travel between actors in the object store, never
+`(video_id, status, stage, error_type, reason)` row per video. Items travel between actors in the object store, never
 through the driver; the first pool rebuilds resumed items from their shards, every pool checkpoints, and the
 last one writes export parts as videos finish. A stage whose model runs in an engine (`engine_spec()`, e.g.
 vLLM) joins the chain through `annotator.executors.vllm_engine`.
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.executors.runner import StageRunner, StageTask, WorkRef, load_items, status_row
+from annotator.executors.runner import STATUS_KEYS, StageRunner, StageTask, WorkRef, load_items, status_row
 from annotator.records import VideoItem
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _python_sigint() -> None:
 
 def _status_columns(items: list[VideoItem]) -> dict[str, np.ndarray]:
     rows = [status_row(it) for it in items]
-    return {k: np.array([r[k] for r in rows], dtype=object) for k in ("video_id", "status", "stage", "reason")}
+    return {k: np.array([r[k] for r in rows], dtype=object) for k in STATUS_KEYS}
 
 
 def _to_status(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -222,4 +222,4 @@ class RayExecutor:
         _python_sigint()
         for batch in batches:
             for i in range(len(batch["video_id"])):
-                yield {k: str(batch[k][i]) for k in ("video_id", "status", "stage", "reason")}
+                yield {k: str(batch[k][i]) for k in STATUS_KEYS}

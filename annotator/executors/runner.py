@@ -59,16 +59,19 @@ class WorkRef:
         return WorkRef(str(row["video_id"]), str(row["path"]), [tuple(d) for d in json.loads(row["done"])])
 
 
+STATUS_KEYS = ("video_id", "status", "stage", "error_type", "reason")
+
+
 def status_row(item: VideoItem) -> dict[str, str]:
     """The one row per video the driver receives: id and state, nothing else."""
     if item.error is not None:
         return {"video_id": item.video_id, "status": "error", "stage": item.error.stage,
-                "reason": f"{item.error.error_type}: {item.error.message}"}
+                "error_type": item.error.error_type, "reason": item.error.message}
     if item.hold is not None:
-        return {"video_id": item.video_id, "status": item.hold.state, "stage": item.hold.stage,
+        return {"video_id": item.video_id, "status": item.hold.state, "stage": item.hold.stage, "error_type": "",
                 "reason": item.hold.reason}
     return {"video_id": item.video_id, "status": "ok", "stage": item.stages_done[-1] if item.stages_done else "",
-            "reason": ""}
+            "error_type": "", "reason": ""}
 
 
 def load_items(rundir: RunDir, refs: list[WorkRef], outputs: dict[str, tuple[str, ...]]) -> list[VideoItem]:

@@ -36,7 +36,7 @@ def test_driver_receives_only_status_rows_and_the_export_grows_during_the_run(ra
         arrivals.append(time.time())
     ended = time.time()
     assert len(received) == 300 and {r["video_id"] for r in received} == {r.video_id for r in refs}
-    assert all(set(r) == {"video_id", "status", "stage", "reason"} for r in received)
+    assert all(set(r) == {"video_id", "status", "stage", "error_type", "reason"} for r in received)
     assert all(isinstance(v, str) for r in received for v in r.values())
     assert {(r["status"], r["stage"]) for r in received} == {("ok", "assemble")}
     received_bytes = sum(sys.getsizeof(v) for r in received for v in r.values())
