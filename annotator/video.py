@@ -101,20 +101,21 @@ def keyframe_positions(num_sampled: int, every: int) -> list[int]:
     return list(range(0, num_sampled, every))
 
 
-def frame_differences(path: str | Path, indices: list[int], size: tuple[int, int] = (64, 36),
-                      chunk: int = 16) -> np.ndarray:
-    """Mean absolute difference (0..1) between consecutive sampled frames, on small grey thumbnails.
+def thumbnail(frame: np.ndarray, size: tuple[int, int] = (64, 36)) -> np.ndarray:
+    """A small grey copy (0..1) of an RGB frame: what scene cuts are measured on."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
-    Decoded a chunk at a time, so a long video never sits in memory; element i compares frame i with i+1.
-    """
-    thumbs = []
+
+def differences(thumbs: list[np.ndarray]) -> np.ndarray:
+    """Mean absolute change between consecutive thumbnails; element i compares frame i with i+1."""
+    return np.abs(np.diff(np.stack(thumbs), axis=0)).mean(axis=(1, 2))
+
+
+def frame_differences(path: str | Path, indices: list[int], chunk: int = 16) -> np.ndarray:
+    """`differences` of the given source frames, decoded a chunk at a time (a long video never sits in memory)."""
     with FrameReader(path) as reader:
-        for start in range(0, len(indices), chunk):
-            for frame in reader.read(indices[start : start + chunk]):
-                grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-                thumbs.append(cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
-    stack = np.stack(thumbs)
-    return np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2))
+        return differences([thumbnail(f) for _, frames in reader.chunks(indices, chunk) for f in frames])
 
 
 def _read_image(path: str) -> np.ndarray:

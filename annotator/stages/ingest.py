@@ -10,20 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated
 
-import cv2
 import numpy as np
 from pydantic import Field
 
 from annotator import frames, video
 from annotator.records import VideoInfo, VideoItem
 from annotator.stage import Count, PerItemStage, Probability, Rate, Resources, register
-
-_THUMB = (64, 36)
-
-
-def thumbnail(frame: np.ndarray) -> np.ndarray:
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
 @register
@@ -64,8 +56,7 @@ class IngestStage(PerItemStage):
                                    f"{self.min_frames}")
         cuts: list[int] = []
         if self.scene_cut_threshold is not None and len(thumbs) > 1:
-            diffs = np.abs(np.diff(np.stack(thumbs), axis=0)).mean(axis=(1, 2))
-            cuts = [i + 1 for i, d in enumerate(diffs) if d > self.scene_cut_threshold]
+            cuts = [i + 1 for i, d in enumerate(video.differences(thumbs)) if d > self.scene_cut_threshold]
         keyframes = sorted({*video.keyframe_positions(len(indices), self.keyframe_every), *cuts})
         resized = size != (meta.height, meta.width)
         item.info = VideoInfo(
@@ -97,7 +88,7 @@ class IngestStage(PerItemStage):
                 pending.append(pool.submit(frames.write, self.run_root, item.video_id, part, chunk,
                                            self.frame_quality))
             if self.scene_cut_threshold is not None:
-                thumbs += [thumbnail(f) for f in chunk]
+                thumbs += [video.thumbnail(f) for f in chunk]
         for job in pending:
             job.result()  # a failed write fails the item
         return kept, size, thumbs
