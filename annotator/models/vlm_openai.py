@@ -22,6 +22,7 @@ import cv2
 import httpx
 import numpy as np
 
+from annotator import frames
 from annotator.models.protocols import CaptionRequest
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -39,17 +40,17 @@ def jpeg_data_url(frame: np.ndarray, max_side: int | None, quality: int = 90) ->
         if (k := int(1 / scale)) >= 2:  # integer-factor area pass first: OpenCV's fast path, half the cost
             frame = cv2.resize(frame, (w // k, h // k), interpolation=cv2.INTER_AREA)
         frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()
+    return data_url(frames.encode_jpeg(frame, quality))
+
+
+def data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
 
 
 def jpeg_messages(jpegs: list[bytes], prompt: str) -> Messages:
     """The same request from JPEG bytes as they are (the frame store's): nothing decoded or re-encoded."""
     parts: list[dict[str, Any]] = [
-        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(j).decode()}}
-        for j in jpegs
+        {"type": "image_url", "image_url": {"url": data_url(j)}} for j in jpegs
     ]
     parts.append({"type": "text", "text": prompt})
     return [{"role": "user", "content": parts}]
