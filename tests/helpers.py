@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from annotator import paths
@@ -33,3 +38,27 @@ def computed(run_dir: Path | str) -> dict[tuple[str, str], tuple[str, float]]:
             if r["status"] == "ok":
                 out.setdefault((r["stage"], r["video_id"]), []).append((r["shard"], r["finished"]))
     return {k: v[-1] for k, v in out.items()}
+
+
+def kill_then_resume(start: Callable[[], subprocess.Popen], run_dir: Path | str, stage: str,
+                     pairs: int) -> dict[tuple[str, str], tuple[str, float]]:
+    """Start a run, SIGKILL it (its whole process group) once `stage` has indexed a video, start it again; the
+    re-run must finish, keep every (video, stage) result from before the kill, and end with `pairs` of them."""
+    proc = start()
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if RunDir(str(run_dir)).read_index(stage).num_rows >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before it could be killed: {proc.stdout.read() if proc.stdout else ''}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = computed(run_dir)
+    assert 0 < len(before) < pairs, "killed mid-run"
+    again = start()
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output
+    after = computed(run_dir)
+    assert {k: after[k] for k in before} == before, "no finished (video, stage) pair recomputed"
+    assert len(after) == pairs
+    return after

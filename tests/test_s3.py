@@ -4,10 +4,8 @@ the same dataset as on local disk, and a kill -9 mid-run resumes without recompu
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from annotator import storage
 from annotator.rundir import RunDir
-from tests.helpers import DEMO, SMALL, computed, demo_pipeline, export_rows
+from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows, kill_then_resume
 
 pytestmark = pytest.mark.slow
 BUCKET = "annotator-test"
@@ -87,22 +85,5 @@ def _cli(out: str, env: dict[str, str]) -> subprocess.Popen:
 
 def test_kill_9_mid_run_on_s3_resumes_to_the_same_dataset(s3, local_run: str, tiny_models) -> None:
     out = f"s3://{BUCKET}/runs/killed"
-    run = RunDir(out)
-    proc = _cli(out, s3)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if run.read_index("detect").num_rows >= 1:  # one video detected, the other not yet
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, f"finished before it could be killed: {proc.stdout.read() if proc.stdout else ''}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = computed(out)
-    assert 0 < len(before) < 16, "killed mid-run"
-    again = _cli(out, s3)
-    output, _ = again.communicate(timeout=300)
-    assert again.returncode == 0, output
-    after = computed(out)
-    assert {k: after[k] for k in before} == before, "no finished (video, stage) pair recomputed"
-    assert len(after) == 16
+    kill_then_resume(lambda: _cli(out, s3), out, "detect", pairs=16)  # killed with one video detected
     assert _dataset(out) == _dataset(local_run)
