@@ -56,6 +56,9 @@ class Stage(ABC):
     resources: ClassVar[Resources] = Resources()
     batch_size: ClassVar[int] = 1
     outputs: ClassVar[tuple[str, ...]] = ()  # the item fields this stage sets: all its checkpoint holds
+    # params that change how the work is done, never its result (concurrency, timeouts, retries): left out
+    # of the fingerprint, so tuning them on a resumed run reuses what is finished
+    runtime_params: ClassVar[tuple[str, ...]] = ()
     # pydantic validates the dataclass fields from YAML and rejects unknown keys
     __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
@@ -113,7 +116,7 @@ class Stage(ABC):
         payload = {
             "stage": self.name,
             "version": self.version,
-            "params": self.params(),
+            "params": {k: v for k, v in self.params().items() if k not in self.runtime_params},
             "inputs": self.cache_inputs(),
             "upstream": upstream,
         }

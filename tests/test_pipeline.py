@@ -134,10 +134,10 @@ def _served(url: str) -> list[str]:
 def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models, tmp_path: Path) -> None:
     import json
 
-    from annotator.models.fake_server import FakeServer
+    from annotator.models.fake_server import FakeServer, Fault
 
     # three failures spread over two videos; 3 retries each, so whichever video gets them, both succeed
-    with FakeServer([429, 503, "slow"], content="a rabbit near a tree and a flower", slow_s=2.0) as server:
+    with FakeServer([429, 503, Fault("slow")], content="a rabbit near a tree and a flower", slow_s=2.0) as server:
         settings = [*_served(server.url), "stages.caption.params.max_retries=3", "stages.caption.params.timeout_s=0.5"]
         summary = demo_pipeline(*settings).run([clips["a"], clips["b"]], tmp_path, executor="local",
                                                show_progress=False)

@@ -1,17 +1,65 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1: for tests, benchmarks and offline rehearsals.
 
-Each POST takes the next script entry: an int is an HTTP status (200 answers with `content`), `"slow"`
-sleeps `slow_s` before answering 200 (to trip client timeouts), any other string is the message content
-of a 200 answer. After the script, every request gets 200 with `content`. `latency_s` delays every
-answer; `max_in_flight` records the most requests the server held at once.
+Each POST takes the next script entry: an int is an HTTP status (200 answers with `content`), a `Fault`
+is one way a real endpoint misbehaves (see `FAULTS`), any other string is the message content of a 200
+answer. After the script, every request gets `default` (200 with `content` unless set). `latency_s`
+delays every answer; `max_in_flight` records the most requests the server held at once.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULTS = ("slow", "reset", "malformed-json", "truncated-json", "empty", "not-utf8", "status")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """`slow`: answers after `slow_s` (trips client timeouts); `reset`: sends half the body, then a TCP reset;
+    `malformed-json` / `truncated-json` / `not-utf8`: a 200 whose body is broken that way; `empty`: a chat
+    completion with empty content; `status`: HTTP `status` with `headers` (e.g. 429 and Retry-After)."""
+
+    kind: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULTS:
+            raise ValueError(f"unknown fault {self.kind!r}; one of {', '.join(FAULTS)}")
+
+
+Step = int | str | Fault
+
+
+def _completion(content: str) -> bytes:
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+
+
+def _body(step: Step, content: str) -> tuple[int, bytes]:
+    """Status and body bytes of one scripted answer (a reset sends part of it)."""
+    if isinstance(step, int):
+        return step, _completion(content) if step == 200 else b'{"error": "busy"}'
+    if isinstance(step, str):
+        return 200, _completion(step)
+    good = _completion(content)
+    match step.kind:
+        case "malformed-json":
+            return 200, good.replace(b'"}}]}', b'",}}]}')  # a trailing comma
+        case "truncated-json":
+            return 200, good[: len(good) // 2]
+        case "empty":
+            return 200, _completion("")
+        case "not-utf8":
+            return 200, good.replace(content[:1].encode(), b"\xc3\x28", 1)  # an invalid 2-byte sequence
+        case "status":
+            return step.status, b'{"error": "busy"}'
+    return 200, good
 
 
 class _Server(ThreadingHTTPServer):
@@ -20,10 +68,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeServer:
-    def __init__(self, script: list[int | str] | None = None, content: str = "a rabbit sits on the grass",
-                 latency_s: float = 0.0, slow_s: float = 2.0) -> None:
+    def __init__(self, script: list[Step] | None = None, content: str = "a rabbit sits on the grass",
+                 latency_s: float = 0.0, slow_s: float = 2.0, default: Step = 200) -> None:
         self.script = list(script or [])
         self.content = content
+        self.default = default
         self.latency_s = latency_s
         self.slow_s = slow_s
         self.requests: list[dict] = []
@@ -40,26 +89,43 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with lock:
                     outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                           "body": body})
-                    step = outer.script.pop(0) if outer.script else 200
+                                           "body": body, "time": time.monotonic()})
+                    step = outer.script.pop(0) if outer.script else outer.default
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 try:
-                    time.sleep(outer.latency_s + (outer.slow_s if step == "slow" else 0.0))
-                    status = step if isinstance(step, int) else 200
-                    content = step if isinstance(step, str) and step != "slow" else outer.content
-                    payload = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                    data = json.dumps(payload if status == 200 else {"error": "busy"}).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    slow = isinstance(step, Fault) and step.kind == "slow"
+                    time.sleep(outer.latency_s + (outer.slow_s if slow else 0.0))
+                    self._answer(step)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout)
                 finally:
                     with lock:
                         outer.in_flight -= 1
+
+            def _answer(self, step: Step) -> None:
+                status, data = _body(step, outer.content)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (step.headers if isinstance(step, Fault) else {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if isinstance(step, Fault) and step.kind == "reset":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    # linger 0: close() sends RST instead of FIN, as a crashed proxy or server would
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                except OSError:
+                    pass  # the connection was reset on purpose
 
             def log_message(self, *args: object) -> None:
                 pass

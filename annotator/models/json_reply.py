@@ -11,6 +11,8 @@ class MalformedReply(ValueError):
 
 
 def parse_json(reply: str) -> Any:
+    if not reply.strip():
+        raise MalformedReply("the reply is empty")
     text = reply.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
     try:
         return json.loads(text)

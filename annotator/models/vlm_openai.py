@@ -3,19 +3,24 @@
 Requests run on one asyncio loop with at most `max_concurrency` in flight. Preparing a request (decode,
 resize, JPEG-encode its frames) happens in a thread pool, so requests keep flowing while the next ones
 are prepared and the server is not left idle. 408/409/429/5xx answers, timeouts and connection errors
-are retried with exponential backoff; any other failure, running out of retries, or running out of the
-request budget becomes that request's error. `counters` says what happened, for the run manifest.
+are retried with exponential backoff (waiting at least what a `Retry-After` header asks), and so are 200
+answers whose body arrived cut or garbled (not UTF-8, not whole JSON); any other failure, running out of
+retries, or running out of the request budget becomes that request's error, naming the last fault.
+`counters` says what happened, for the run manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
+import json
 import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import cv2
@@ -30,7 +35,49 @@ Messages = list[dict[str, Any]]
 
 
 class EndpointError(Exception):
-    """The endpoint refused or kept failing; the message names the URL and the last status."""
+    """The endpoint refused or kept failing; the message names the URL and the last fault."""
+
+
+class BrokenBody(ValueError):
+    """A 200 answer whose body is not UTF-8 or not whole JSON: a proxy or server fault, so it is retried."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def completion_text(body: bytes) -> str:
+    """The message content of a chat completion body; names how the body is broken when it is."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BrokenBody("not_utf8", f"reply is not UTF-8 (byte {exc.start}: {exc.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated")
+        kind = "truncated_json" if cut else "malformed_json"
+        raise BrokenBody(kind, f"reply is {kind.replace('_', ' ')} ({exc.msg} at char {exc.pos} "
+                               f"of {len(text)}): {text[:80]!r}") from None
+    try:
+        return data["choices"][0]["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise EndpointError(f"response is not a chat completion: {text[:200]}") from None
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds a 429/503 `Retry-After` header asks for (delta-seconds or an HTTP date); 0 when absent."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def jpeg_data_url(frame: np.ndarray, max_side: int | None, quality: int = 90) -> str:
@@ -78,7 +125,8 @@ class OpenAIChatClient:
     def __init__(self, endpoint: str, model: str, api_key_env: str = "OPENAI_API_KEY", max_tokens: int = 256,
                  temperature: float = 0.0, timeout_s: float = 60.0, max_retries: int = 4,
                  backoff_s: float = 1.0, max_concurrency: int = 8, image_max_side: int | None = 448,
-                 max_requests: int | None = None, prepare_threads: int = 2) -> None:
+                 max_requests: int | None = None, prepare_threads: int = 2,
+                 max_retry_after_s: float = 300.0) -> None:
         self.url = endpoint.rstrip("/") + "/chat/completions"
         self.model = model
         self.max_tokens = max_tokens
@@ -90,6 +138,7 @@ class OpenAIChatClient:
         self.image_max_side = image_max_side
         self.max_requests = max_requests  # budget for this client's lifetime, retries included
         self.prepare_threads = prepare_threads
+        self.max_retry_after_s = max_retry_after_s  # a longer Retry-After ends the request instead of stalling
         self._headers = {"Authorization": f"Bearer {os.environ.get(api_key_env, 'EMPTY')}"}
         self.counters: Counter[str] = Counter()
 
@@ -104,35 +153,45 @@ class OpenAIChatClient:
                     reply: Reply) -> str:
         body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, **(extra or {})}
-        last = ""
+        last, wait = "", 0.0
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._count(reply, "retries")
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                await asyncio.sleep(max(wait, self.backoff_s * 2 ** (attempt - 1)))
             if self.max_requests is not None and self.counters["requests"] >= self.max_requests:
-                raise EndpointError(f"{self.url}: request budget of {self.max_requests} used up")
+                raise EndpointError(f"{self.url}: request budget of {self.max_requests} used up (last: {last})"
+                                    if last else f"{self.url}: request budget of {self.max_requests} used up")
             self._count(reply, "requests")
+            wait = 0.0
             try:
                 response = await client.post(self.url, json=body)
             except httpx.TimeoutException as exc:
                 self._count(reply, "timeouts")
-                last = f"timeout ({type(exc).__name__})"
+                last = f"timeout after {self.timeout_s:g} s ({type(exc).__name__})"
                 continue
             except httpx.TransportError as exc:
                 self._count(reply, "connection_errors")
-                last = f"{type(exc).__name__}: {exc}"
+                last = f"connection error ({type(exc).__name__}{f': {exc}' if str(exc) else ''})"
                 continue
             if response.status_code in RETRY_STATUS:
                 self._count(reply, f"http_{response.status_code}")
                 last = f"HTTP {response.status_code}"
+                wait = retry_after(response.headers.get("Retry-After"))
+                if wait > self.max_retry_after_s:
+                    raise EndpointError(f"{self.url}: HTTP {response.status_code} asks to retry after {wait:g} s, "
+                                        f"more than max_retry_after_s={self.max_retry_after_s:g}")
                 continue
             if response.status_code != 200:
                 self._count(reply, f"http_{response.status_code}")
                 raise EndpointError(f"{self.url}: HTTP {response.status_code}: {response.text[:200]}")
             try:
-                return response.json()["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise EndpointError(f"{self.url}: response is not a chat completion: {response.text[:200]}") from None
+                return completion_text(response.content)
+            except BrokenBody as exc:  # cut or garbled in transit: worth another try
+                self._count(reply, exc.kind)
+                last = str(exc)
+                continue
+            except EndpointError as exc:
+                raise EndpointError(f"{self.url}: {exc}") from None
         raise EndpointError(f"{self.url}: gave up after {self.max_retries + 1} attempts (last: {last})")
 
     def _client(self) -> httpx.AsyncClient:

@@ -49,6 +49,8 @@ class CaptionStage(Stage):
     resources = Resources(cpus=1.0)
     batch_size = 32  # served backend: a worker keeps max_concurrency requests in flight within one batch
     outputs = ("caption", "caption_model", "question")
+    runtime_params = ("api_key_env", "timeout_s", "max_retries", "backoff_s", "max_retry_after_s",
+                      "max_concurrency", "max_requests")
 
     backend: Literal["local", "openai", "vllm-engine"] = "local"
     model: str = "tiny:qwen2_vl"
@@ -63,6 +65,7 @@ class CaptionStage(Stage):
     timeout_s: Seconds = 60.0
     max_retries: NonNegative = 4
     backoff_s: Annotated[float, Field(ge=0.0)] = 1.0  # first retry delay; doubles each retry
+    max_retry_after_s: Seconds = 300.0  # a 429/503 asking to wait longer ends the request as an error
     max_requests: Count | None = None  # request budget per worker (retries included); None: unlimited
     image_max_side: Annotated[int, Field(ge=16)] | None = 448  # larger frames are resized; null: sent as stored
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # vllm-engine: vLLM engine args (max_model_len...)
@@ -131,7 +134,7 @@ class CaptionStage(Stage):
                 endpoint=self.endpoint or "", model=self.model, api_key_env=self.api_key_env,
                 max_tokens=self.max_new_tokens, timeout_s=self.timeout_s, max_retries=self.max_retries,
                 backoff_s=self.backoff_s, max_concurrency=self.max_concurrency, image_max_side=self.image_max_side,
-                max_requests=self.max_requests,
+                max_requests=self.max_requests, max_retry_after_s=self.max_retry_after_s,
             )
         else:
             from annotator.models.vlm_local import LocalVLM

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from annotator import prompts
 from annotator.models.protocols import PhraseExtractor, extract_all
@@ -19,6 +21,8 @@ class PhrasesStage(Stage):
     resources = Resources(cpus=0.25)
     batch_size = 32  # llm backend: the batch's requests are in flight together (up to max_concurrency)
     outputs = ("phrases", "dropped_phrases")
+    runtime_params = ("api_key_env", "timeout_s", "max_retries", "backoff_s", "max_retry_after_s",
+                      "max_concurrency", "max_requests")
 
     backend: Literal["vocabulary", "llm"] = "vocabulary"
     categories: list[str] | None = None  # vocabulary backend; None: the COCO category names
@@ -28,7 +32,10 @@ class PhrasesStage(Stage):
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: Seconds = 60.0
     max_retries: NonNegative = 4
+    backoff_s: Annotated[float, Field(ge=0.0)] = 1.0  # first retry delay; doubles each retry
+    max_retry_after_s: Seconds = 300.0  # a 429/503 asking to wait longer ends the request as an error
     max_concurrency: Count = 8
+    max_requests: Count | None = None  # request budget per worker (retries and repairs included); None: unlimited
     prompt: str = "prompts/phrases.v1.md"  # llm backend: a versioned template with a {caption} slot
     spacy_model: str | None = None  # an installed spaCy pipeline (name or path) whose noun_chunks are used...
     spacy_use: Literal["extract", "cross-check"] = "extract"  # ...instead of the backend, or to vet its phrases
@@ -85,7 +92,8 @@ class PhrasesStage(Stage):
 
             client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
                                       max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries,
-                                      max_concurrency=self.max_concurrency)
+                                      backoff_s=self.backoff_s, max_retry_after_s=self.max_retry_after_s,
+                                      max_concurrency=self.max_concurrency, max_requests=self.max_requests)
             return LLMPhraser(client, self.prompt_text, max_phrases)
         from annotator.models.phrase_vocabulary import VocabularyPhraser
 

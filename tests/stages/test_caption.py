@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from annotator import prompts
-from annotator.models.fake_server import FakeServer
+from annotator.models.fake_server import FakeServer, Fault
 from annotator.records import VideoItem
 from annotator.stages.caption import CaptionStage
 from annotator.stages.ingest import IngestStage
@@ -79,7 +79,7 @@ def test_concurrency_is_bounded_and_every_request_completes() -> None:
 def test_retries_and_timeouts_are_counted_and_budget_enforced() -> None:
     from annotator.models.vlm_openai import EndpointError, OpenAIChatClient
 
-    with FakeServer([429, 503, "slow"], slow_s=1.0) as server:
+    with FakeServer([429, 503, Fault("slow")], slow_s=1.0) as server:
         client = OpenAIChatClient(server.url, "m", max_concurrency=1, backoff_s=0.01, timeout_s=0.3)
         (reply,) = client.run([lambda: [{"role": "user", "content": "q"}]])
         assert reply.text == "a rabbit sits on the grass"
