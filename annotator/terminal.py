@@ -15,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 @contextmanager
 def captured_stderr(err: Console, enabled: bool) -> Iterator[None]:
     """Ray's C++ core worker writes its own lines to file descriptor 2; without --verbose they go to a log file
-    and this CLI's messages to the terminal's stderr (a duplicate of the original descriptor)."""
+    and this CLI's messages to the terminal's stderr (a duplicate of the original descriptor). The log is kept,
+    and named, only when the run fails: it may then hold the reason."""
     if not enabled:
         yield
         return
@@ -26,8 +27,10 @@ def captured_stderr(err: Console, enabled: bool) -> Iterator[None]:
     terminal = os.fdopen(os.dup(saved), "w", buffering=1)
     previous = err.file
     err.file = terminal
+    failed = True
     try:
         yield
+        failed = False
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
@@ -35,6 +38,10 @@ def captured_stderr(err: Console, enabled: bool) -> Iterator[None]:
         err.file = previous
         terminal.close()
         log.close()
+        if failed and os.path.getsize(log.name):
+            err.print(f"Ray's own messages: {log.name}", highlight=False)
+        else:
+            os.unlink(log.name)
 
 
 class VideoProgress:

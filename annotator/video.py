@@ -159,9 +159,13 @@ class _Decoder:
                 fs, p = storage.filesystem(path)
                 self._file = fs.open(p, "rb")
             self.container = av.open(self._file or path)
-            self.stream = self.container.streams.video[0]
-        except (av.FFmpegError, IndexError, UnicodeDecodeError) as exc:
+        except (av.FFmpegError, UnicodeDecodeError) as exc:
             raise VideoError(f"{path}: cannot open as a video (unsupported or corrupt container: {exc})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise VideoError(f"{path}: cannot open as a video (the {self.container.format.name} container holds no "
+                             "video stream with frames)")
+        self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.fps = float(rate) if rate else 0.0

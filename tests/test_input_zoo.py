@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
 
 
 def raw(path: Path, w: int, h: int, frames: int = 4, codec: str = "ffv1", pix: str = "yuv444p",
-        pts: list[int] | None = None) -> Path:
+        pts: list[int] | None = None, options: dict[str, str] | None = None) -> Path:
     rng = np.random.default_rng(1)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=options or {}) as container:
         stream = container.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = w, h, pix
         for i in range(frames):
@@ -40,6 +40,24 @@ def raw(path: Path, w: int, h: int, frames: int = 4, codec: str = "ffv1", pix: s
     return path
 
 
+def last_frame_missing(path: Path, frames: int = 12) -> Path:
+    """An MP4 whose index (moov first) lists every frame but whose last frame's bytes are gone."""
+    raw(path, 64, 48, frames=frames, codec="mpeg4", pix="yuv420p", options={"movflags": "faststart"})
+    with av.open(str(path)) as container:
+        last = [p.pos for p in container.demux(container.streams.video[0]) if p.size][-1]
+    path.write_bytes(path.read_bytes()[:last])
+    return path
+
+
+def zero_frames(path: Path) -> Path:
+    """A valid MP4 container whose video track never got a frame."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    return path
+
+
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("zoo")
@@ -49,6 +67,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     over = clip(root / "overstated.avi", "mpeg4", "avi", frames=40, noise=True)
     over.write_bytes(over.read_bytes()[: int(over.stat().st_size * 0.55)])
+    last_frame_missing(root / "last_frame_missing.mp4")
+    zero_frames(root / "zero_frames.mp4")
     raw(root / "one_by_one.mkv", 1, 1)
     raw(root / "two_by_three.mkv", 3, 2)
     raw(root / "seven_by_five.mkv", 5, 7)
@@ -78,15 +98,17 @@ def test_every_input_ends_processed_or_with_its_reason(zoo: Path, tiny_models, t
     assert inputs["cover.jpg"]["status"] == "skipped" and "stray image" in inputs["cover.jpg"]["reason"]
     assert inputs["loop"]["status"] == "skipped" and "symlink loop" in inputs["loop"]["reason"]
     errors = {r["video_id"]: r for r in run.read_errors().to_pylist()}
-    for vid in ("zero_bytes", "text", "truncated"):
+    for vid in ("zero_bytes", "text", "truncated", "zero_frames"):
         assert errors[vid]["stage"] == "ingest" and "cannot open as a video" in errors[vid]["message"]
+    assert "holds no video stream with frames" in errors["zero_frames"]["message"]
     assert errors["one_by_one"]["stage"] == "track" and "masks of shape" in errors["one_by_one"]["message"]
     done = {r["video_id"]: r for r in export_rows(run_dir, "videos")}
     assert set(done) >= {"good", "overstated", "two_by_three", "seven_by_five", "big", "clip", "vfr", "broadcast",
-                         "vid_o_t_1", "a_same", "b_same", "b_shot"}
-    assert summary.videos == len(done) + len(errors) == 16, "every queued input is finished or an error"
+                         "vid_o_t_1", "a_same", "b_same", "b_shot", "last_frame_missing"}
+    assert summary.videos == len(done) + len(errors) == 18, "every queued input is finished or an error"
     assert done["b_shot"]["frame_indices"] == [1, 2, 5]
     assert done["overstated"]["num_frames"] < 40
+    assert done["last_frame_missing"]["num_frames"] == 11
     for obj in export_rows(run_dir, "objects"):
         decoded = masks.decode_batch(obj["mask_rles"], obj["height"], obj["width"])
         assert decoded.shape == (len(obj["frame_indices"]), obj["height"], obj["width"])

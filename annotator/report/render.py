@@ -6,10 +6,12 @@ import base64
 import html
 import io
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
+from matplotlib.patches import Patch
 
 from annotator import frames, masks, storage
 from annotator.records import VideoItem
@@ -45,7 +47,8 @@ def _bars(counts: list[tuple[str, int]], title: str) -> str:
 
 
 def _thumbnail(item: VideoItem, run_root: str | None) -> str | None:
-    """The frame where the item's objects cover the most pixels, with their masks tinted."""
+    """The frame where the item's objects cover the most pixels, masks tinted, with a legend naming each
+    colour's phrase below it."""
     if item.info is None or not item.objects:
         return None
     h, w = item.info.height, item.info.width
@@ -55,15 +58,19 @@ def _thumbnail(item: VideoItem, run_root: str | None) -> str | None:
             area_by_frame[f] = area_by_frame.get(f, 0) + masks.area(counts, h, w)
     position = max(area_by_frame, key=lambda f: area_by_frame[f])
     frame = frames.read(item, [position], run_root)[0].astype(float)
+    legend = []
     for i, obj in enumerate(item.objects):
+        color = COLORS[i % len(COLORS)]
+        legend.append(Patch(color=color / 255, label=f"{obj.object_id}: {item.phrases[obj.phrase].text}"))
         if position in obj.masks.frames:
             m = masks.decode(obj.masks.rles[obj.masks.frames.index(position)], h, w)
-            frame[m] = 0.5 * frame[m] + 0.5 * COLORS[i % len(COLORS)]
-    fig = Figure(figsize=(4, 4 * h / w))
+            frame[m] = 0.5 * frame[m] + 0.5 * color
+    fig = Figure(figsize=(5, 5 * h / w + 0.3 * len(legend) + 0.4))
     ax = fig.subplots()
     ax.imshow(frame.astype(np.uint8))
     ax.set_axis_off()
-    ax.set_title(f"{item.video_id} frame {item.info.frame_indices[position]}", fontsize=8)
+    ax.set_title(f"{item.video_id}, frame {item.info.frame_indices[position]}", fontsize=11)
+    ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(0.0, -0.01), fontsize=11, frameon=False)
     return _png(fig)
 
 
@@ -87,36 +94,75 @@ def _img(src: str, alt: str) -> str:
     return f'<img src="{src}" alt="{html.escape(alt)}">'
 
 
-def _filtered_list(filtered: list[tuple[str, str, str]]) -> str:
-    if not filtered:
-        return "<p>No item was filtered.</p>"
-    rows = "".join(f"<li>{html.escape(vid)} ({html.escape(stage)}): {html.escape(reason)}</li>"
-                   for vid, stage, reason in filtered)
-    return f"<p>{len(filtered)} items filtered:</p><ul>{rows}</ul>"
+def _listing(rows: list[str], what: str, limit: int = 200) -> str:
+    """An HTML list of the first `limit` rows, saying how many more there are."""
+    if not rows:
+        return f"<p>No {what}.</p>"
+    more = f"<li>… and {len(rows) - limit} more</li>" if len(rows) > limit else ""
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in rows[:limit])
+    return f"<p>{len(rows)} {what}:</p><ul>{items}{more}</ul>"
 
 
-def filtered_items(run: RunDir, manifest: dict) -> list[tuple[str, str, str]]:
-    """(video_id, stage, reason) of every item of the current configuration a stage filtered."""
-    out = []
+def _table(counts: list[tuple[str, int]]) -> str:
+    return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in counts) + "</table>"
+
+
+@dataclass
+class Settled:
+    """What the stage indexes say about the current input set: failed and filtered files, and what is left."""
+
+    failed: list[str] = field(default_factory=list)  # "video_id (path) stage: ErrorType: message"
+    errors: list[dict] = field(default_factory=list)  # their index rows (stage, error_type, ...)
+    filtered: list[str] = field(default_factory=list)  # "video_id (path) stage: reason"
+    total: int = 0
+    unfinished: int = 0
+    finished: bool = True
+
+
+def settled_states(run: RunDir, manifest: dict) -> Settled:
+    """Read from the indexes, not from errors.parquet, so a run that was stopped midway is reported as it is."""
+    current = run.current_inputs()
+    out = Settled(total=len(current), finished=bool(manifest.get("finished")))
+    done: set[str] = set()
     for entry in manifest["stages"]:
-        for vid, row in sorted(run.latest(entry["stage"], manifest["fingerprints"][entry["stage"]]).items()):
-            if row["status"] == "filtered":
-                out.append((vid, entry["stage"], row["reason"]))
+        stage = entry["stage"]
+        for vid, row in sorted(run.latest(stage, manifest["fingerprints"][stage]).items()):
+            if current and (vid, row["path"]) not in current:
+                continue
+            if row["status"] == "error":
+                out.failed.append(f"{vid} ({row['path']}) {stage}: {row['error_type']}: {row['reason']}")
+                out.errors.append(row)
+                done.add(vid)
+            elif row["status"] == "filtered":
+                out.filtered.append(f"{vid} ({row['path']}) {stage}: {row['reason']}")
+                done.add(vid)
+            elif row["status"] == "ok" and stage == manifest["stages"][-1]["stage"]:
+                done.add(vid)
+    out.unfinished = len({vid for vid, _ in current} - done)
     return out
 
 
+def _unfinished(settled: Settled) -> str:
+    if settled.finished and not settled.unfinished:
+        return ""
+    left = f"{settled.unfinished} of {settled.total} videos have not finished" if settled.unfinished \
+        else "the run did not reach its end"
+    return (f'<p class="warn"><strong>Unfinished run:</strong> {left}; this report shows what is done so far. '
+            "Run the same command again to resume.</p>")
+
+
 def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]], title: str,
-           thumbnails: int = 4, run_root: str | None = None,
-           filtered: list[tuple[str, str, str]] | None = None) -> str:
+           thumbnails: int = 4, run_root: str | None = None, settled: Settled | None = None) -> str:
+    settled = settled or Settled()
     counts = [("videos", stats.videos), ("QA triplets", stats.qa), ("objects", stats.objects),
-              ("masks", stats.masks), ("errors", stats.errors)]
-    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in counts)
-    errors = "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in stats.error_reasons.most_common())
+              ("masks", stats.masks), ("errors", stats.errors), ("filtered", len(settled.filtered))]
     thumbs = [t for it in items[:thumbnails] if (t := _thumbnail(it, run_root))]
     review_body = (_img(_bars(review, "review decisions"), "review decisions") if review
                    else "<p>No review decisions recorded for this run.</p>")
+    dropped = [f"{vid} object {oid} ({phrase}): {reason}" for vid, oid, phrase, reason in stats.dropped_objects]
     sections = [
-        _section("counts", "Counts", f"<table>{rows}</table><ul>{errors}</ul>"),
+        _section("counts", "Counts", _unfinished(settled) + _table(counts)
+                 + _table(stats.error_reasons.most_common()) + _listing(settled.failed, "failed files")),
         _section("objects-per-video", "Objects per video",
                  _img(_hist(stats.objects_per_video, "objects per video", "objects"), "objects per video")),
         _section("track-lengths", "Track lengths",
@@ -127,11 +173,13 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
                  _img(_bars(stats.phrases.most_common(15), "top phrases"), "top phrases")),
         _section("drop-reasons", "Filter and drop reasons",
                  _img(_bars(stats.drop_reasons.most_common(), "dropped phrases and objects by reason"),
-                      "drop reasons") + _filtered_list(filtered)),
+                      "drop reasons") + _table(stats.drop_reasons.most_common())
+                 + _listing(dropped, "objects dropped") + _listing(settled.filtered, "items filtered")),
         _section("review", "Review outcomes", review_body),
         _section("thumbnails", "Examples", "".join(_img(t, "thumbnail") for t in thumbs) or "<p>No objects.</p>"),
     ]
-    style = "body{font-family:sans-serif;margin:2em}img{margin:4px}th{text-align:left;padding-right:1em}"
+    style = ("body{font-family:sans-serif;margin:2em}img{margin:4px;vertical-align:top}"
+             "th{text-align:left;padding-right:1em}.warn{background:#fff3cd;padding:.6em;border:1px solid #e0c060}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>")
 
@@ -140,9 +188,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
     run = RunDir(run_dir)
     manifest = run.read_manifest()
     items = run.final_items()
-    stats = compute(items, run.read_errors().to_pylist())
+    settled = settled_states(run, manifest)
+    stats = compute(items, settled.errors)
     page = render(stats, items, _review_outcomes(run), f"annotator report: {manifest['pipeline']['name']}",
-                  run_root=run.root, filtered=filtered_items(run, manifest))
+                  run_root=run.root, settled=settled)
     out = str(out) if out else run.path("report.html")
     storage.write_text(out, page)
     return out

@@ -23,6 +23,7 @@ class RunStats:
     phrases: Counter[str] = field(default_factory=Counter)
     drop_reasons: Counter[str] = field(default_factory=Counter)
     error_reasons: Counter[str] = field(default_factory=Counter)
+    dropped_objects: list[tuple[str, int, str, str]] = field(default_factory=list)  # video, object, phrase, reason
 
 
 def compute(items: list[VideoItem], errors: list[dict]) -> RunStats:
@@ -46,6 +47,7 @@ def compute(items: list[VideoItem], errors: list[dict]) -> RunStats:
                     stats.mask_areas.append(area / (h * w))
         stats.drop_reasons.update(_reason_kind(d.reason) for d in item.dropped_phrases)
         stats.drop_reasons.update(f"object: {_check_kind(d.reason)}" for d in item.dropped_objects)
+        stats.dropped_objects += [(item.video_id, d.object_id, d.phrase, d.reason) for d in item.dropped_objects]
     return stats
 
 

@@ -30,6 +30,16 @@ def test_a_header_that_overstates_the_frames_loses_only_the_missing_ones(tmp_pat
     assert stored.shape == (info.num_frames, 48, 64, 3)
 
 
+def test_an_mp4_missing_its_last_frame_gives_every_other_frame(tmp_path: Path) -> None:
+    from tests.test_input_zoo import last_frame_missing
+
+    path = last_frame_missing(tmp_path / "cut.mp4", frames=12)
+    (item,) = IngestStage(target_fps=None, max_frames=None).process([VideoItem("cut", str(path))])
+    assert item.error is None, item.error
+    assert item.info is not None and (item.info.header_frames, item.info.num_frames) == (12, 11)
+    assert item.info.frame_indices == list(range(11))
+
+
 def test_sampling_a_truncated_video_still_spans_what_is_there(tmp_path: Path) -> None:
     path = clip(tmp_path / "cut.avi", "mpeg4", "avi", frames=40, noise=True)
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.55)])
