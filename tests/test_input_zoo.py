@@ -76,6 +76,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw(root / "clip.webm", 64, 48, codec="libvpx", pix="yuv420p")
     raw(root / "vfr.mkv", 64, 48, frames=6, pts=[0, 1, 4, 5, 10, 11])
     clip(root / "broadcast.ts", "mpeg2video", "mpegts", noise=True)
+    clip(root / "old.mpg", "mpeg1video", "mpeg", noise=True)
+    clip(root / "web.flv", "flv", "flv", noise=True)
     clip(root / "vidéo été 1.mp4", frames=6, noise=True)
     clip(root / "a" / "same.mp4", frames=6, noise=True)
     clip(root / "b" / "same.mp4", frames=6, noise=True)
@@ -91,8 +93,9 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_input_ends_processed_or_with_its_reason(zoo: Path, tiny_models, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    summary = demo_pipeline("stages.ingest.params.target_fps=null").run([zoo, zoo / "good.mp4"], run_dir,
-                                                                        executor="local", show_progress=False)
+    duplicates = [zoo, zoo / "good.mp4", zoo / "good.mp4"]  # the same file named three ways: one video
+    summary = demo_pipeline("stages.ingest.params.target_fps=null").run(duplicates, run_dir, executor="local",
+                                                                        show_progress=False)
     run = RunDir(str(run_dir))
     inputs = {Path(r["path"]).name: r for r in run.read_inputs()}
     assert inputs["cover.jpg"]["status"] == "skipped" and "stray image" in inputs["cover.jpg"]["reason"]
@@ -104,8 +107,8 @@ def test_every_input_ends_processed_or_with_its_reason(zoo: Path, tiny_models, t
     assert errors["one_by_one"]["stage"] == "track" and "masks of shape" in errors["one_by_one"]["message"]
     done = {r["video_id"]: r for r in export_rows(run_dir, "videos")}
     assert set(done) >= {"good", "overstated", "two_by_three", "seven_by_five", "big", "clip", "vfr", "broadcast",
-                         "vid_o_t_1", "a_same", "b_same", "b_shot", "last_frame_missing"}
-    assert summary.videos == len(done) + len(errors) == 18, "every queued input is finished or an error"
+                         "vid_o_t_1", "a_same", "b_same", "b_shot", "last_frame_missing", "old", "web"}
+    assert summary.videos == len(done) + len(errors) == 20, "every queued input is finished or an error"
     assert done["b_shot"]["frame_indices"] == [1, 2, 5]
     assert done["overstated"]["num_frames"] < 40
     assert done["last_frame_missing"]["num_frames"] == 11
