@@ -49,3 +49,28 @@ def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[st
     time.sleep(2)
     alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]
+
+
+def test_a_sigkilled_ray_run_leaves_nothing_once_the_next_run_starts(clips: dict[str, Path], tiny_models,
+                                                                    tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "annotator.cli", "run", str(DEMO), "--input", str(clips["a"]), "--input",
+            str(clips["b"]), "--output", str(run_dir), "--executor", "ray"]
+    for setting in [*SMALL, "stages.ingest.batch_size=1"]:
+        args += ["--set", setting]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    family: set[int] = set()
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        family |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        if (run_dir / "manifest.json").exists() and RunDir(str(run_dir)).read_index("ingest").num_rows:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "finished before it could be killed"
+    family |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+    proc.kill()  # the CLI alone, as `kill -9 PID` does: nothing of it can clean up
+    proc.wait()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]

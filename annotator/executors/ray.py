@@ -164,7 +164,11 @@ class RayExecutor:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level}
         if self.address:
             ray.init(address=self.address, runtime_env=runtime_env(joining=True), **kwargs)
-        else:  # the embedded cluster's workers inherit this process's environment (no runtime_env needed); no
+        else:
+            from annotator.executors import ray_orphans
+
+            ray_orphans.reap()  # what an earlier embedded cluster left when its CLI was SIGKILLed
+            # the embedded cluster's workers inherit this process's environment (no runtime_env needed); no
             # prestarted idle workers: on a laptop they compete with the actors' start for the few cores
             ray.init(num_cpus=self.num_cpus or os.cpu_count(), num_gpus=self.num_gpus,
                      _system_config={"enable_worker_prestart": False}, **kwargs)
