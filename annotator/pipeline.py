@@ -95,6 +95,13 @@ class Pipeline:
         """(finished, to do, filtered): every input with the shards of the stages it already finished, and the
         index row of each input a stage filtered (settled: not run again), from the indexes only."""
         progress, filtered = rundir.settled([(b.name, self.fingerprints[b.name]) for b in self.stages])
+        for i, built in enumerate(self.stages):
+            built.stage.bind(rundir.root)
+            for vid in built.stage.stale(rundir.latest(built.name, self.fingerprints[built.name])):
+                if vid in progress:
+                    progress[vid] = progress[vid][:i]
+                if vid in filtered and filtered[vid]["stage"] == built.name:
+                    del filtered[vid]
         finished, todo, held = [], [], {}
         for vid, path in inputs:
             rows = [r for r in progress.get(vid, []) if r["path"] == path]
@@ -185,7 +192,7 @@ class Pipeline:
             rundir.collect_garbage(built.name)
             for row in rundir.latest(built.name, self.fingerprints[built.name]).values():
                 if row["video_id"] in paths:
-                    counters.update(dict(row["counters"] or []))
+                    counters.update({k: v for k, v in (row["counters"] or []) if "._" not in k})
         finished = rundir.finished_videos()
         rundir.drop_stale_exports(finished)
         if not keep_frames:

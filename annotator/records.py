@@ -107,6 +107,9 @@ class LinkedObject:
     phrase: int
     track_ids: list[int]
     masks: MaskTrack = field(default_factory=MaskTrack)
+    # who vouches for it: machine (no person looked), reviewed (a person accepted it as is), edited (renamed or
+    # merged by a person), fixed (a person's clicks made its masks)
+    provenance: str = "machine"
 
 
 @dataclass
@@ -144,6 +147,7 @@ class VideoItem:
     counters: dict[str, int] = field(default_factory=dict)  # "stage.event" -> count (requests, retries, ...)
     dropped_objects: list[DroppedObject] = field(default_factory=list)
     hold: Hold | None = None  # set: later stages pass the item through, like an error, but it is no failure
+    review_priority: float | None = None  # set by the review gate: lower is reviewed first
     error: ItemError | None = None
 
     @property
@@ -197,6 +201,7 @@ OBJECTS_SCHEMA = pa.schema(
         ("frame_indices", _INTS),
         ("mask_rles", pa.list_(pa.string())),
         ("mask_scores", pa.list_(pa.float32())),
+        ("provenance", pa.string()),  # machine | reviewed | edited | fixed
     ]
 )
 

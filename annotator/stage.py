@@ -97,6 +97,11 @@ class Stage(ABC):
     def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
         raise NotImplementedError(f"stage {self.name} has no engine")
 
+    def stale(self, rows: dict[str, dict[str, Any]]) -> set[str]:
+        """Videos whose finished result here (`rows`: video_id -> latest index row with today's fingerprint) no
+        longer holds for a reason the fingerprint cannot see (a reviewer's new decision): redone from here."""
+        return set()
+
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 

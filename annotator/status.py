@@ -27,13 +27,14 @@ def stage_table(rundir: RunDir, manifest: dict[str, Any]) -> tuple[list[dict[str
         rows.append({
             "stage": stage, "done": len(done), "errors": sum(1 for r in latest if r["status"] == "error"),
             "filtered": sum(1 for r in latest if r["status"] == "filtered"),
+            "pending": sum(1 for r in latest if r["status"] == "pending"),
             "busy": sum(r["busy"] or 0.0 for r in latest), "model": sum(r["seconds"] or 0.0 for r in latest),
             "nodes": len({r["node"] for r in latest}), "node_ids": sorted({r["node"] for r in latest}),
             "rate": len(recent) / elapsed,
         })
     finished = rows[-1]["done"] if rows else 0
     rate = rows[-1]["rate"] if rows else 0.0
-    left = max(0, total - finished - sum(r["errors"] + r["filtered"] for r in rows))
+    left = max(0, total - finished - sum(r["errors"] + r["filtered"] + r["pending"] for r in rows))
     if manifest.get("finished"):
         eta = "finished"
     elif rate > 0:

@@ -37,7 +37,7 @@ def tables(items: list[VideoItem], pipeline: str, run_id: str, fingerprints: dic
                 "phrase_norm": phrase.norm, "phrase_start": phrase.start, "phrase_end": phrase.end,
                 "track_ids": obj.track_ids, "height": info.height, "width": info.width,
                 "frame_indices": [info.frame_indices[f] for f in obj.masks.frames],
-                "mask_rles": obj.masks.rles, "mask_scores": obj.masks.scores,
+                "mask_rles": obj.masks.rles, "mask_scores": obj.masks.scores, "provenance": obj.provenance,
             })
         for q in it.qa:
             qa.append({

@@ -78,12 +78,13 @@ class Detector(Protocol):
 
 @dataclass
 class Prompt:
-    """A box or a mask for one object on one frame (`frame`: absolute sampled-frame position)."""
+    """A box, a mask or clicked points for one object on one frame (`frame`: absolute sampled-frame position)."""
 
     obj_id: int
     frame: int
     box: list[float] | None = None
     mask: np.ndarray | None = None  # (H, W) bool
+    points: list[tuple[float, float, int]] | None = None  # (x, y, 1 positive | 0 negative) in frame pixels
 
 
 @dataclass

@@ -60,7 +60,10 @@ class Sam2VideoTracker:
         local = positions.index(start)
         session = self._session(frames)
         ids = [p.obj_id for p in prompts]
-        if all(p.mask is not None for p in prompts):
+        if all(p.points for p in prompts):
+            self._add(session, local, ids, input_points=[[[[x, y] for x, y, _ in p.points or []] for p in prompts]],
+                      input_labels=[[[label for *_, label in p.points or []] for p in prompts]])
+        elif all(p.mask is not None for p in prompts):
             self._add(session, local, ids, input_masks=[p.mask for p in prompts])
         else:
             self._add(session, local, ids, input_boxes=[[p.box for p in prompts]])

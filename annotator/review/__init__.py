@@ -1,0 +1,1 @@
+"""Human review: the decisions store, the review server and its page, applying decisions to items."""

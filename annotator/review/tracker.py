@@ -1,0 +1,50 @@
+"""Click-to-fix: a reviewer's positive/negative points on one frame become a mask track over the sampled frames,
+by the pipeline's own tracker run from that frame forward and backward (loaded on first use, one at a time)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from annotator import frames, masks
+from annotator.models.protocols import Prompt, Tracker
+from annotator.records import VideoItem
+
+
+class MaskFixer:
+    def __init__(self, manifest: dict[str, Any]) -> None:
+        from annotator.stage import stage_class
+
+        specs = [s for s in manifest["pipeline"]["stages"] if s["stage"] == "track"]
+        self.model: str = stage_class("track")(**(specs[0]["params"] if specs else {})).model  # type: ignore[attr-defined]
+        self._tracker: Tracker | None = None
+        self._lock = threading.Lock()  # one model, one fix at a time: it holds the whole clip's features
+
+    def tracker(self) -> Tracker:
+        if self._tracker is None:
+            from annotator.models.sam2_video import Sam2VideoTracker
+
+            self._tracker = Sam2VideoTracker(self.model)
+        return self._tracker
+
+    def fix(self, item: VideoItem, run_root: str, object_id: int, position: int,
+            points: list[tuple[float, float, int]]) -> dict[str, Any]:
+        """{frames, rles, scores} of the object over the sampled frames where the new mask is not empty."""
+        assert item.info is not None
+        positions = list(range(len(item.info.frame_indices)))
+        clip = frames.read(item, positions, run_root)
+        prompt = [Prompt(obj_id=object_id, frame=position, points=[(float(x), float(y), int(k)) for x, y, k in points])]
+        with self._lock:
+            tracker = self.tracker()
+            found: dict[int, tuple[np.ndarray, float]] = {}
+            for reverse in (False, True):
+                result = tracker.propagate(clip, positions, prompt, reverse=reverse).get(object_id)
+                if result is None:
+                    continue
+                for k, pos in enumerate(result.frames):
+                    found.setdefault(pos, (result.masks[k], result.scores[k]))
+        keep = [p for p in sorted(found) if found[p][0].any()]
+        rles = masks.encode_batch(masks.stack_column_major([found[p][0] for p in keep])) if keep else []
+        return {"frames": keep, "rles": list(rles), "scores": [found[p][1] for p in keep]}

@@ -1,0 +1,132 @@
+"""Review gate (between filter and assemble): sends items to people under a policy, applies their decisions.
+
+Policies: `all`, `none`, `{sample: FRACTION}` (seeded per video id, so an item's draw never depends on the
+others) and `{below: {score: T}}` (an item goes to review when any object's mean mask score, or the best
+detection score of its phrase, is below T). Items the policy lets through get a `policy` decision, so every
+item's fate is in the decisions store. A sent item is `pending` until a reviewer accepts or rejects it; each
+run re-reads the store, applies the decisions in force (`review.apply`) and releases decided items.
+
+Review priority (lower first): `min_score` = the lowest over the item's objects of min(mean mask score, best
+detection score of its phrase), 0 for an item without objects; `mean_score` = the mean of those per-object
+scores. The item's newest applied decision id is kept in its index row (`review_gate._decision`), so a later
+decision on a finished item makes the next run redo it from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from annotator import storage
+from annotator.records import Hold, VideoItem
+from annotator.review import apply as decisions
+from annotator.review.store import Decision, DecisionStore
+from annotator.stage import PerItemStage, Probability, Resources, register
+
+DECISION_COUNTER = "_decision"  # a state, not an event: leading underscore keeps it out of the manifest sums
+
+
+class _Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sample(_Policy):
+    sample: Probability
+
+
+class Below(_Policy):
+    class Score(_Policy):
+        score: Probability
+
+    below: Score
+
+
+def store_path(run_root: str) -> str:
+    """The decisions store of a run directory; SQLite needs a local (or shared, POSIX-locking) filesystem."""
+    local = storage.local_path(run_root)
+    if local is None:
+        raise ValueError(f"review needs the run directory on a local or shared filesystem (SQLite store), "
+                         f"not {run_root}")
+    return str(local / "review" / "decisions.sqlite")
+
+
+def object_scores(item: VideoItem) -> list[float]:
+    """Per object: min(mean mask score, best detection score of its phrase)."""
+    best: dict[int, float] = {}
+    for d in item.detections:
+        best[d.phrase] = max(best.get(d.phrase, 0.0), d.score)
+    out = []
+    for obj in item.objects:
+        mask = sum(obj.masks.scores) / len(obj.masks.scores) if obj.masks.scores else 0.0
+        out.append(min(mask, best.get(obj.phrase, mask)))
+    return out
+
+
+@register
+@dataclass
+class ReviewGateStage(PerItemStage):
+    name = "review_gate"
+    resources = Resources(cpus=0.1)
+    batch_size = 16
+    outputs = ("caption", "phrases", "objects", "dropped_objects", "review_priority")
+
+    policy: Literal["all", "none"] | Sample | Below = "none"
+    seed: int = 0
+    priority: Literal["min_score", "mean_score"] = "min_score"
+    lease_s: float = 600.0  # how long the review page holds an item for one reviewer (renewed while open)
+
+    def _store(self) -> DecisionStore:
+        store = getattr(self, "_opened", None)
+        if store is None:
+            assert self.run_root is not None, "the runner binds the run directory"
+            store = self._opened = DecisionStore(store_path(self.run_root))
+        return store
+
+    def rank(self, item: VideoItem) -> float:
+        scores = object_scores(item)
+        if not scores:
+            return 0.0
+        return round(min(scores) if self.priority == "min_score" else sum(scores) / len(scores), 6)
+
+    def sends(self, item: VideoItem) -> bool:
+        if self.policy == "all":
+            return True
+        if isinstance(self.policy, Sample):
+            digest = hashlib.sha256(f"{self.seed}:{item.video_id}".encode()).digest()
+            return int.from_bytes(digest[:8], "big") / 2**64 < self.policy.sample
+        if isinstance(self.policy, Below):
+            return any(s < self.policy.below.score for s in object_scores(item)) or not item.objects
+        return False
+
+    def describe(self) -> str:
+        if isinstance(self.policy, Sample):
+            return f"sample {self.policy.sample} (seed {self.seed})"
+        if isinstance(self.policy, Below):
+            return f"no object scored below {self.policy.below.score}"
+        return f"policy {self.policy}"
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        store = self._store()
+        item.review_priority = self.rank(item)
+        current = store.latest(item.video_id)
+        if not any(d.field == "status" for d in current):
+            if self.sends(item):
+                item.hold = Hold("pending", self.name, f"awaiting review (priority {item.review_priority:g})")
+                return item
+            store.append(Decision(item.video_id, "policy", "policy", reason=self.describe()))
+            current = store.latest(item.video_id)
+        decisions.apply(item, current)
+        item.count(self.name, {DECISION_COUNTER: max(d.id for d in current)})
+        return item
+
+    def stale(self, rows: dict[str, dict[str, Any]]) -> set[str]:
+        """Finished items with a decision newer than the one applied: the next run redoes them from here."""
+        if not rows:
+            return set()
+        newest = self._store().last_ids()
+        key = f"{self.name}.{DECISION_COUNTER}"
+        return {vid for vid, row in rows.items()
+                if row["status"] in ("ok", "filtered") and newest.get(vid, 0) > dict(row["counters"] or []).get(key, 0)}
