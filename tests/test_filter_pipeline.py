@@ -4,7 +4,6 @@ item filtered, and the report's "Filter and drop reasons" section naming both.""
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,44 +14,11 @@ from annotator.config import PipelineConfig
 from annotator.pipeline import Pipeline
 from annotator.records import VideoItem
 from annotator.report.render import write_report
-from annotator.stage import register
-from annotator.stages.link import LinkStage
 from annotator.testing import fake_stages as fakes
+from tests.fake_flow import FLOW, flow_specs
 from tests.helpers import export_rows
 
-
-@register
-@dataclass
-class Ingest(fakes.FakeIngest):
-    name = "fake-ingest"
-
-
-@register
-@dataclass
-class Caption(fakes.FakeCaption):
-    name = "fake-caption"
-
-
-@register
-@dataclass
-class Phrases(fakes.FakePhrases):
-    name = "fake-phrases"
-
-
-@register
-@dataclass
-class Detect(fakes.FakeDetect):
-    name = "fake-detect"
-
-
-@register
-@dataclass
-class Track(fakes.FakeTrack):
-    name = "fake-track"
-
-
 SHORT, LONG = "short", "a_much_longer_video_name"
-FLOW = [Ingest(frames=8), Caption(cost_s=0), Phrases(), Detect(cost_s=0), Track(cost_s=0), LinkStage()]
 
 
 def area_fractions(video_id: str) -> list[float]:
@@ -92,9 +58,7 @@ def test_an_object_and_an_item_filtered_in_a_run_and_named_in_the_report(clips: 
     smallest = int(np.argmin(areas))
     threshold = (sorted(areas)[0] + sorted(areas)[1]) / 2
     caption_chars = {v: len(f"a rabbit sits under a tree while a butterfly flies by ({v})") for v in (SHORT, LONG)}
-    stages = [{"stage": s.name, "params": {"cost_s": 0} if hasattr(s, "cost_s") else {}} for s in FLOW]
-    stages[0]["params"] = {"frames": 8}
-    stages += [{"stage": "filter", "params": {"min_area_fraction": round(threshold, 6),
+    stages = [*flow_specs(), {"stage": "filter", "params": {"min_area_fraction": round(threshold, 6),
                                               "max_caption_chars": caption_chars[SHORT] + 2}},
                {"stage": "assemble", "params": {"questions": ["What happens?"]}}]
     run = Pipeline(PipelineConfig.model_validate({"name": "filters", "stages": stages}))

@@ -12,8 +12,8 @@ import pytest
 from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows, kill_then_resume
 
 pytestmark = pytest.mark.slow
-ONE_AT_A_TIME = [f"stages.{s}.batch_size=1" for s in ("ingest", "caption", "phrases", "detect", "track", "link",
-                                                        "filter", "assemble")]
+STAGES = ("ingest", "caption", "phrases", "detect", "track", "link", "filter", "review_gate", "assemble")
+ONE_AT_A_TIME = [f"stages.{s}.batch_size=1" for s in STAGES]
 
 
 def _start(inputs: list[Path], run_dir: Path) -> subprocess.Popen:
@@ -39,7 +39,7 @@ def test_killed_anywhere_resumes_to_the_same_dataset(stage: str, clips: dict[str
     demo_pipeline(*ONE_AT_A_TIME).run(inputs, ref_dir, executor="local", show_progress=False)
     reference = _dataset(ref_dir)
     run_dir = tmp_path / "killed"
-    kill_then_resume(lambda: _start(inputs, run_dir), run_dir, stage, pairs=16)
+    kill_then_resume(lambda: _start(inputs, run_dir), run_dir, stage, pairs=2 * len(STAGES))
     videos, objects, qa = _dataset(run_dir)
     assert (videos, objects, qa) == reference
     assert len({(o["video_id"], o["object_id"]) for o in objects}) == len(objects), "no duplicate rows"

@@ -85,5 +85,5 @@ def _cli(out: str, env: dict[str, str]) -> subprocess.Popen:
 
 def test_kill_9_mid_run_on_s3_resumes_to_the_same_dataset(s3, local_run: str, tiny_models) -> None:
     out = f"s3://{BUCKET}/runs/killed"
-    kill_then_resume(lambda: _cli(out, s3), out, "detect", pairs=16)  # killed with one video detected
+    kill_then_resume(lambda: _cli(out, s3), out, "detect", pairs=18)  # killed with one video detected
     assert _dataset(out) == _dataset(local_run)

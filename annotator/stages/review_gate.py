@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from annotator import storage
+from annotator.config import ConfigError
 from annotator.records import Hold, VideoItem
 from annotator.review import apply as decisions
 from annotator.review.store import Decision, DecisionStore
@@ -78,10 +79,14 @@ class ReviewGateStage(PerItemStage):
     priority: Literal["min_score", "mean_score"] = "min_score"
     lease_s: float = 600.0  # how long the review page holds an item for one reviewer (renewed while open)
 
-    def _store(self) -> DecisionStore:
+    def _store(self) -> DecisionStore | None:
+        """The run's decisions store; None for a run directory on an object store with policy `none` (nothing
+        to review there: SQLite needs a local or shared filesystem, so other policies are refused)."""
+        assert self.run_root is not None, "the runner binds the run directory"
+        if storage.local_path(self.run_root) is None and self.policy == "none":
+            return None
         store = getattr(self, "_opened", None)
         if store is None:
-            assert self.run_root is not None, "the runner binds the run directory"
             store = self._opened = DecisionStore(store_path(self.run_root))
         return store
 
@@ -111,6 +116,8 @@ class ReviewGateStage(PerItemStage):
     def process_item(self, item: VideoItem) -> VideoItem:
         store = self._store()
         item.review_priority = self.rank(item)
+        if store is None:
+            return item
         current = store.latest(item.video_id)
         if not any(d.field == "status" for d in current):
             if self.sends(item):
@@ -124,9 +131,13 @@ class ReviewGateStage(PerItemStage):
 
     def stale(self, rows: dict[str, dict[str, Any]]) -> set[str]:
         """Finished items with a decision newer than the one applied: the next run redoes them from here."""
-        if not rows:
+        try:
+            store = self._store()
+        except ValueError as exc:
+            raise ConfigError(f"stages.{self.name}.params.policy: {exc}") from None
+        if not rows or store is None:
             return set()
-        newest = self._store().last_ids()
+        newest = store.last_ids()
         key = f"{self.name}.{DECISION_COUNTER}"
         return {vid for vid, row in rows.items()
                 if row["status"] in ("ok", "filtered") and newest.get(vid, 0) > dict(row["counters"] or []).get(key, 0)}

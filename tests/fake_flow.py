@@ -1,0 +1,71 @@
+"""The raw-video flow with calibrated fakes for the models, registered as stages (`fake-*`) so a test can run
+them through `Pipeline` and the CLI like any configured pipeline; `link` and everything after it are real."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from annotator.records import VideoItem
+from annotator.stage import PerItemStage, register
+from annotator.stages.link import LinkStage
+from annotator.testing import fake_stages as fakes
+
+
+@register
+@dataclass
+class Ingest(fakes.FakeIngest):
+    name = "fake-ingest"
+
+
+@register
+@dataclass
+class Caption(fakes.FakeCaption):
+    name = "fake-caption"
+
+
+@register
+@dataclass
+class Phrases(fakes.FakePhrases):
+    name = "fake-phrases"
+
+
+@register
+@dataclass
+class Detect(fakes.FakeDetect):
+    name = "fake-detect"
+
+
+@register
+@dataclass
+class Track(fakes.FakeTrack):
+    name = "fake-track"
+
+
+@register
+@dataclass
+class Scores(PerItemStage):
+    """Sets every object's mask scores (and its phrase's detection scores) to a known value per video."""
+
+    name = "fake-scores"
+    outputs = ("objects", "detections")
+
+    scores: dict[str, float] | None = None
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        score = (self.scores or {}).get(item.video_id, 0.9)
+        for obj in item.objects:
+            obj.masks.scores = [score] * len(obj.masks.scores)
+        for d in item.detections:
+            d.score = max(score, 0.0)
+        return item
+
+
+FLOW = [Ingest(frames=8), Caption(cost_s=0), Phrases(), Detect(cost_s=0), Track(cost_s=0), LinkStage()]
+
+
+def flow_specs(frames: int = 8) -> list[dict[str, Any]]:
+    """Pipeline YAML entries for FLOW (no sleeping)."""
+    specs = [{"stage": s.name, "params": {"cost_s": 0} if hasattr(s, "cost_s") else {}} for s in FLOW]
+    specs[0]["params"] = {"frames": frames}
+    return specs
