@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from annotator import frames, masks
 from annotator.records import VideoItem
+from annotator.video import VideoError
 from annotator.review.apply import DecisionError, tagged_caption
 from annotator.review.items import ReviewRun, UnknownItem
 from annotator.review.store import FIELDS, ITEM_ACTIONS, Decision
@@ -122,7 +123,10 @@ def create_app(run_dir: str, token: str | None = None, lease_s: float = 600.0) -
         try:
             data = frames.read_jpegs(review.run.root, it.video_id, [it.info.frame_indices[pos]])[0]
         except FileNotFoundError:  # frame store dropped: decode the source
-            data = frames.encode_jpeg(frames.read(it, [pos], None)[0], 90)
+            try:
+                data = frames.encode_jpeg(frames.read(it, [pos], None)[0], 90)
+            except (VideoError, OSError) as exc:
+                raise HTTPException(502, f"cannot read frame {pos} of {it.video_id}: {exc}") from None
         return Response(data, media_type="image/jpeg")
 
     @app.get("/api/items/{video_id}/overlay/{pos}.png")

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS decisions_item ON decisions (item, id);
+CREATE INDEX IF NOT EXISTS decisions_key ON decisions (item, object, field, id);
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
     BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
@@ -92,20 +93,20 @@ class DecisionStore:
              decision.action, json.dumps(decision.payload), decision.reason))
         return int(cur.lastrowid or 0)
 
-    def history(self, item: str | None = None) -> list[Decision]:
-        """Every decision (of one item), oldest first."""
-        sql = "SELECT id, item, object, reviewer, time, action, payload, reason FROM decisions"
-        rows = self._conn().execute(sql + (" WHERE item = ? ORDER BY id" if item else " ORDER BY id"),
-                                    (item,) if item else ()).fetchall()
+    def _decisions(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Decision]:
+        rows = self._conn().execute("SELECT id, item, object, reviewer, time, action, payload, reason FROM decisions "
+                                    f"{where} ORDER BY id", args).fetchall()
         return [Decision(item=r[1], object=r[2], reviewer=r[3], time=r[4], action=r[5], payload=json.loads(r[6]),
                          reason=r[7], id=r[0]) for r in rows]
 
+    def history(self, item: str | None = None) -> list[Decision]:
+        """Every decision (of one item), oldest first."""
+        return self._decisions("WHERE item = ?", (item,)) if item else self._decisions()
+
     def latest(self, item: str) -> list[Decision]:
         """The decision in force per (object, field) of one item, oldest first."""
-        current: dict[tuple[int | None, str], Decision] = {}
-        for d in self.history(item):
-            current[(d.object, d.field)] = d
-        return sorted(current.values(), key=lambda d: d.id)
+        return self._decisions("WHERE id IN (SELECT MAX(id) FROM decisions WHERE item = ? GROUP BY object, field)",
+                               (item,))
 
     def last_ids(self) -> dict[str, int]:
         """item -> id of its newest decision: what a resumed run compares with what it applied."""
