@@ -22,7 +22,9 @@ demo: install
 lint: install
 	$(BIN)/ruff check annotator tests bench
 
+# the browser tests drive Debian's Chromium (Playwright without its own browser download)
 test: install lint
+	@command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null
 	$(BIN)/pytest -q
 
 clean:

@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field
 
 from annotator import frames, masks
 from annotator.records import VideoItem
-from annotator.video import VideoError
 from annotator.review.apply import DecisionError, tagged_caption
 from annotator.review.items import ReviewRun, UnknownItem
 from annotator.review.store import FIELDS, ITEM_ACTIONS, Decision
 from annotator.review.tracker import MaskFixer
+from annotator.video import VideoError
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
           (70, 240, 240), (240, 50, 230)]
@@ -98,7 +98,10 @@ def create_app(run_dir: str, token: str | None = None, lease_s: float = 600.0) -
         return {"video_id": item.video_id, "caption": item.caption or "", "tagged_caption": tagged_caption(item),
                 "width": item.info.width, "height": item.info.height,
                 "frames": item.info.frame_indices, "objects": objects, "priority": item.review_priority,
-                "dropped": [vars(d) for d in item.dropped_objects], "state": item.state,
+                "dropped": [vars(d) for d in item.dropped_objects],
+                "state": item.hold.reason if item.hold is not None else next(
+                    (f"{d.action}ed by {d.reviewer}" for d in reversed(review.store.latest(item.video_id))
+                     if d.field == "status"), "awaiting review"),
                 "decisions": [{"id": d.id, "action": d.action, "object": d.object, "reviewer": d.reviewer,
                                "reason": d.reason} for d in review.store.history(item.video_id)]}
 
