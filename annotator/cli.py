@@ -257,7 +257,7 @@ def demo(
     _run(paths.PIPELINES_DIR / "demo.yaml", [str(paths.SAMPLES_DIR)], output, executor, None, False, [], verbose)
 
 
-EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b")
+EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b", "cvat", "cvat-images")
 
 
 @app.command("export")
@@ -289,7 +289,12 @@ def export_cmd(
             console.print(f"  {path}", **_PLAIN)
         return
     items = run.final_items()
-    if fmt == "coco":
+    if fmt.startswith("cvat"):
+        from annotator.export.cvat import write_cvat
+
+        items += _pending_items(run_dir)
+        written = write_cvat(items, out, fmt, run_root=run.root)
+    elif fmt == "coco":
         from annotator.export.coco import write_coco
 
         written = [write_coco(items, out)]
@@ -310,6 +315,17 @@ def export_cmd(
     console.print(f"{fmt}: {len(items)} videos", highlight=False)
     for path in written:
         console.print(f"  {path.resolve()}", **_PLAIN)
+
+
+def _pending_items(run_dir: str) -> list:
+    """Items waiting for review, as a reviewer sees them (decisions in force applied): CVAT is a review tool."""
+    from annotator.review.items import ReviewRun
+
+    try:
+        review = ReviewRun(run_dir)
+    except ValueError:  # no review gate in this pipeline
+        return []
+    return [review.current(q["video_id"]) for q in review.queue()]
 
 
 def _copy_parts(run: RunDir, out: Path) -> list[str]:

@@ -33,7 +33,7 @@ def pending_run(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     for name in ("v1", "v2", "v3", "v4", "v5"):
         shutil.copy(clips["a"], root / "in" / f"{name}.mp4")
     config = PipelineConfig.model_validate({"name": "review", "stages": [
-        *flow_specs(frames=4), {"stage": "review_gate", "params": {"policy": "all"}}, {"stage": "assemble"}]})
+        *flow_specs(frames=3), {"stage": "review_gate", "params": {"policy": "all"}}, {"stage": "assemble"}]})
     summary = Pipeline(config).run([root / "in"], root / "run", executor="local", show_progress=False)
     assert summary.pending == 5
     return root / "run"

@@ -38,9 +38,9 @@ def test_ids_and_positions_never_reach_outside_the_run(pending_run: Path, serve:
             response = httpx.get(f"{url}/api/items/{probe}{tail}")
             assert response.status_code in (400, 404), (probe, tail, response.status_code)
             assert "TOP SECRET" not in response.text and "root:" not in response.text
-    assert httpx.get(f"{url}/api/items/v1/frame/4.jpg").status_code == 404  # 4 frames: positions 0..3
+    assert httpx.get(f"{url}/api/items/v1/frame/3.jpg").status_code == 404  # 3 frames: positions 0..2
     assert httpx.get(f"{url}/api/items/v1/frame/-1.jpg").status_code == 404
-    good = httpx.get(f"{url}/api/items/v1/frame/2.jpg")  # the fakes sample every 10th frame of a 25-frame clip
+    good = httpx.get(f"{url}/api/items/v1/frame/2.jpg")
     assert good.status_code == 200 and good.content[:3] == b"\xff\xd8\xff"
     bad = httpx.post(f"{url}/api/items/v1/decisions", json={"action": "drop", "object": 99, "reason": "x"})
     assert bad.status_code == 400 and "no object 99" in bad.text
