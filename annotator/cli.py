@@ -232,7 +232,10 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     counts = manifest.get("counts")
     if counts:
         console.print(f"videos: {counts['videos']}  completed: {counts['completed']}  errors: {counts['errors']}  "
+                      f"filtered: {counts.get('filtered', 0)}  pending review: {counts.get('pending', 0)}  "
                       f"QA: {counts['qa']}  objects: {counts['objects']}")
+        if counts.get("pending"):
+            console.print(f"review them: annotator review {run_dir}", **_PLAIN)
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
     for row in rundir.read_errors().to_pylist():

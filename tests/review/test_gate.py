@@ -73,3 +73,22 @@ def test_sample_policy_draws_per_video_with_its_seed(clips: dict[str, Path], tmp
                for d in ("a", "b")]
     assert pending[0] == pending[1] and 0 < first.pending == second.pending < 5
     assert gated("all").run([folder], tmp_path / "c", executor="local", show_progress=False).pending == 5
+
+
+def test_run_ends_with_exit_3_naming_the_review_command(clips: dict[str, Path], tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from annotator.cli import app
+
+    folder = inputs(clips, tmp_path)
+    config = tmp_path / "gated.yaml"
+    config.write_text(yaml.safe_dump({"name": "gated", "stages": [
+        *flow_specs(frames=3), {"stage": "fake-scores", "params": {"scores": SCORES}},
+        {"stage": "review_gate", "params": {"policy": {"below": {"score": 0.5}}}}, {"stage": "assemble"}]}))
+    args = ["run", str(config), "-i", str(folder), "-o", str(tmp_path / "run"), "--executor", "local"]
+    result = CliRunner().invoke(app, args, terminal_width=300)
+    assert result.exit_code == 3, result.output
+    assert f"3 items awaiting review: annotator review {tmp_path / 'run'}" in result.output
+    status = CliRunner().invoke(app, ["status", str(tmp_path / "run")], terminal_width=300)
+    assert status.exit_code == 0 and "pending review: 3" in status.output, status.output
