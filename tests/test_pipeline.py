@@ -94,7 +94,7 @@ def test_killed_run_resumes_to_the_same_dataset(clips: dict[str, Path], tiny_mod
     objects = export_rows(tmp_path, "objects")
     qa = export_rows(tmp_path, "qa")
     run = RunDir(str(tmp_path))
-    for stage in ("track", "link", "filter", "assemble"):  # as if killed while tracking clip_b: no index rows
+    for stage in ("track", "link", "filter", "review_gate", "assemble"):  # killed tracking clip_b: no index rows
         index = run.read_index(stage)
         storage.remove(run.index_dir(stage))
         keep = index.filter(pc.not_equal(index["video_id"], "clip_b"))
@@ -105,7 +105,8 @@ def test_killed_run_resumes_to_the_same_dataset(clips: dict[str, Path], tiny_mod
     assert resumed.reused == {"assemble": 1, "detect": 1}
     after = computed(tmp_path)
     assert {k for k in after if after[k] != before.get(k)} == {
-        ("track", "clip_b"), ("link", "clip_b"), ("filter", "clip_b"), ("assemble", "clip_b")}, \
+        ("track", "clip_b"), ("link", "clip_b"), ("filter", "clip_b"), ("review_gate", "clip_b"),
+        ("assemble", "clip_b")}, \
         "only the unfinished work is redone"
     assert export_rows(tmp_path, "objects") == objects
     assert [(r["answer"], r["object_ids"]) for r in export_rows(tmp_path, "qa")] == [
@@ -122,7 +123,7 @@ def test_changed_params_recompute_from_that_stage(clips: dict[str, Path], tiny_m
     assert summary.reused == {"track": 1}
     after = computed(tmp_path)
     assert sorted(stage for stage, _ in after if after[(stage, "clip_a")] != before[(stage, "clip_a")]) == [
-        "assemble", "filter", "link"]
+        "assemble", "filter", "link", "review_gate"]
 
 
 def _served(url: str) -> list[str]:
@@ -173,7 +174,7 @@ def test_changed_prompt_text_recomputes_captions(clips, tiny_models, tmp_path: P
     assert summary.reused == {"ingest": 1}
     after = computed(run_dir)
     assert sorted(stage for stage, _ in after if after[(stage, "clip_a")] != before[(stage, "clip_a")]) == [
-        "assemble", "caption", "detect", "filter", "link", "phrases", "track"]
+        "assemble", "caption", "detect", "filter", "link", "phrases", "review_gate", "track"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["stage_inputs"]["caption"] == {"prompt": {"name": "caption", "version": 1, "sha256": hashlib.sha256(
         b"describe the video in detail .").hexdigest()}}

@@ -45,7 +45,8 @@ def test_status_of_a_running_run_shows_partial_counts(clips: dict[str, Path], ti
     assert partial is not None, "never saw the run half way"
     text, rows = partial
     assert "running or interrupted" in text and "0/2 videos finished" in text
-    assert list(rows) == ["ingest", "caption", "phrases", "detect", "track", "link", "filter", "assemble"]
+    assert list(rows) == ["ingest", "caption", "phrases", "detect", "track", "link", "filter", "review_gate",
+                          "assemble"]
     text, rows = _status(run_dir)
     assert proc.returncode == 0 and "finished" in text and "2/2 videos finished" in text
     assert all(done == 2 and errors == 0 for done, errors in rows.values())

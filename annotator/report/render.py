@@ -157,7 +157,7 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
     counts = [("videos", stats.videos), ("QA triplets", stats.qa), ("objects", stats.objects),
               ("masks", stats.masks), ("errors", stats.errors), ("filtered", len(settled.filtered))]
     thumbs = [t for it in items[:thumbnails] if (t := _thumbnail(it, run_root))]
-    review_body = (_img(_bars(review, "review decisions"), "review decisions") if review
+    review_body = (_img(_bars(review, "review decisions"), "review decisions") + _table(review) if review
                    else "<p>No review decisions recorded for this run.</p>")
     dropped = [f"{vid} object {oid} ({phrase}): {reason}" for vid, oid, phrase, reason in stats.dropped_objects]
     sections = [

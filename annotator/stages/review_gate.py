@@ -79,15 +79,18 @@ class ReviewGateStage(PerItemStage):
     priority: Literal["min_score", "mean_score"] = "min_score"
     lease_s: float = 600.0  # how long the review page holds an item for one reviewer (renewed while open)
 
-    def _store(self) -> DecisionStore | None:
+    def _store(self, keep: bool = True) -> DecisionStore | None:
         """The run's decisions store; None for a run directory on an object store with policy `none` (nothing
-        to review there: SQLite needs a local or shared filesystem, so other policies are refused)."""
+        to review there: SQLite needs a local or shared filesystem, so other policies are refused). `keep`:
+        held for the worker's later batches (never in the driver: the stage travels pickled to workers)."""
         assert self.run_root is not None, "the runner binds the run directory"
         if storage.local_path(self.run_root) is None and self.policy == "none":
             return None
         store = getattr(self, "_opened", None)
         if store is None:
-            store = self._opened = DecisionStore(store_path(self.run_root))
+            store = DecisionStore(store_path(self.run_root))
+            if keep:
+                self._opened = store
         return store
 
     def rank(self, item: VideoItem) -> float:
@@ -132,7 +135,7 @@ class ReviewGateStage(PerItemStage):
     def stale(self, rows: dict[str, dict[str, Any]]) -> set[str]:
         """Finished items with a decision newer than the one applied: the next run redoes them from here."""
         try:
-            store = self._store()
+            store = self._store(keep=False)
         except ValueError as exc:
             raise ConfigError(f"stages.{self.name}.params.policy: {exc}") from None
         if not rows or store is None:
