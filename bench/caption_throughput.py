@@ -17,9 +17,9 @@ import time
 from multiprocessing.connection import Connection
 
 from annotator import paths, video
-from annotator.models.fake_server import FakeServer
 from annotator.models.protocols import CaptionRequest
 from annotator.models.vlm_openai import OpenAIChatClient
+from annotator.testing.fake_server import FakeServer
 
 
 def serve(latency: float, pipe: Connection) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from annotator.config import PipelineConfig
-from annotator.models.fake_server import FakeServer, Fault, Step
 from annotator.models.vlm_openai import OpenAIChatClient
 from annotator.pipeline import Pipeline
 from annotator.rundir import RunDir
+from annotator.testing.fake_server import FakeServer, Fault, Step
 
 CAPTION = "a rabbit near a tree"
 PHRASES = json.dumps({"phrases": [{"text": "a rabbit", "start": 0, "end": 8}, {"text": "a tree"}]})

@@ -135,7 +135,7 @@ def _served(url: str) -> list[str]:
 def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models, tmp_path: Path) -> None:
     import json
 
-    from annotator.models.fake_server import FakeServer, Fault
+    from annotator.testing.fake_server import FakeServer, Fault
 
     # three failures spread over two videos; 3 retries each, so whichever video gets them, both succeed
     with FakeServer([429, 503, Fault("slow")], content="a rabbit near a tree and a flower", slow_s=2.0) as server:
@@ -150,7 +150,7 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
 
 
 def test_endpoint_that_stays_down_ends_as_errors_and_the_run_finishes(clips, tiny_models, tmp_path: Path) -> None:
-    from annotator.models.fake_server import FakeServer
+    from annotator.testing.fake_server import FakeServer
 
     with FakeServer([503] * 20) as server:
         summary = demo_pipeline(*_served(server.url)).run([clips["a"], clips["b"]], tmp_path, executor="local",

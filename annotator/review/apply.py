@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from annotator import masks
-from annotator.models.spans import normalise
+from annotator.phrases.spans import normalise
 from annotator.records import DroppedObject, Hold, LinkedObject, MaskTrack, Phrase, VideoItem
 from annotator.review.store import Decision
 

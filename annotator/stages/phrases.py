@@ -46,7 +46,7 @@ class PhrasesStage(Stage):
         if self.backend == "llm":
             prompts.check(self.prompt, slot="{caption}")
         if self.spacy_model:
-            from annotator.models.phrase_spacy import check_installed
+            from annotator.phrases.spacy_chunks import check_installed
 
             check_installed(self.spacy_model)
 
@@ -58,7 +58,7 @@ class PhrasesStage(Stage):
         if self.backend == "llm" and not (self.spacy_model and self.spacy_use == "extract"):
             inputs["prompt"] = prompts.load(self.prompt).cache_key()
         if self.spacy_model:
-            from annotator.models.phrase_spacy import pipeline_version
+            from annotator.phrases.spacy_chunks import pipeline_version
 
             inputs["spacy_model_version"] = pipeline_version(self.spacy_model)
         return inputs
@@ -77,7 +77,7 @@ class PhrasesStage(Stage):
         if not self.spacy_model:
             self._extractor = self._backend(self.max_phrases)
             return
-        from annotator.models.phrase_spacy import CrossChecked, SpacyPhraser
+        from annotator.phrases.spacy_chunks import CrossChecked, SpacyPhraser
 
         spacy_phraser = SpacyPhraser(self.spacy_model, self.max_phrases)
         if self.spacy_use == "extract":
@@ -87,15 +87,15 @@ class PhrasesStage(Stage):
 
     def _backend(self, max_phrases: int | None) -> PhraseExtractor:
         if self.backend == "llm":
-            from annotator.models.phrase_llm import LLMPhraser
             from annotator.models.vlm_openai import OpenAIChatClient
+            from annotator.phrases.llm import LLMPhraser
 
             client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
                                       max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries,
                                       backoff_s=self.backoff_s, max_retry_after_s=self.max_retry_after_s,
                                       max_concurrency=self.max_concurrency, max_requests=self.max_requests)
             return LLMPhraser(client, self.prompt_text, max_phrases)
-        from annotator.models.phrase_vocabulary import VocabularyPhraser
+        from annotator.phrases.vocabulary import VocabularyPhraser
 
         return VocabularyPhraser(self.categories, max_phrases)
 

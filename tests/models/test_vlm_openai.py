@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from annotator.models.fake_server import FakeServer
 from annotator.models.protocols import CaptionRequest
 from annotator.models.vlm_openai import EndpointError, OpenAIChatClient
+from annotator.testing.fake_server import FakeServer
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from annotator import prompts
-from annotator.models.fake_server import FakeServer, Fault
 from annotator.records import VideoItem
 from annotator.stages.caption import CaptionStage
 from annotator.stages.ingest import IngestStage
+from annotator.testing.fake_server import FakeServer, Fault
 
 
 def ingested(clips: dict[str, Path]) -> list[VideoItem]:

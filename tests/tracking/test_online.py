@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from annotator import masks
-from annotator.models.oracle_tracker import OracleTracker
 from annotator.records import Detection, Phrase, Track, VideoInfo, VideoItem
 from annotator.stages.track import track_item
+from annotator.testing.oracle_tracker import OracleTracker
 from annotator.tracking.online import TrackingParams, greedy_match
 from tests.synthetic import H, W, render, true_boxes, write_video
 

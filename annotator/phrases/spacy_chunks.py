@@ -14,7 +14,7 @@ from pathlib import Path
 
 from annotator import paths
 from annotator.models.protocols import Extraction, PhraseExtractor, extract_all
-from annotator.models.spans import cap, keep_non_overlapping
+from annotator.phrases.spans import cap, keep_non_overlapping
 from annotator.records import DroppedPhrase, Phrase
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotator.models.phrase_llm import parse_reply
-from annotator.models.spans import fix_span, keep_non_overlapping, normalise
+from annotator.phrases.llm import parse_reply
+from annotator.phrases.spans import fix_span, keep_non_overlapping, normalise
 
 WORDS = ["a", "the", "dog", "dog", "cat", "Café", "naïve", "über", "日本の", "猫", "🐇", "rabbit's", "e\u0301", "ß",
          "A", "The", "red", "ball", "İstanbul", "ﬁsh"]

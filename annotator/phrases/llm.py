@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.protocols import Extraction
-from annotator.models.spans import keep_non_overlapping
 from annotator.models.vlm_openai import Messages, OpenAIChatClient
+from annotator.phrases.spans import keep_non_overlapping
 from annotator.records import DroppedPhrase, Phrase
 
 SCHEMA = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from annotator.models.spans import keep_non_overlapping
+from annotator.phrases.spans import keep_non_overlapping
 from annotator.records import DroppedPhrase, Phrase
 
 COCO_NAMES = (

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from annotator.models.fake_server import FakeServer
-from annotator.models.phrase_vocabulary import VocabularyPhraser
-from annotator.models.spans import keep_non_overlapping, normalise
+from annotator.phrases.spans import keep_non_overlapping, normalise
+from annotator.phrases.vocabulary import VocabularyPhraser
 from annotator.records import VideoItem
 from annotator.stages.phrases import PhrasesStage
+from annotator.testing.fake_server import FakeServer
 
 
 def test_vocabulary_spans_are_exact_and_longest_first() -> None:
