@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -94,12 +95,50 @@ class TrackResult:
     scores: list[float]  # object presence probability per frame
 
 
-class Tracker(Protocol):
-    def segment(self, frame: np.ndarray, position: int, boxes: list[list[float]]) -> np.ndarray:
-        """(len(boxes), H, W) masks of the boxes on one frame: what a detection covers, for matching."""
+@dataclass
+class FrameMasks:
+    """What a propagation gives on one frame: each object's mask and presence score."""
+
+    position: int
+    masks: dict[int, np.ndarray]  # obj_id -> (H, W) bool
+    scores: dict[int, float]
+
+
+class TrackSession(Protocol):
+    """One window of frames, opened once: prompts added per object, propagated from a frame either way. Image
+    features are computed once per frame of the session, however many propagations run over it."""
+
+    positions: list[int]
+
+    def add(self, prompts: list[Prompt]) -> None:
+        """Prompts (boxes, masks or points) per object id; a later prompt of an object replaces its earlier one."""
         ...
 
-    def propagate(self, frames: np.ndarray, positions: list[int], prompts: list[Prompt],
-                  reverse: bool = False) -> dict[int, TrackResult]:
-        """Prompts all sit on one of `positions`; masks from there to the last frame (reverse: the first)."""
+    def propagate(self, start: int, reverse: bool = False,
+                  objects: list[int] | None = None) -> Iterator[FrameMasks]:
+        """From position `start` to the window's end (reverse: its beginning), for `objects` (default: all)."""
         ...
+
+    def segment(self, position: int, boxes: list[list[float]]) -> np.ndarray:
+        """(len(boxes), H, W) masks of boxes on one frame, for matching; adds no object."""
+        ...
+
+
+class Tracker(Protocol):
+    def open(self, frames: np.ndarray, positions: list[int]) -> TrackSession:
+        """A session over `frames` (T, H, W, 3) RGB at absolute sampled-frame `positions`."""
+        ...
+
+
+def collect(frames: Iterator[FrameMasks]) -> dict[int, TrackResult]:
+    """A propagation's frames gathered per object (masks stacked column-major, as RLE encoding wants them)."""
+    from annotator.masks import stack_column_major
+
+    per: dict[int, tuple[list[int], list[np.ndarray], list[float]]] = {}
+    for frame in frames:
+        for obj_id, mask in frame.masks.items():
+            got = per.setdefault(obj_id, ([], [], []))
+            got[0].append(frame.position)
+            got[1].append(mask)
+            got[2].append(frame.scores[obj_id])
+    return {i: TrackResult(frames=f, masks=stack_column_major(m), scores=s) for i, (f, m, s) in per.items()}

@@ -37,14 +37,13 @@ class MaskFixer:
         clip = frames.read(item, positions, run_root)
         prompt = [Prompt(obj_id=object_id, frame=position, points=[(float(x), float(y), int(k)) for x, y, k in points])]
         with self._lock:
-            tracker = self.tracker()
+            session = self.tracker().open(clip, positions)  # one session: each frame's features computed once
+            session.add(prompt)
             found: dict[int, tuple[np.ndarray, float]] = {}
             for reverse in (False, True):
-                result = tracker.propagate(clip, positions, prompt, reverse=reverse).get(object_id)
-                if result is None:
-                    continue
-                for k, pos in enumerate(result.frames):
-                    found.setdefault(pos, (result.masks[k], result.scores[k]))
+                for frame in session.propagate(position, reverse=reverse):
+                    if object_id in frame.masks:
+                        found.setdefault(frame.position, (frame.masks[object_id], frame.scores[object_id]))
         keep = [p for p in sorted(found) if found[p][0].any()]
         rles = masks.encode_batch(masks.stack_column_major([found[p][0] for p in keep])) if keep else []
         return {"frames": keep, "rles": list(rles), "scores": [found[p][1] for p in keep]}

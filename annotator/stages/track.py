@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -21,7 +21,7 @@ from annotator.tracking.online import OnlineTracking, TrackingParams
 @dataclass
 class TrackStage(PerItemStage):
     name = "track"
-    version = "2"  # online tracking: id matching, backward propagation, windows
+    version = "3"  # sessions per window, Hungarian matching, reconditioning on matched detections
     resources = Resources(cpus=1.0, gpus=0.5)
     outputs = ("tracks",)
 
@@ -31,6 +31,7 @@ class TrackStage(PerItemStage):
     score_threshold: Probability = 0.5
     min_area: NonNegative = 1
     max_lost_frames: Count = 16
+    recondition: Literal["box", "mask", "off"] = "box"  # re-prompt a live track with the detection it matched
 
     def __post_init__(self) -> None:
         self.tracking_params()  # validate now, at config time
@@ -38,7 +39,7 @@ class TrackStage(PerItemStage):
     def tracking_params(self) -> TrackingParams:
         return TrackingParams(window=self.window, iou_threshold=self.iou_threshold,
                               score_threshold=self.score_threshold, min_area=self.min_area,
-                              max_lost_frames=self.max_lost_frames)
+                              max_lost_frames=self.max_lost_frames, recondition=self.recondition)
 
     def setup(self) -> None:
         from annotator.models.sam2_video import Sam2VideoTracker

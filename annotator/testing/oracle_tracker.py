@@ -10,6 +10,7 @@ import numpy as np
 
 from annotator.masks import iou as masks_iou
 from annotator.models.protocols import Prompt, TrackResult
+from annotator.tracking.session import PromptSession
 
 
 def box_of(mask: np.ndarray) -> list[float] | None:
@@ -48,6 +49,9 @@ class OracleTracker:
     def _mask(self, gt_id: int | None, position: int) -> np.ndarray:
         any_masks = next(iter(self.truth.values()))
         return self.truth[gt_id][position] if gt_id is not None else np.zeros(any_masks.shape[1:], dtype=bool)
+
+    def open(self, frames: np.ndarray, positions: list[int]) -> PromptSession:
+        return PromptSession(frames, positions, self.propagate, self.segment)
 
     def segment(self, frame: np.ndarray, position: int, boxes: list[list[float]]) -> np.ndarray:
         masks = [self._mask(self.identify(position, box=b), position) for b in boxes]

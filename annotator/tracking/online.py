@@ -1,14 +1,17 @@
 """Online multi-object tracking over keyframe detections, window by window.
 
 The video is cut into windows of W sampled frames that overlap by one frame; only the current and the
-previous window are decoded at any time, so memory is flat in video length. In each window:
+previous window are decoded at any time, so memory is flat in video length. Each window is one tracker
+session (`Tracker.open`), so each frame's image features are computed once per window. In each window:
 
 1. live tracks continue: each is prompted with its mask on the last frame it was visible and
    propagated to the window's end (SAM2 re-acquires an object that comes back into view);
-2. on each keyframe, detections are segmented and matched to live tracks of the same phrase by mask
-   IoU; a matched detection keeps the track's id, an unmatched one starts a new track that is
-   propagated forward *and backward* (into the previous window, until the object is out of view), so
-   it has masks from its true first visible frame, not from the keyframe that found it;
+2. on each keyframe, detections are segmented and matched one-to-one to live tracks of the same phrase by
+   mask IoU (Hungarian assignment); a matched detection keeps the track's id and, with `recondition`
+   `box` or `mask`, re-prompts the track from that keyframe on (a track that drifted is pulled back by
+   each fresh detection); an unmatched one starts a new track that is propagated forward *and backward*
+   (into the previous window, until the object is out of view), so it has masks from its true first
+   visible frame, not from the keyframe that found it;
 3. a track that is not re-detected stays alive while the tracker still sees it (presence score and
    area above thresholds) and ends after `max_lost_frames` frames without it.
 """
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from annotator import masks
-from annotator.models.protocols import Prompt, Tracker, TrackResult
+from annotator.models.protocols import Prompt, Tracker, TrackResult, TrackSession, collect
 from annotator.records import Detection, MaskTrack, Track
 
 
@@ -32,6 +36,7 @@ class TrackingParams:
     score_threshold: float = 0.5  # presence probability below which a frame counts as "not seen"
     min_area: int = 1  # pixels below which a frame counts as "not seen"
     max_lost_frames: int = 16  # consecutive unseen frames that end a track
+    recondition: Literal["box", "mask", "off"] = "box"  # re-prompt a matched live track with its detection
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -55,18 +60,16 @@ class _Live:
         return max(seen) if seen else None
 
 
-def greedy_match(iou: np.ndarray, threshold: float) -> dict[int, int]:
-    """Row -> column pairs, best IoU first, each at least `threshold`."""
-    pairs: dict[int, int] = {}
-    used: set[int] = set()
-    for flat in np.argsort(-iou, axis=None):
-        r, c = np.unravel_index(flat, iou.shape)
-        if iou[r, c] < threshold:
-            break
-        if r not in pairs and c not in used:
-            pairs[int(r)] = int(c)
-            used.add(int(c))
-    return pairs
+def match(iou: np.ndarray, threshold: float) -> dict[int, int]:
+    """Row -> column pairs of the one-to-one assignment with the largest total IoU, each at least `threshold`
+    (Hungarian algorithm; pairs under the threshold take no part, so they never block a valid one)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not iou.size:
+        return {}
+    usable = np.where(iou >= threshold, iou, 0.0)
+    rows, cols = linear_sum_assignment(usable, maximize=True)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if usable[r, c] > 0}
 
 
 class OnlineTracking:
@@ -85,10 +88,11 @@ class OnlineTracking:
             raise ValueError(f"tracker returned masks of shape {tuple(found.shape[1:])} for frames of "
                              f"{self.height}x{self.width}")
 
-    def _record(self, result: TrackResult, track: _Live, since: int | None = None) -> None:
-        """Keep the frames not recorded yet (and, with `since`, only from that position on)."""
+    def _record(self, result: TrackResult, track: _Live, since: int | None = None, replace: bool = False) -> None:
+        """Keep the frames not recorded yet (`replace`: overwrite them) and, with `since`, only from there on."""
         self._check(result.masks)
-        keep = [i for i, f in enumerate(result.frames) if f not in track.frames and (since is None or f >= since)]
+        keep = [i for i, f in enumerate(result.frames)
+                if (replace or f not in track.frames) and (since is None or f >= since)]
         if not keep:
             return
         picked = result.masks if len(keep) == len(result.frames) else masks.stack_column_major(
@@ -100,23 +104,21 @@ class OnlineTracking:
     def _mask_at(self, track: _Live, position: int) -> np.ndarray:
         return masks.decode(track.frames[position][0], self.height, self.width)
 
-    def _continue_live(self, frames: np.ndarray, positions: list[int], a: int) -> None:
+    def _continue_live(self, session: TrackSession, a: int) -> None:
         groups: dict[int, list[_Live]] = {}
         for t in self.tracks.values():
             if t.alive:
                 last = t.last_seen()
                 groups.setdefault(t.prompt_frame if last is None else last, []).append(t)
         for start, group in sorted(groups.items()):
-            local = positions.index(start)
-            prompts = [Prompt(t.track_id, start, mask=self._mask_at(t, start)) for t in group]
-            results = self.tracker.propagate(frames[local:], positions[local:], prompts)
+            session.add([Prompt(t.track_id, start, mask=self._mask_at(t, start)) for t in group])
+            results = collect(session.propagate(start, objects=[t.track_id for t in group]))
             for t in group:
                 if t.track_id in results:
                     self._record(results[t.track_id], t, since=a)
 
-    def _keyframe(self, k: int, frames: np.ndarray, positions: list[int], detections: list[Detection]) -> None:
-        local = positions.index(k)
-        det_masks = self.tracker.segment(frames[local], k, [d.box for d in detections])
+    def _keyframe(self, session: TrackSession, k: int, detections: list[Detection]) -> None:
+        det_masks = session.segment(k, [d.box for d in detections])
         self._check(det_masks)
         usable = [i for i, m in enumerate(det_masks) if int(m.sum()) >= self.params.min_area]
         live = [t for t in self.tracks.values() if t.alive and k in t.frames]
@@ -125,19 +127,27 @@ class OnlineTracking:
             for c, t in enumerate(live):
                 if t.phrase == detections[i].phrase:
                     iou[r, c] = masks.iou(det_masks[i], self._mask_at(t, k))
-        matched = greedy_match(iou, self.params.iou_threshold) if iou.size else {}
-        born = []
+        matched = match(iou, self.params.iou_threshold)
+        refresh, born = [], []
         for r, i in enumerate(usable):
+            det = detections[i]
             if r in matched:
+                if self.params.recondition != "off":
+                    mask = det_masks[i] if self.params.recondition == "mask" else None
+                    refresh.append(Prompt(live[matched[r]].track_id, k, box=None if mask is not None else det.box,
+                                          mask=mask))
                 continue
             track_id = max(self.tracks, default=0) + 1
-            det = detections[i]
             self.tracks[track_id] = _Live(track_id, det.phrase, k, det.box)
             born.append(Prompt(track_id, k, box=det.box))
-        if not born:
+        if not refresh and not born:
             return
-        forward = self.tracker.propagate(frames[local:], positions[local:], born)
-        backward = self.tracker.propagate(frames[: local + 1], positions[: local + 1], born, reverse=True)
+        session.add(refresh + born)
+        forward = collect(session.propagate(k, objects=[p.obj_id for p in refresh + born]))
+        backward = collect(session.propagate(k, reverse=True, objects=[p.obj_id for p in born])) if born else {}
+        for p in refresh:
+            if p.obj_id in forward:
+                self._record(forward[p.obj_id], self.tracks[p.obj_id], since=k, replace=True)
         for p in born:
             if p.obj_id in forward:
                 self._record(forward[p.obj_id], self.tracks[p.obj_id])
@@ -173,11 +183,12 @@ class OnlineTracking:
             # previous window (for backward reach and re-prompting lost tracks) + this window
             frames = np.concatenate([prev_frames, new]) if len(prev_positions) else new
             positions = prev_positions + fresh
-            self._continue_live(frames, positions, a)
+            session = self.tracker.open(frames, positions)
+            self._continue_live(session, a)
             last_window = b == num_frames - 1
             for k in sorted(detections):
                 if a <= k < b or (last_window and k == b):
-                    self._keyframe(k, frames, positions, detections[k])
+                    self._keyframe(session, k, detections[k])
             self._update_lifecycles(b)
             if last_window:
                 break

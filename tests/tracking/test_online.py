@@ -12,7 +12,7 @@ from annotator import masks
 from annotator.records import Detection, Phrase, Track, VideoInfo, VideoItem
 from annotator.stages.track import track_item
 from annotator.testing.oracle_tracker import OracleTracker
-from annotator.tracking.online import TrackingParams, greedy_match
+from annotator.tracking.online import TrackingParams, match
 from tests.synthetic import H, W, render, true_boxes, write_video
 
 FRAMES, EVERY = 40, 4
@@ -81,10 +81,12 @@ def test_params_are_checked() -> None:
         TrackingParams(window=8, max_lost_frames=8)
 
 
-def test_greedy_match_prefers_best_pairs() -> None:
+def test_match_is_one_to_one_with_the_largest_total_iou() -> None:
     iou = np.array([[0.9, 0.6], [0.8, 0.1], [0.2, 0.3]])
-    assert greedy_match(iou, 0.5) == {0: 0}
-    assert greedy_match(np.array([[0.6, 0.9], [0.7, 0.1]]), 0.5) == {0: 1, 1: 0}
+    assert match(iou, 0.5) == {0: 1, 1: 0}, "greedy would take 0.9 and leave row 1 unmatched"
+    assert match(np.array([[0.6, 0.9], [0.7, 0.1]]), 0.5) == {0: 1, 1: 0}
+    assert match(np.array([[0.45, 0.9], [0.4, 0.1]]), 0.5) == {0: 1}, "pairs under the threshold never count"
+    assert match(np.zeros((0, 3)), 0.5) == {}
 
 
 def test_tiny_sam2_forward_backward_and_windows(scene, tiny_models: dict[str, str]) -> None:
