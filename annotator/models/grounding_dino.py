@@ -21,12 +21,12 @@ class GroundingDinoDetector:
     def __init__(self, model: str, box_threshold: float = 0.35, top_k: int = 3, nms_iou: float = 0.5,
                  text_threshold: float = 0.0, phrase_thresholds: dict[str, PhraseThresholds] | None = None,
                  device: str = "auto") -> None:
-        from transformers import AutoProcessor, GroundingDinoForObjectDetection
+        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         path = refs.resolve(model)
         self.device = refs.device(device)
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = GroundingDinoForObjectDetection.from_pretrained(path).to(self.device).eval()
+        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(path).to(self.device).eval()
         self.max_tokens = int(self.model.config.max_text_len)
         self.box_threshold = box_threshold
         self.text_threshold = text_threshold

@@ -1,4 +1,5 @@
-"""SAM2 video predictor (transformers Sam2Video) as a session-shaped `Tracker`.
+"""SAM2 video predictor (transformers Sam2Video) as a session-shaped `Tracker`; the same class runs SAM 3's
+tracker (`Sam3TrackerVideo`: SAM 3 weights, SAM 2-style prompts) when the checkpoint is a SAM 3 one.
 
 A session is one transformers inference session over a window of frames whose vision-feature cache holds
 every frame of it: each propagation resets only the tracking state (`reset_tracking_data`), so a frame's
@@ -24,14 +25,23 @@ def _digest(frame: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
 
 
+def _classes(path: str) -> tuple[type, type]:
+    """(model, processor) classes for a checkpoint: SAM 3 ones (video or tracker) load SAM 3's tracker."""
+    import transformers
+
+    model_type = transformers.AutoConfig.from_pretrained(path).model_type
+    if model_type.startswith("sam3"):
+        return transformers.Sam3TrackerVideoModel, transformers.Sam3TrackerVideoProcessor
+    return transformers.Sam2VideoModel, transformers.Sam2VideoProcessor
+
+
 class Sam2VideoTracker:
     def __init__(self, model: str, device: str = "auto") -> None:
-        from transformers import Sam2VideoModel, Sam2VideoProcessor
-
         path = refs.resolve(model)
+        model_cls, processor_cls = _classes(path)
         self.device = refs.device(device)
-        self.processor = Sam2VideoProcessor.from_pretrained(path)
-        self.model = Sam2VideoModel.from_pretrained(path).to(self.device).eval()
+        self.processor = processor_cls.from_pretrained(path)
+        self.model = model_cls.from_pretrained(path).to(self.device).eval()
         self._last: Sam2Session | None = None  # the previous window's session, whose features the next may reuse
 
     def open(self, frames: np.ndarray, positions: list[int]) -> Sam2Session:

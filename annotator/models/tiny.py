@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-ROLES = ("qwen2_vl", "grounding_dino", "sam2_video")
+ROLES = ("qwen2_vl", "grounding_dino", "mm_grounding_dino", "sam2_video", "sam3_video")
 
 # A small word vocabulary: the tiny VLM can only "say" these, so demo captions contain nameable things.
 CAPTION_WORDS = [
@@ -90,16 +90,9 @@ def build_qwen2_vl(out: Path) -> None:
     processor.save_pretrained(out)
 
 
-@_seeded
-def build_grounding_dino(out: Path) -> None:
-    from transformers import (
-        BertConfig,
-        BertTokenizerFast,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
+def _grounding_dino_family(out: Path, config_cls: type, model_cls: type) -> None:
+    """Grounding DINO and MM-Grounding-DINO share config fields, processor and tokenizer."""
+    from transformers import BertConfig, BertTokenizerFast, GroundingDinoProcessor, SwinConfig
     from transformers.models.grounding_dino.image_processing_pil_grounding_dino import (
         GroundingDinoImageProcessorPil,
     )
@@ -109,16 +102,30 @@ def build_grounding_dino(out: Path) -> None:
                           image_size=256, out_features=["stage2", "stage3", "stage4"])
     text = BertConfig(vocab_size=len(DETECTOR_WORDS), hidden_size=32, num_hidden_layers=1,
                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    config = GroundingDinoConfig(
+    config = config_cls(
         backbone_config=backbone, text_config=text, d_model=32, encoder_layers=1, decoder_layers=2,
         encoder_ffn_dim=64, decoder_ffn_dim=64, encoder_attention_heads=2, decoder_attention_heads=2,
         num_queries=20, num_feature_levels=4, encoder_n_points=2, decoder_n_points=2, max_text_len=32,
     )
-    model = GroundingDinoForObjectDetection(config).eval()
+    model = model_cls(config).eval()
     image_processor = GroundingDinoImageProcessorPil(size={"shortest_edge": 256, "longest_edge": 256})
     processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+
+
+@_seeded
+def build_grounding_dino(out: Path) -> None:
+    from transformers import GroundingDinoConfig, GroundingDinoForObjectDetection
+
+    _grounding_dino_family(out, GroundingDinoConfig, GroundingDinoForObjectDetection)
+
+
+@_seeded
+def build_mm_grounding_dino(out: Path) -> None:
+    from transformers import MMGroundingDinoConfig, MMGroundingDinoForObjectDetection
+
+    _grounding_dino_family(out, MMGroundingDinoConfig, MMGroundingDinoForObjectDetection)
 
 
 @_seeded
@@ -168,10 +175,98 @@ def build_sam2_video(out: Path) -> None:
     processor.save_pretrained(out)
 
 
+def _clip_tokenizer(words: list[str]) -> object:
+    """A CLIP BPE tokenizer built locally: every letter (any phrase tokenizes) plus merges making whole words."""
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}  # eos doubles as pad
+    vocab.update({c + end: 0 for end in ("", "</w>") for c in "abcdefghijklmnopqrstuvwxyz"})
+    merges = []
+    for word in words:
+        acc, *rest = [*word[:-1], word[-1] + "</w>"]
+        for piece in rest:
+            merges.append((acc, piece))
+            acc += piece
+            vocab[acc] = 0
+    return CLIPTokenizer(vocab={tok: i for i, tok in enumerate(vocab)}, merges=merges)
+
+
+@_seeded
+def build_sam3_video(out: Path) -> None:
+    """SAM 3 video (text phrases -> detect + track) whose directory also loads as Sam3TrackerVideoModel."""
+    from transformers import (
+        CLIPTextConfig,
+        Sam2VideoVideoProcessor,
+        Sam3Config,
+        Sam3DETRDecoderConfig,
+        Sam3DETREncoderConfig,
+        Sam3GeometryEncoderConfig,
+        Sam3ImageProcessor,
+        Sam3MaskDecoderConfig,
+        Sam3TrackerVideoConfig,
+        Sam3TrackerVideoMaskDecoderConfig,
+        Sam3TrackerVideoPromptEncoderConfig,
+        Sam3VideoConfig,
+        Sam3VideoModel,
+        Sam3VideoProcessor,
+        Sam3VisionConfig,
+        Sam3ViTConfig,
+    )
+
+    size, patch, hidden = 112, 14, 128  # size % patch == 0; one width (a multiple of 64 above 64) everywhere
+    grid = size // patch
+
+    def vision() -> Sam3VisionConfig:  # head_dim % 4 == 0 (2D RoPE); ViT image_size = the processor's size
+        vit = Sam3ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                            image_size=size, patch_size=patch, pretrain_image_size=size, window_size=4,
+                            global_attn_indexes=[1])
+        return Sam3VisionConfig(backbone_config=vit, fpn_hidden_size=hidden,
+                                backbone_feature_sizes=[[4 * grid] * 2, [2 * grid] * 2, [grid] * 2])
+
+    words = sorted({w for w in CAPTION_WORDS + DETECTOR_WORDS if w.isalpha() and w.islower()})
+    tokenizer = _clip_tokenizer(words)
+    text = CLIPTextConfig(vocab_size=len(tokenizer.get_vocab()), hidden_size=32, intermediate_size=64,
+                          num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32, projection_dim=32,
+                          bos_token_id=0, eos_token_id=1, pad_token_id=1)  # >= 32: text prompts are padded to 32
+    layers = {"hidden_size": hidden, "num_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    detector = Sam3Config(
+        vision_config=vision(), text_config=text, geometry_encoder_config=Sam3GeometryEncoderConfig(**layers),
+        detr_encoder_config=Sam3DETREncoderConfig(**layers),
+        detr_decoder_config=Sam3DETRDecoderConfig(**layers, num_queries=2),  # detections per phrase per frame
+        mask_decoder_config=Sam3MaskDecoderConfig(hidden_size=hidden, num_attention_heads=2, num_upsampling_stages=2))
+    tracker = Sam3TrackerVideoConfig(
+        vision_config=vision(), image_size=size,  # image_size is required: left out it becomes 1008
+        prompt_encoder_config=Sam3TrackerVideoPromptEncoderConfig(hidden_size=hidden, image_size=size,
+                                                                  patch_size=patch, mask_input_channels=8),
+        mask_decoder_config=Sam3TrackerVideoMaskDecoderConfig(hidden_size=hidden, mlp_dim=64, num_hidden_layers=1,
+                                                              num_attention_heads=2, iou_head_hidden_dim=32),
+        memory_attention_hidden_size=hidden, memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=32, memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=64, mask_downsampler_embed_dim=hidden, memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=64, num_maskmem=3)
+    # random weights score every query ~0.25: thresholds at 0 so detections exist; ids capped
+    config = Sam3VideoConfig(detector_config=detector, tracker_config=tracker, low_res_mask_size=4 * grid,
+                             score_threshold_detection=0.0, new_det_thresh=0.0, max_num_objects=6,
+                             hotstart_delay=2, hotstart_unmatch_thresh=2, hotstart_dup_thresh=2)
+    model = Sam3VideoModel(config).eval()
+    # a random object-score head says "absent" and every track dies after its first frame: bias it to present
+    torch.nn.init.constant_(model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias, 5.0)
+    processor = Sam3VideoProcessor(
+        image_processor=Sam3ImageProcessor(size={"height": size, "width": size},
+                                           mask_size={"height": 4 * grid, "width": 4 * grid}),
+        video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3,
+                                                image_std=[0.5] * 3),
+        tokenizer=tokenizer)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "qwen2_vl": build_qwen2_vl,
     "grounding_dino": build_grounding_dino,
+    "mm_grounding_dino": build_mm_grounding_dino,
     "sam2_video": build_sam2_video,
+    "sam3_video": build_sam3_video,
 }
 
 

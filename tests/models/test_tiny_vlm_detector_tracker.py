@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from annotator.cli import app
 from annotator.models.grounding_dino import GroundingDinoDetector
-from annotator.models.protocols import CaptionRequest, PhraseThresholds, Prompt
+from annotator.models.protocols import CaptionRequest, PhraseThresholds, Prompt, collect
 from annotator.models.sam2_video import Sam2VideoTracker
 from annotator.models.tiny import CAPTION_WORDS
 from annotator.models.vlm_local import LocalVLM
@@ -64,8 +65,12 @@ def test_detector_splits_long_prompts_into_passes(tiny_models: dict[str, str]) -
     assert max(h.phrase for h in hits) >= passes[0][-1] + 1, "later passes contribute labels"
 
 
-def test_300_phrases_run_in_several_untruncated_passes_with_exact_labels(tiny_models: dict[str, str]) -> None:
-    detector = GroundingDinoDetector(tiny_models["grounding_dino"], box_threshold=0.0, top_k=20)
+@pytest.mark.parametrize(("role", "family"), [("grounding_dino", "GroundingDinoForObjectDetection"),
+                                              ("mm_grounding_dino", "MMGroundingDinoForObjectDetection")])
+def test_300_phrases_run_in_several_untruncated_passes_with_exact_labels(tiny_models: dict[str, str], role: str,
+                                                                        family: str) -> None:
+    detector = GroundingDinoDetector(tiny_models[role], box_threshold=0.0, top_k=20)
+    assert type(detector.model).__name__ == family, "loaded through AutoModelForZeroShotObjectDetection"
     adjectives = ["red", "white", "green", "big", "small"]
     nouns = ["man", "cup", "dog", "cat", "person", "ball", "car", "rabbit", "butterfly", "tree", "bird", "apple",
              "flower", "grass", "rock", "sky", "hill", "hand", "table"]
@@ -108,17 +113,27 @@ def test_per_phrase_thresholds_override_the_defaults(tiny_models: dict[str, str]
     assert [h.box for h in strict if h.phrase == 1] == [h.box for h in by_phrase[1]], "others keep the defaults"
 
 
-def test_tracker_propagates_boxes_and_masks_both_ways(tiny_models: dict[str, str]) -> None:
-    tracker = Sam2VideoTracker(tiny_models["sam2_video"])
+@pytest.mark.parametrize("role", ["sam2_video", "sam3_video"])
+def test_tracker_session_propagates_boxes_and_masks_both_ways(tiny_models: dict[str, str], role: str) -> None:
+    tracker = Sam2VideoTracker(tiny_models[role])
+    assert type(tracker.model).__name__ == ("Sam2VideoModel" if role == "sam2_video" else "Sam3TrackerVideoModel")
     frames = read_frames(SAMPLE, list(range(0, 60, 10)))[:, ::4, ::4]  # 6 frames of 180x320
     positions = [10, 11, 12, 13, 14, 15]
     boxes = [[10, 10, 120, 90], [150, 40, 300, 170]]
-    seg = tracker.segment(frames[3], 13, boxes)
+    calls = []
+    tracker.model.vision_encoder.register_forward_hook(lambda *_: calls.append(1))
+    session = tracker.open(frames, positions)
+    seg = session.segment(13, boxes)
     assert seg.shape == (2, 180, 320) and seg.dtype == bool
-    forward = tracker.propagate(frames, positions, [Prompt(1, 13, box=boxes[0]), Prompt(2, 13, box=boxes[1])])
+    session.add([Prompt(1, 13, box=boxes[0]), Prompt(2, 13, box=boxes[1]), Prompt(7, 13, mask=seg[0])])
+    forward = collect(session.propagate(13, objects=[1, 2]))
     assert set(forward) == {1, 2} and forward[1].frames == [13, 14, 15]
     assert forward[1].masks.shape == (3, 180, 320) and all(0 <= s <= 1 for s in forward[2].scores)
-    backward = tracker.propagate(frames, positions, [Prompt(7, 13, mask=seg[0])], reverse=True)
+    backward = collect(session.propagate(13, reverse=True, objects=[7]))
     assert list(backward) == [7] and backward[7].frames == [13, 12, 11, 10]
-    again = tracker.propagate(frames, positions, [Prompt(1, 13, box=boxes[0]), Prompt(2, 13, box=boxes[1])])
+    again = collect(session.propagate(13, objects=[1, 2]))
     assert np.array_equal(again[2].masks, forward[2].masks)
+    assert len(calls) == len(positions), "each frame's features computed once in the session"
+    session.add([Prompt(9, 12, points=[(60.0, 50.0, 1), (250.0, 120.0, 0)])])  # a reviewer's two clicks
+    clicked = collect(session.propagate(12, objects=[9]))
+    assert clicked[9].frames == [12, 13, 14, 15] and clicked[9].masks.shape == (4, 180, 320)
