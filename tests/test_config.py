@@ -91,6 +91,19 @@ def test_dry_run_prints_models_and_loads_none(tmp_path: Path) -> None:
     assert not (tmp_path / "dry").exists()
 
 
+def test_dry_run_of_the_sam3_pipeline_names_facebook_sam3_and_loads_nothing(tmp_path: Path) -> None:
+    for mod in [m for m in sys.modules if m.startswith("transformers.models.")]:
+        sys.modules.pop(mod)
+    pipeline = paths.PIPELINES_DIR / "raw_videos_sam3.yaml"
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--input", str(paths.SAMPLES_DIR), "--output",
+                                      str(tmp_path / "dry"), "--dry-run"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "segment   model=facebook/sam3" in result.output and "config valid" in result.output
+    assert "detect" not in result.output and "track " not in result.output
+    assert not any(m.startswith("transformers.models.sam3") for m in sys.modules)
+    assert not (tmp_path / "dry").exists()
+
+
 @pytest.mark.parametrize(
     ("edit", "names"),
     [
