@@ -115,7 +115,7 @@ def _stitch(objects: dict, tracks: dict[int, _Track], a: int, shared: int, thres
     """This window (from `a`)'s object id -> the video's track id, by mask IoU on frame `shared`."""
     ending = [t for t in tracks.values() if shared in t.frames]
     local = sorted(i for i, o in objects.items() if shared - a in o.masks)
-    iou = np.zeros((len(local), len(ending)))
+    iou = np.full((len(local), len(ending)), -1.0)  # -1: another phrase, never a match
     for r, i in enumerate(local):
         obj = objects[i]
         for c, t in enumerate(ending):

@@ -61,15 +61,16 @@ class _Live:
 
 
 def match(iou: np.ndarray, threshold: float) -> dict[int, int]:
-    """Row -> column pairs of the one-to-one assignment with the largest total IoU, each at least `threshold`
-    (Hungarian algorithm; pairs under the threshold take no part, so they never block a valid one)."""
+    """Row -> column pairs of a one-to-one assignment (Hungarian algorithm): as many pairs with IoU at least
+    `threshold` as there can be, and among those the largest total IoU. A negative IoU marks a pair that may
+    never match (another phrase); pairs under the threshold never block a valid one."""
     from scipy.optimize import linear_sum_assignment
 
     if not iou.size:
         return {}
-    usable = np.where(iou >= threshold, iou, 0.0)
-    rows, cols = linear_sum_assignment(usable, maximize=True)
-    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if usable[r, c] > 0}
+    valid = (iou >= threshold) & (iou >= 0)
+    rows, cols = linear_sum_assignment(np.where(valid, iou, -1e6), maximize=True)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if valid[r, c]}
 
 
 class OnlineTracking:
@@ -122,7 +123,7 @@ class OnlineTracking:
         self._check(det_masks)
         usable = [i for i, m in enumerate(det_masks) if int(m.sum()) >= self.params.min_area]
         live = [t for t in self.tracks.values() if t.alive and k in t.frames]
-        iou = np.zeros((len(usable), len(live)))
+        iou = np.full((len(usable), len(live)), -1.0)  # -1: another phrase, never a match
         for r, i in enumerate(usable):
             for c, t in enumerate(live):
                 if t.phrase == detections[i].phrase:

@@ -87,6 +87,8 @@ def test_match_is_one_to_one_with_the_largest_total_iou() -> None:
     assert match(np.array([[0.6, 0.9], [0.7, 0.1]]), 0.5) == {0: 1, 1: 0}
     assert match(np.array([[0.45, 0.9], [0.4, 0.1]]), 0.5) == {0: 1}, "pairs under the threshold never count"
     assert match(np.zeros((0, 3)), 0.5) == {}
+    assert match(np.array([[0.0, -1.0], [-1.0, 0.2]]), 0.0) == {0: 0, 1: 1}, "threshold 0: any pair of a phrase"
+    assert match(np.array([[-1.0, 0.0]]), 0.0) == {0: 1}, "never across phrases"
 
 
 def test_tiny_sam2_forward_backward_and_windows(scene, tiny_models: dict[str, str]) -> None:
