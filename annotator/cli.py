@@ -1,4 +1,4 @@
-"""The `annotator` command: run, status, demo, models tiny.
+"""The `annotator` command: run, status, export, report, review, demo, models tiny; train, predict, evaluate.
 
 Mistakes in configs or inputs print one line (file, key, fix) and exit with code 2, never a traceback.
 """
@@ -426,6 +426,11 @@ def models_tiny(out_dir: Annotated[Path, typer.Argument(help="where to write one
     _quiet_libraries()
     for role, path in tiny.build_all(out_dir).items():
         console.print(f"{role}: {path}")
+
+
+from annotator.train.commands import register as _register_trainer  # noqa: E402 - the commands attach to `app`
+
+_register_trainer(app)
 
 
 def main() -> None:

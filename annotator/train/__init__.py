@@ -1,0 +1,1 @@
+"""The companion trainer: a pixel-grounding video model trained on the dataset, and GCG evaluation."""

@@ -1,0 +1,111 @@
+"""`annotator train`, `annotator predict`, `annotator evaluate`: the trainer's commands, registered on the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from annotator.config import ConfigError
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def train(
+    config_file: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="trainer config (configs/train/)")],
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the newest checkpoint")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="run under Ray Train (ray.num_workers workers)")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a config key: a.b=value")] = None,
+) -> None:
+    """Train the grounding model on a run's dataset; checkpoints in train.output/checkpoints/."""
+    from annotator.train.config import load_train_config
+
+    try:
+        config = load_train_config(config_file, overrides or [])
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    if not Path(config.data.run_dir).exists():
+        _fail(f"{config_file}: data.run_dir: {config.data.run_dir} does not exist")
+    if ray:
+        from annotator.train.ray_train import train_on_ray
+
+        result = train_on_ray(config)
+        console.print(f"done: {result.metrics}; checkpoint {result.checkpoint.path if result.checkpoint else None}",
+                      highlight=False)
+        return
+    from annotator.train.loop import train as run
+
+    def show(row: dict[str, float]) -> None:
+        console.print(f"step {int(row['step'])}/{config.train.steps}  loss {row['loss']:.4f}  lm {row['lm']:.4f}  "
+                      f"bce {row['bce']:.4f}  dice {row['dice']:.4f}  ({row['seconds']:.0f}s)", highlight=False)
+
+    rows = run(config, resume=resume, on_log=show)
+    console.print(f"checkpoints: {Path(config.train.output) / 'checkpoints'}; log: "
+                  f"{Path(config.train.output) / 'log.csv'}" + ("" if rows else " (already at train.steps)"),
+                  highlight=False)
+
+
+def predict(
+    config_file: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="the config the model was trained with")],
+    checkpoint: Annotated[str | None, typer.Option(help="checkpoint folder; none: the untrained model")] = None,
+    data: Annotated[str | None, typer.Option(help="run directory to predict for (default: data.run_dir)")] = None,
+    out: Annotated[Path, typer.Option(help="predictions file (JSON lines)")] = Path("predictions.jsonl"),
+    answers: Annotated[str, typer.Option(help="generate (GCG) or dataset (teacher-forced answers)")] = "generate",
+    limit: Annotated[int | None, typer.Option(help="the first N triplets only")] = None,
+) -> None:
+    """Answer and masks for each QA triplet of a run, as JSON lines (see annotator/train/predict.py)."""
+    from annotator.train.config import load_train_config
+    from annotator.train.loop import load_checkpoint
+    from annotator.train.model import GroundingModel
+    from annotator.train.predict import predict as run
+
+    if answers not in ("generate", "dataset"):
+        _fail(f"--answers {answers}: use generate or dataset")
+    try:
+        config = load_train_config(config_file)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    model = GroundingModel(config.model.build())
+    if checkpoint:
+        if not (Path(checkpoint) / "trainable.pt").exists():
+            _fail(f"--checkpoint {checkpoint}: not a checkpoint folder (no trainable.pt)")
+        load_checkpoint(Path(checkpoint), model)
+    path = run(model, data or config.data.run_dir, out, config.data.num_frames, config.data.max_phrases,
+               config.data.seed, limit, config.predict.get("max_new_tokens", 64), answers)
+    console.print(f"predictions: {path}", highlight=False)
+
+
+def evaluate(
+    predictions: Annotated[Path, typer.Option(help="predictions file (JSON lines)")],
+    dataset: Annotated[str, typer.Option(help="the run directory whose dataset is the ground truth")],
+) -> None:
+    """GCG metrics: mIoU, mask recall, AP50, CIDEr, METEOR (with Java)."""
+    from annotator.train.evaluate import evaluate as run
+
+    if not predictions.exists():
+        _fail(f"--predictions {predictions}: no such file")
+    try:
+        result = run(predictions, dataset)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    for key, value in result.items():
+        console.print(f"{key:>8}: {value}", highlight=False)
+    console.print(json.dumps(result), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(predict)
+    app.command()(evaluate)
