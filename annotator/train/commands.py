@@ -102,7 +102,7 @@ def evaluate(
         return
     for key, value in result.items():
         console.print(f"{key:>8}: {value}", highlight=False)
-    console.print(json.dumps(result), highlight=False)
+    console.print(json.dumps(result), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 Per triplet, each predicted object's mask track is compared with each ground-truth object's on the predicted
 frames (IoU = summed intersection / summed union over those frames); pairs are matched one to one greedily, best
-IoU first (as VideoGLaMM does). Over all triplets:
+IoU first (as VideoGLaMM does; equal IoUs go to the pair whose phrases match). Two tracks empty on every frame
+agree (IoU 1). Over all triplets:
 - **mIoU**: the mean, over ground-truth objects, of the IoU of the prediction matched to it (0 when none is);
 - **recall**: the share of ground-truth objects matched with IoU >= 0.5 and a phrase match (word-overlap F1 of
   the normalised phrases >= 0.5);
@@ -43,7 +44,7 @@ def track_iou(pred: dict[str, Any], gt: dict[str, Any], h: int, w: int) -> float
         g = masks.decode(truth[frame], h, w) if frame in truth else np.zeros((h, w), bool)
         inter += int((p & g).sum())
         union += int((p | g).sum())
-    return inter / union if union else 0.0
+    return inter / union if union else 1.0  # both empty on every frame: they agree
 
 
 def greedy(iou: np.ndarray) -> list[tuple[int, int]]:
@@ -87,14 +88,15 @@ def evaluate(predictions: str | Path, run_dir: str) -> dict[str, float | str]:
         h, w = record.video["height"], record.video["width"]
         gts, ps = record.objects, pred["objects"]
         iou = np.array([[track_iou(p, g, h, w) for g in gts] for p in ps]).reshape(len(ps), len(gts))
-        matched = dict((c, r) for r, c in greedy(iou)) if iou.size else {}
+        same = np.array([[phrase_match(p["phrase"], g["phrase"]) for g in gts] for p in ps]).reshape(iou.shape)
+        matched = dict((c, r) for r, c in greedy(iou + 1e-6 * same)) if iou.size else {}  # ties: same phrase first
         for c, g in enumerate(gts):
             r = matched.get(c)
             ious.append(float(iou[r, c]) if r is not None else 0.0)
-            recalled += r is not None and iou[r, c] >= 0.5 and phrase_match(ps[r]["phrase"], g["phrase"])
+            recalled += bool(r is not None and iou[r, c] >= 0.5 and phrase_match(ps[r]["phrase"], g["phrase"]))
         total += len(gts)
         for r, p in enumerate(ps):
-            hit = any(cc for cc, rr in matched.items() if rr == r and iou[r, cc] >= 0.5)
+            hit = any(rr == r and iou[r, cc] >= 0.5 for cc, rr in matched.items())
             scored.append((float(p.get("score", 1.0)), hit))
         refs[str(n)] = [plain(record.qa["answer"]) or "."]
         hyps[str(n)] = [plain(pred["answer"]) or "."]

@@ -1,0 +1,33 @@
+"""A real pipeline export to train on: the demo pipeline (tiny models) over four short clips."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from annotator.train.config import TrainConfig
+from tests.helpers import demo_pipeline
+
+
+@pytest.fixture(scope="session")
+def dataset_run(clips: dict[str, Path], tiny_models, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train-data")
+    (root / "in").mkdir()
+    for name, source in (("v1", "a"), ("v2", "b"), ("v3", "a"), ("v4", "b")):
+        shutil.copy(clips[source], root / "in" / f"{name}.mp4")
+    summary = demo_pipeline().run([root / "in"], root / "run", executor="local", show_progress=False)
+    assert summary.qa == 4 and summary.objects >= 8
+    return root / "run"
+
+
+def tiny_config(run_dir: Path, output: Path, **train: object) -> TrainConfig:
+    """configs/train/tiny.yaml's model on the test dataset, tuned to overfit four samples on CPU."""
+    return TrainConfig.model_validate({
+        "model": {"vlm": "tiny:qwen2_vl", "sam": "tiny:sam2_video", "lora_r": 16, "lora_alpha": 64},
+        "data": {"run_dir": str(run_dir), "num_frames": 4, "max_phrases": 4},
+        "train": {"output": str(output), "steps": 500, "batch_size": 2, "lr": 0.001, "save_every": 250,
+                  "log_every": 50, **train},
+        "ray": {"num_workers": 2},
+    })
