@@ -10,6 +10,12 @@ agree (IoU 1). Over all triplets:
 - **AP50**: class-agnostic average precision at IoU 0.5 (GLaMM), predictions ranked by their score, 101-point
   interpolation;
 - **CIDEr** (pycocoevalcap) of the answers without markup, and **METEOR** when Java is installed.
+
+Predictions are our JSON lines (`annotator.train.predict`) or files in the shape GLaMM's and VideoGLaMM's GCG
+inference writes: a JSON list (or one object per line, or a folder of `.json` files) of `{"video_id" or
+"image_id", "qa_id" (optional: the video's first triplet), "caption" (with <p> … </p>), "phrases": [...],
+"pred_masks": [...]}`, one entry of `pred_masks` per phrase: a COCO RLE dict (an image or a one-frame video) or
+a list of them, one per frame of `frame_indices` (optional: the video's sampled frames).
 """
 
 from __future__ import annotations
@@ -70,9 +76,39 @@ def ap50(scored: list[tuple[float, bool]], positives: int) -> float:
     return float(np.mean([precision[recall >= r].max() if (recall >= r).any() else 0.0 for r in points]))
 
 
+def _entries(path: Path) -> list[dict[str, Any]]:
+    if path.is_dir():
+        return [e for f in sorted(path.glob("*.json")) for e in _entries(f)]
+    text = path.read_text().strip()
+    if text.startswith("["):
+        return list(json.loads(text))
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _counts(rle: Any) -> str:
+    counts = rle["counts"] if isinstance(rle, dict) else rle
+    return counts.decode() if isinstance(counts, bytes) else counts
+
+
+def from_glamm(entry: dict[str, Any], records: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """A GLaMM/VideoGLaMM-style GCG prediction in our shape (see the module docstring)."""
+    vid = str(entry.get("video_id", entry.get("image_id", "")))
+    qa_id = entry.get("qa_id") or next((q for v, q in sorted(records) if v == vid), "")
+    frames = entry.get("frame_indices") or (records[(vid, qa_id)].video["frame_indices"] if (vid, qa_id) in records
+                                           else [0])
+    objects = []
+    for n, masks_of in enumerate(entry.get("pred_masks", [])):
+        per_frame = masks_of if isinstance(masks_of, list) else [masks_of]
+        if len(per_frame) != len(frames):
+            raise ValueError(f"{vid}: phrase {n} has {len(per_frame)} masks for {len(frames)} frames")
+        objects.append({"phrase": (entry.get("phrases") or [""] * (n + 1))[n], "frame_indices": list(frames),
+                        "mask_rles": [_counts(r) for r in per_frame], "score": 1.0})
+    return {"video_id": vid, "qa_id": qa_id, "answer": entry.get("caption", ""), "objects": objects}
+
+
 def evaluate(predictions: str | Path, run_dir: str) -> dict[str, float | str]:
     truth = {(r.qa["video_id"], r.qa["qa_id"]): r for r in load_records(run_dir)}
-    preds = [json.loads(line) for line in Path(predictions).read_text().splitlines() if line.strip()]
+    preds = [p if "objects" in p else from_glamm(p, truth) for p in _entries(Path(predictions))]
     if not preds:
         raise ValueError(f"{predictions}: no predictions")
     ious: list[float] = []

@@ -69,3 +69,17 @@ def test_ground_truth_as_predictions_scores_one(dataset_run: Path, tmp_path: Pat
     result = evaluate(path, str(dataset_run))
     assert (result["mIoU"], result["recall"], result["AP50"]) == (1.0, 1.0, 1.0)
     assert result["objects"] >= 8 and result["samples"] == 4
+
+
+def test_glamm_style_predictions_are_scored_too(dataset_run: Path, tmp_path: Path) -> None:
+    entries = []
+    for record in load_records(str(dataset_run)):
+        entries.append({"video_id": record.qa["video_id"], "caption": record.qa["answer"],
+                        "phrases": [o["phrase"] for o in record.objects],
+                        "pred_masks": [[{"size": [o["height"], o["width"]], "counts": rle} for rle in o["mask_rles"]]
+                                       for o in record.objects],
+                        "frame_indices": record.objects[0]["frame_indices"]})
+    path = tmp_path / "glamm.json"
+    path.write_text(json.dumps(entries))
+    result = evaluate(path, str(dataset_run))
+    assert (result["mIoU"], result["recall"], result["AP50"], result["samples"]) == (1.0, 1.0, 1.0, 4)
