@@ -17,8 +17,10 @@ class MaskFixer:
     def __init__(self, manifest: dict[str, Any]) -> None:
         from annotator.stage import stage_class
 
-        specs = [s for s in manifest["pipeline"]["stages"] if s["stage"] == "track"]
-        self.model: str = stage_class("track")(**(specs[0]["params"] if specs else {})).model  # type: ignore[attr-defined]
+        # the pipeline's own tracker: track's SAM2, or segment's SAM 3 (whose tracker takes the same clicks)
+        specs = [s for s in manifest["pipeline"]["stages"] if s["stage"] in ("track", "segment")]
+        name = specs[0]["stage"] if specs else "track"
+        self.model: str = stage_class(name)(**(specs[0]["params"] if specs else {})).model  # type: ignore[attr-defined]
         self._tracker: Tracker | None = None
         self._lock = threading.Lock()  # one model, one fix at a time: it holds the whole clip's features
 
