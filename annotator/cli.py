@@ -78,16 +78,16 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
         _fail(f"--executor {executor}: use local or ray")
     if storage.exists(output) and not storage.isdir(output):
         _fail(f"--output {output} is a file: name a folder (a new one, or an earlier run directory to resume)")
-    from annotator.inputs import discover
-
     try:
         missing = [p for p in inputs if not storage.exists(p)]
         if missing:
             _fail(f"input {missing[0]} does not exist: pass video files, folders of videos or folders of frames")
-        found, skipped = discover(inputs, recursive)
+        if not inputs and not hasattr(pipeline.stages[0].stage, "inputs"):
+            _fail("no --input given (only a pipeline whose first stage is a `source` lists its own inputs)")
+        found, skipped = pipeline.find_inputs(inputs, recursive)
         if not found:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3]) or "empty"
-            _fail(f"no videos or frame folders found in {', '.join(inputs)} ({why})")
+            _fail(f"no videos or frame folders found in {', '.join(inputs) or 'the source'} ({why})")
     except (OSError, ValueError) as exc:  # an unreachable store, bad credentials
         _fail(f"cannot read inputs: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     kind = executor or config.executor.kind
@@ -181,9 +181,10 @@ def _print_sample(run_dir: str) -> None:
 @app.command()
 def run(
     pipeline_file: Annotated[Path, typer.Argument(metavar="PIPELINE.yaml", help="pipeline config")],
-    inputs: Annotated[list[str], typer.Option("--input", "-i", help="video file, folder of videos or frames; a "
-                                              "local path or a URI such as s3://bucket/videos")],
     output: Annotated[str, typer.Option("--output", "-o", help="run directory, local or a URI (resumes if it exists)")],
+    inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="video file, folder of videos or frames; a "
+                                                     "local path or a URI such as s3://bucket/videos (a source "
+                                                     "pipeline lists its own)")] = None,
     executor: Annotated[str | None, typer.Option(help="local or ray (default: the pipeline's)")] = None,
     address: Annotated[str | None, typer.Option(help="Ray address to join, e.g. auto")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and print the plan only")] = False,
@@ -195,8 +196,8 @@ def run(
                                                    "another input set")] = False,
 ) -> None:
     """Run a pipeline over videos into a run directory; run it again to resume."""
-    _run(pipeline_file, inputs, output, executor, address, dry_run, overrides or [], verbose, drop_frames, recursive,
-         force_new_inputs)
+    _run(pipeline_file, inputs or [], output, executor, address, dry_run, overrides or [], verbose, drop_frames,
+         recursive, force_new_inputs)
 
 
 def _open_run(run_dir: str) -> tuple[RunDir, dict]:

@@ -90,6 +90,13 @@ class Pipeline:
             raise ConfigError(f"{self.source}: stage(s) {', '.join(engines)} run in a vLLM engine inside Ray Data; "
                               "use the ray executor (--executor ray)")
 
+    def find_inputs(self, inputs: list[Any], recursive: bool = True) -> tuple[list[tuple[str, str]], list[Any]]:
+        """Videos to run: discovered under `inputs`, or, with none given, the videos a `source` stage lists."""
+        first = self.stages[0].stage
+        if not inputs and hasattr(first, "inputs"):
+            return first.inputs(), []
+        return discover(inputs, recursive)
+
     def work(self, rundir: RunDir, inputs: list[tuple[str, str]]
              ) -> tuple[list[WorkRef], list[WorkRef], dict[str, dict[str, Any]]]:
         """(finished, to do, filtered): every input with the shards of the stages it already finished, and the
@@ -154,7 +161,7 @@ class Pipeline:
         self.check_executor(kind)
         runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
         rundir = RunDir(output)
-        found, skipped = discover(list(inputs), recursive)
+        found, skipped = self.find_inputs(list(inputs), recursive)
         manifest = self._manifest(rundir, kind, found, force_new_inputs)
         manifest["inputs"]["skipped"] = len(skipped)
         rundir.write_manifest(manifest)

@@ -1,1 +1,32 @@
-"""Readers that turn source datasets (masks, boxes, expressions) into `VideoItem` records."""
+"""Source datasets that already hold masks (and names) enter the same flow as videos: a pipeline's `source:`
+lists their videos as inputs, and its `source` stage loads each one's frames and annotations by id."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from annotator.records import VideoItem
+from annotator.sources.ytvis import SourceError, read_ytvis
+
+KINDS = ("ytvis",)
+
+
+@functools.lru_cache(maxsize=4)
+def _read(kind: str, annotations: str, frames_root: str, fps: float, mtime: float) -> dict[str, VideoItem]:
+    if kind != "ytvis":
+        raise SourceError(f"unknown source kind {kind!r}; known: {', '.join(KINDS)}")
+    return {it.video_id: it for it in read_ytvis(annotations, frames_root, fps)}
+
+
+def read_source(kind: str, annotations: str, frames_root: str, fps: float = 6.0) -> dict[str, VideoItem]:
+    """video id -> record of every video of a source (read once per worker while the file is unchanged)."""
+    path = Path(annotations)
+    if not path.exists():
+        raise SourceError(f"{annotations}: no such annotation file")
+    return _read(kind, str(path), str(frames_root), fps, path.stat().st_mtime)
+
+
+def source_ref(annotations: str, video_id: str) -> str:
+    """The input path a source video travels under: the annotation file and the video's id."""
+    return f"{annotations}#{video_id}"

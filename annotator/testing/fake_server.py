@@ -2,7 +2,8 @@
 
 Each POST takes the next script entry: an int is an HTTP status (200 answers with `content`), a `Fault`
 is one way a real endpoint misbehaves (see `FAULTS`), any other string is the message content of a 200
-answer. After the script, every request gets `default` (200 with `content` unless set). `latency_s`
+answer. After the script, every request gets `default` (200 with `content` unless set, or with what
+`reply(request body)` writes). `latency_s`
 delays every answer; `max_in_flight` records the most requests the server held at once.
 """
 
@@ -13,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -69,9 +71,11 @@ class _Server(ThreadingHTTPServer):
 
 class FakeServer:
     def __init__(self, script: list[Step] | None = None, content: str = "a rabbit sits on the grass",
-                 latency_s: float = 0.0, slow_s: float = 2.0, default: Step = 200) -> None:
+                 latency_s: float = 0.0, slow_s: float = 2.0, default: Step = 200,
+                 reply: Callable[[dict], str] | None = None) -> None:
         self.script = list(script or [])
         self.content = content
+        self.reply = reply  # content computed from the request body (for 200 answers past the script)
         self.default = default
         self.latency_s = latency_s
         self.slow_s = slow_s
@@ -91,6 +95,8 @@ class FakeServer:
                     outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
                                            "body": body, "time": time.monotonic()})
                     step = outer.script.pop(0) if outer.script else outer.default
+                    if step == 200 and outer.reply is not None:
+                        step = outer.reply(body)
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 try:

@@ -1,0 +1,65 @@
+"""Source: one video of a source dataset (YouTube-VIS and its kin) loaded by id, with its objects and masks.
+
+The first stage of a source pipeline: with no `--input`, its videos are the run's inputs (`path` = the
+annotation file and the video's id). Its frames go into the run's frame store, as ingest's do, so every later
+stage, the review page and the exports read them there. The objects keep the dataset's ids and masks exactly
+(no re-segmentation); their phrases are the category names until a caption is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from annotator import frames
+from annotator.records import VideoItem
+from annotator.sources import read_source, source_ref
+from annotator.stage import PerItemStage, Resources, register
+
+
+@register
+@dataclass
+class SourceStage(PerItemStage):
+    name = "source"
+    resources = Resources(cpus=0.25)
+    batch_size = 8
+    outputs = ("info", "phrases", "tracks", "objects")
+
+    kind: Literal["ytvis"] = "ytvis"
+    annotations: str = ""  # the dataset's annotation file
+    frames_root: str = ""  # where its frame folders are (`file_names` are relative to it)
+    fps: float = 6.0  # frame rate of the frame folders (YouTube-VIS: 6 annotated frames per second)
+    frame_quality: Annotated[int, Field(ge=1, le=100)] = 95  # JPEG quality of the frame store
+
+    def __post_init__(self) -> None:
+        if not self.annotations or not self.frames_root:
+            raise ValueError("a source needs annotations (the annotation file) and frames_root")
+
+    def required_paths(self) -> dict[str, str]:
+        return {"annotations": self.annotations, "frames_root": self.frames_root}
+
+    def inputs(self) -> list[tuple[str, str]]:
+        """(video_id, path) of every video of the source: the run's inputs when none are given."""
+        records = read_source(self.kind, self.annotations, self.frames_root, self.fps)
+        return [(vid, source_ref(self.annotations, vid)) for vid in sorted(records)]
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        video_id = item.path.rsplit("#", 1)[-1]
+        records = read_source(self.kind, self.annotations, self.frames_root, self.fps)
+        if video_id not in records:
+            raise ValueError(f"{self.annotations} has no video {video_id!r}")
+        record = records[video_id]
+        assert record.info is not None
+        info = dataclasses.replace(record.info)
+        source = VideoItem(video_id, record.path, info=info)
+        if self.run_root is not None:
+            positions = list(range(len(info.frame_indices)))
+            frames.write(self.run_root, video_id, info.frame_indices, frames.read(source, positions, None),
+                         self.frame_quality)
+            info.stored_frames = True
+        item.info = info
+        item.phrases, item.tracks, item.objects = list(record.phrases), list(record.tracks), list(record.objects)
+        return item
