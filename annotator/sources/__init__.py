@@ -4,19 +4,23 @@ lists their videos as inputs, and its `source` stage loads each one's frames and
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from annotator.records import VideoItem
+from annotator.sources.refs import read_mevis, read_refytvos
 from annotator.sources.ytvis import SourceError, read_ytvis
 
-KINDS = ("ytvis",)
+READERS: dict[str, Callable[..., list[VideoItem]]] = {"ytvis": read_ytvis, "refytvos": read_refytvos,
+                                                      "mevis": read_mevis}
+KINDS = tuple(READERS)
 
 
 @functools.lru_cache(maxsize=4)
 def _read(kind: str, annotations: str, frames_root: str, fps: float, mtime: float) -> dict[str, VideoItem]:
-    if kind != "ytvis":
+    if kind not in READERS:
         raise SourceError(f"unknown source kind {kind!r}; known: {', '.join(KINDS)}")
-    return {it.video_id: it for it in read_ytvis(annotations, frames_root, fps)}
+    return {it.video_id: it for it in READERS[kind](annotations, frames_root, fps)}
 
 
 def read_source(kind: str, annotations: str, frames_root: str, fps: float = 6.0) -> dict[str, VideoItem]:

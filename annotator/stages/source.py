@@ -28,9 +28,10 @@ class SourceStage(PerItemStage):
     batch_size = 8
     outputs = ("info", "phrases", "tracks", "objects")
 
-    kind: Literal["ytvis"] = "ytvis"
-    annotations: str = ""  # the dataset's annotation file
-    frames_root: str = ""  # where its frame folders are (`file_names` are relative to it)
+    kind: Literal["ytvis", "refytvos", "mevis"] = "ytvis"
+    annotations: str = ""  # the dataset's annotation file (ytvis JSON, or meta_expressions.json)
+    frames_root: str = ""  # ytvis: where `file_names` are relative to; refytvos, mevis: the folder holding
+    # JPEGImages/ (and Annotations/ for refytvos)
     fps: float = 6.0  # frame rate of the frame folders (YouTube-VIS: 6 annotated frames per second)
     frame_quality: Annotated[int, Field(ge=1, le=100)] = 95  # JPEG quality of the frame store
 

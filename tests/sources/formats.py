@@ -1,0 +1,63 @@
+"""Tiny datasets written in each source family's published layout, frames from the synthetic CC0 scene."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from annotator import masks
+from tests.synthetic import H, W, render
+
+NAMES = {1: "the cat on the left", 2: "a rocket", 3: "the astronaut face", 4: "a cup", 5: "the flag"}
+
+
+def _frames(root: Path, name: str, count: int) -> tuple[list[str], dict[int, np.ndarray]]:
+    video, truth, _ = render(max(count, 40))  # the scene's script needs 40 frames; the first `count` are kept
+    video, truth = video[:count], {obj: m[:count] for obj, m in truth.items()}
+    folder = root / "JPEGImages" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{5 * t:05d}" for t in range(count)]
+    for t, f in enumerate(names):
+        cv2.imwrite(str(folder / f"{f}.jpg"), cv2.cvtColor(video[t], cv2.COLOR_RGB2BGR))
+    return names, truth
+
+
+def write_refytvos(root: Path, count: int = 12) -> tuple[Path, dict[tuple[str, int], list[np.ndarray]]]:
+    """`meta_expressions/train/meta_expressions.json` + palette PNGs `Annotations/<video>/<frame>.png`."""
+    names, truth = _frames(root, "vid1", count)
+    (root / "Annotations" / "vid1").mkdir(parents=True)
+    palette = [0, 0, 0] + [c for i in range(1, 256) for c in ((i * 53) % 256, (i * 97) % 256, (i * 191) % 256)]
+    for t, f in enumerate(names):
+        label = np.zeros((H, W), np.uint8)
+        for obj, m in truth.items():
+            label[m[t]] = obj
+        image = Image.fromarray(label, mode="P")
+        image.putpalette(palette)
+        image.save(root / "Annotations" / "vid1" / f"{f}.png")
+    expressions = {str(i): {"exp": NAMES[obj], "obj_id": str(obj)} for i, obj in enumerate(sorted(truth))}
+    expressions[str(len(truth))] = {"exp": "the round thing", "obj_id": "4"}  # a second expression for one object
+    meta = root / "meta_expressions" / "train" / "meta_expressions.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"videos": {"vid1": {"expressions": expressions, "frames": names}}}))
+    return meta, {("vid1", obj): [m[t] for t in range(count)] for obj, m in truth.items()}
+
+
+def write_mevis(root: Path, count: int = 12) -> tuple[Path, dict[tuple[str, int], list[np.ndarray]]]:
+    """`train/meta_expressions.json` + `train/mask_dict.json` (one COCO RLE or null per frame per annotation)."""
+    split = root / "train"
+    names, truth = _frames(split, "clip_1", count)
+    mask_dict, expressions = {}, {}
+    for obj, m in truth.items():
+        mask_dict[str(100 + obj)] = [{"size": [H, W], "counts": masks.encode(m[t])} if m[t].any() else None
+                                     for t in range(count)]
+    expressions["0"] = {"exp": "the cat and the rocket", "obj_id": [1, 2], "anno_id": ["101", "102"]}
+    for i, obj in enumerate(sorted(truth)[2:], start=1):
+        expressions[str(i)] = {"exp": NAMES[obj], "obj_id": [obj], "anno_id": [str(100 + obj)]}
+    (split / "mask_dict.json").write_text(json.dumps(mask_dict))
+    meta = split / "meta_expressions.json"
+    meta.write_text(json.dumps({"videos": {"clip_1": {"expressions": expressions, "frames": names}}}))
+    return meta, {("clip_1", obj): [m[t] for t in range(count)] for obj, m in truth.items()}
