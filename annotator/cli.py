@@ -261,7 +261,7 @@ def demo(
     _run(paths.PIPELINES_DIR / "demo.yaml", [str(paths.SAMPLES_DIR)], output, executor, None, False, [], verbose)
 
 
-EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b", "cvat", "cvat-images")
+EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b", "cvat", "cvat-images", "grandf", "points")
 
 
 @app.command("export")
@@ -298,6 +298,14 @@ def export_cmd(
 
         items += _pending_items(run_dir)
         written = write_cvat(items, out, fmt, run_root=run.root)
+    elif fmt == "grandf":
+        from annotator.export.grandf import write_grandf
+
+        written = [write_grandf(items, out, run_root=run.root)]
+    elif fmt == "points":
+        from annotator.export.points import write_points
+
+        written = [write_points(items, out)]
     elif fmt == "coco":
         from annotator.export.coco import write_coco
 

@@ -1,0 +1,62 @@
+"""GLaMM's GranD-f image GCG layout, one image per video (its first sampled frame where every object is visible
+is preferred, else the frame with most objects): `grandf.json` is a list of
+
+    {"file_name": "<video_id>/<frame:05d>.jpg", "height": H, "width": W, "caption": "...",
+     "groundings": {"<phrase>": {"token_positives": [start, end], "rle_masks": [{"size": [H, W], "counts": "..."}]}}}
+
+`caption[start:end]` is the phrase (character offsets); each phrase's mask is its object's mask on that frame
+(COCO RLE). Images are written under `images/` with the same `file_name`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from annotator import frames, masks, storage
+from annotator.export.common import exportable, frame_name, write_json
+from annotator.records import VideoItem
+
+
+def best_position(item: VideoItem) -> int | None:
+    """The first sampled frame where the most objects have a non-empty mask."""
+    assert item.info is not None
+    h, w = item.info.height, item.info.width
+    counts = [0] * len(item.info.frame_indices)
+    for obj in item.objects:
+        for f, rle in zip(obj.masks.frames, obj.masks.rles, strict=True):
+            counts[f] += masks.area(rle, h, w) > 0
+    return max(range(len(counts)), key=lambda p: (counts[p], -p)) if any(counts) else None
+
+
+def grandf_entries(items: list[VideoItem]) -> list[tuple[VideoItem, int, dict[str, Any]]]:
+    out = []
+    for item in exportable(items):
+        position = best_position(item)
+        if position is None or not item.caption:
+            continue
+        assert item.info is not None
+        h, w = item.info.height, item.info.width
+        groundings: dict[str, Any] = {}
+        for obj in sorted(item.objects, key=lambda o: item.phrases[o.phrase].start):
+            if position not in obj.masks.frames:
+                continue
+            rle = obj.masks.rles[obj.masks.frames.index(position)]
+            if not masks.area(rle, h, w):
+                continue
+            phrase = item.phrases[obj.phrase]
+            key = phrase.text if phrase.text not in groundings else f"{phrase.text} ({obj.object_id})"
+            groundings[key] = {"token_positives": [phrase.start, phrase.end],
+                               "rle_masks": [{"size": [h, w], "counts": rle}], "object_id": obj.object_id}
+        name = f"{item.video_id}/{frame_name(item.info.frame_indices[position])}"
+        out.append((item, position, {"file_name": name, "height": h, "width": w, "caption": item.caption,
+                                     "groundings": groundings}))
+    return out
+
+
+def write_grandf(items: list[VideoItem], out: Path, run_root: str | None = None) -> Path:
+    entries = grandf_entries(items)
+    for item, position, entry in entries:
+        image = frames.read(item, [position], run_root)[0]
+        storage.write_bytes(str(out / "images" / entry["file_name"]), frames.encode_jpeg(image, 95))
+    return write_json(out / "grandf.json", [e for _, _, e in entries])
