@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
+import cv2
 from pydantic import Field
 
 from annotator import frames
 from annotator.records import VideoItem
 from annotator.sources import read_source, source_ref
 from annotator.stage import PerItemStage, Resources, register
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @register
@@ -28,7 +32,7 @@ class SourceStage(PerItemStage):
     batch_size = 8
     outputs = ("info", "phrases", "tracks", "objects")
 
-    kind: Literal["ytvis", "refytvos", "mevis"] = "ytvis"
+    kind: Literal["ytvis", "refytvos", "mevis", "coco_images"] = "ytvis"
     annotations: str = ""  # the dataset's annotation file (ytvis JSON, or meta_expressions.json)
     frames_root: str = ""  # ytvis: where `file_names` are relative to; refytvos, mevis: the folder holding
     # JPEGImages/ (and Annotations/ for refytvos)
@@ -58,8 +62,14 @@ class SourceStage(PerItemStage):
         source = VideoItem(video_id, record.path, info=info)
         if self.run_root is not None:
             positions = list(range(len(info.frame_indices)))
-            frames.write(self.run_root, video_id, info.frame_indices, frames.read(source, positions, None),
-                         self.frame_quality)
+            if Path(record.path).suffix.lower() in IMAGE_SUFFIXES:  # an image: a one-frame video
+                image = cv2.imread(record.path)
+                if image is None:
+                    raise ValueError(f"{record.path}: not a readable image")
+                clip = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None]
+            else:
+                clip = frames.read(source, positions, None)
+            frames.write(self.run_root, video_id, info.frame_indices, clip, self.frame_quality)
             info.stored_frames = True
         item.info = info
         item.phrases, item.tracks, item.objects = list(record.phrases), list(record.tracks), list(record.objects)

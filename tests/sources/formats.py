@@ -61,3 +61,28 @@ def write_mevis(root: Path, count: int = 12) -> tuple[Path, dict[tuple[str, int]
     meta = split / "meta_expressions.json"
     meta.write_text(json.dumps({"videos": {"clip_1": {"expressions": expressions, "frames": names}}}))
     return meta, {("clip_1", obj): [m[t] for t in range(count)] for obj, m in truth.items()}
+
+
+def write_coco_images(root: Path) -> tuple[Path, dict[tuple[str, int], np.ndarray]]:
+    """`annotations.json` (COCO instances: RLE and polygon segmentations) + `images/<name>.jpg`."""
+    video, truth, _ = render(40)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations, expected = [], [], {}
+    for image_id, t in enumerate((0, 20), start=1):
+        name = f"scene_{t:02d}.jpg"
+        cv2.imwrite(str(root / "images" / name), cv2.cvtColor(video[t], cv2.COLOR_RGB2BGR))
+        images.append({"id": image_id, "file_name": name, "width": W, "height": H})
+        for obj, m in truth.items():
+            if m[t].any():
+                ann_id = 100 * image_id + obj
+                annotations.append({"id": ann_id, "image_id": image_id, "category_id": obj, "iscrowd": 0,
+                                    "segmentation": {"size": [H, W], "counts": masks.encode(m[t])}})
+                expected[(Path(name).stem, ann_id)] = m[t]
+        poly = [[10.0, 150.0, 60.0, 150.0, 60.0, 180.0, 10.0, 180.0]]
+        annotations.append({"id": 100 * image_id + 9, "image_id": image_id, "category_id": 9, "iscrowd": 0,
+                            "segmentation": poly})
+        expected[(Path(name).stem, 100 * image_id + 9)] = masks.decode(masks.from_coco(poly, H, W), H, W)
+    categories = [{"id": i, "name": n} for i, n in NAMES.items()] + [{"id": 9, "name": "a sign"}]
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path, expected
