@@ -30,9 +30,9 @@ class SourceStage(PerItemStage):
     name = "source"
     resources = Resources(cpus=0.25)
     batch_size = 8
-    outputs = ("info", "phrases", "tracks", "objects")
+    outputs = ("info", "caption", "phrases", "detections", "tracks", "objects")
 
-    kind: Literal["ytvis", "refytvos", "mevis", "coco_images"] = "ytvis"
+    kind: Literal["ytvis", "refytvos", "mevis", "coco_images", "hcstvg"] = "ytvis"
     annotations: str = ""  # the dataset's annotation file (ytvis JSON, or meta_expressions.json)
     frames_root: str = ""  # ytvis: where `file_names` are relative to; refytvos, mevis: the folder holding
     # JPEGImages/ (and Annotations/ for refytvos)
@@ -73,4 +73,5 @@ class SourceStage(PerItemStage):
             info.stored_frames = True
         item.info = info
         item.phrases, item.tracks, item.objects = list(record.phrases), list(record.tracks), list(record.objects)
+        item.detections, item.caption = list(record.detections), record.caption  # box sources: tracker prompts
         return item

@@ -66,6 +66,8 @@ class TagStage(Stage):
 
     def ask(self, item: VideoItem) -> list[dict[str, Any]]:
         listing = "\n".join(f"{o.object_id}: {item.phrases[o.phrase].text}" for o in item.objects)
+        if item.caption:  # a source's own description (HC-STVG, VidSTG): context for the new caption
+            listing += f"\n\nThe dataset describes the video as: {item.caption}"
         return [{"role": "user", "content": self.prompt_text.replace("{objects}", listing)}]
 
     def process(self, batch: list[VideoItem]) -> list[VideoItem]:

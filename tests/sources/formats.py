@@ -86,3 +86,21 @@ def write_coco_images(root: Path) -> tuple[Path, dict[tuple[str, int], np.ndarra
     path = root / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return path, expected
+
+
+def write_hcstvg(root: Path, frames: int = 20) -> tuple[Path, list[list[float]]]:
+    """`annotations.json` (HC-STVG v2: st_frame, img_num, img_size, bbox [x, y, w, h] per frame, English) and
+    `video/<name>.mp4`: object 1 of the synthetic scene as the person, from frame 2 on."""
+    from tests.synthetic import true_boxes, write_video
+
+    video, truth, _ = render(max(frames, 40))
+    (root / "video").mkdir(parents=True, exist_ok=True)
+    write_video(root / "video" / "walk.mp4", video[:frames])
+    boxes = []
+    for t in range(2, frames):
+        x0, y0, x1, y1 = true_boxes(truth, t)[1]
+        boxes.append([x0, y0, x1 - x0, y1 - y0])
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"walk.mp4": {"st_frame": 2, "img_num": frames, "img_size": [H, W], "bbox": boxes,
+                                             "English": "The cat walks to the right and stops."}}))
+    return path, boxes

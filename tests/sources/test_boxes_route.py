@@ -1,0 +1,46 @@
+"""HC-STVG box tubes through the tracker: the boxes prompt the (tiny) SAM2 on the sampled frames, the person
+becomes one object, the LLM tags its id with the dataset's caption as context."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from annotator import masks, paths
+from annotator.cli import app
+from annotator.testing.fake_server import FakeServer
+from tests.helpers import export_rows
+from tests.sources.formats import write_hcstvg
+
+
+def test_hcstvg_box_tube_becomes_one_grounded_object(tmp_path: Path, tiny_models: dict[str, str]) -> None:
+    annotations, boxes = write_hcstvg(tmp_path / "src", frames=10)
+
+    def tag_all(body: dict) -> str:
+        listed = re.findall(r"^(\d+): (.+)$", body["messages"][0]["content"], re.M)
+        return " and ".join(f"[{name}]({oid})" for oid, name in listed) + " walks to the right."
+
+    with FakeServer(reply=tag_all) as server:
+        result = CliRunner().invoke(app, [
+            "run", str(paths.PIPELINES_DIR / "hcstvg_boxes.yaml"), "-o", str(tmp_path / "run"),
+            "--set", f"stages.source.params.annotations={annotations}",
+            "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'video'}",
+            "--set", f"stages.track.params.model={tiny_models['sam2_video']}",
+            "--set", "stages.track.params.window=8", "--set", "stages.track.params.score_threshold=0.0",
+            "--set", "stages.track.params.min_area=0", "--set", "stages.track.params.max_lost_frames=4",
+            "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
+        prompt = server.requests[0]["body"]["messages"][0]["content"]
+    assert result.exit_code == 0, result.output
+    assert "1: the person" in prompt and "The cat walks to the right and stops." in prompt
+    (video,) = export_rows(tmp_path / "run", "videos")
+    assert video["frame_indices"] == list(range(2, 10)) and video["keyframe_indices"] == video["frame_indices"]
+    assert len(boxes) == len(video["frame_indices"]), "a box prompt on every sampled frame"
+    (obj,) = export_rows(tmp_path / "run", "objects")
+    (qa,) = export_rows(tmp_path / "run", "qa")
+    assert obj["object_id"] == 1 and qa["object_ids"] == [1] and obj["phrase"] == "the person"
+    assert f"<p> {obj['phrase']} </p> [SEG]" in qa["answer"]
+    assert set(obj["frame_indices"]) <= set(video["frame_indices"]) and obj["mask_rles"]
+    for rle in obj["mask_rles"]:
+        assert masks.decode(rle, obj["height"], obj["width"]).shape == (obj["height"], obj["width"])
