@@ -136,13 +136,16 @@ def evaluate(predictions: str | Path, run_dir: str) -> dict[str, float | str]:
             scored.append((float(p.get("score", 1.0)), hit))
         refs[str(n)] = [plain(record.qa["answer"]) or "."]
         hyps[str(n)] = [plain(pred["answer"]) or "."]
-    from pycocoevalcap.cider.cider import Cider
-
     result: dict[str, float | str] = {
         "samples": len(preds), "objects": total, "mIoU": round(float(np.mean(ious)) if ious else 0.0, 4),
         "recall": round(recalled / total, 4) if total else 0.0, "AP50": round(ap50(scored, total), 4),
-        "CIDEr": round(float(Cider().compute_score(refs, hyps)[0]), 4),
     }
+    try:
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        result["CIDEr"] = result["METEOR"] = "skipped: pip install 'annotator[eval]' (pycocoevalcap)"
+        return result
+    result["CIDEr"] = round(float(Cider().compute_score(refs, hyps)[0]), 4)
     if shutil.which("java"):
         from pycocoevalcap.meteor.meteor import Meteor
 
