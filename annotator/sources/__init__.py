@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from annotator.records import VideoItem
-from annotator.sources.boxes import read_hcstvg
+from annotator.sources.boxes import read_hcstvg, read_vidstg
 from annotator.sources.images import read_coco_images
 from annotator.sources.refs import read_mevis, read_refytvos
 from annotator.sources.ytvis import SourceError, read_ytvis
 
 READERS: dict[str, Callable[..., list[VideoItem]]] = {"ytvis": read_ytvis, "refytvos": read_refytvos,
                                                       "mevis": read_mevis, "coco_images": read_coco_images,
-                                                      "hcstvg": read_hcstvg}
+                                                      "hcstvg": read_hcstvg, "vidstg": read_vidstg}
 KINDS = tuple(READERS)
 
 

@@ -1,6 +1,7 @@
-"""Box-tube sources: HC-STVG (one person's box per frame over a span, with a caption about them). The boxes become
-the tracker's prompts on the sampled frames (detections of the person's phrase); the `track` stage turns them
-into masks and `link` into one object; the dataset's caption goes to the `tag` stage as context."""
+"""Box-tube sources: HC-STVG (one person's boxes over a span, with a caption about them) and VidSTG (VidOR
+trajectories of several subjects and objects, with captions about some of them). The boxes become the tracker's
+prompts on the sampled frames (detections of each object's phrase); the `track` stage turns them into masks and
+`link` into one object per phrase; the dataset's captions go to the `tag` stage as context."""
 
 from __future__ import annotations
 
@@ -43,5 +44,57 @@ def read_hcstvg(annotation_file: str | Path, videos_root: str | Path, fps: float
         for position, frame in enumerate(picks):
             x, y, w, h = boxes[frame - start]
             item.detections.append(Detection(frame=position, phrase=0, box=[x, y, x + w, y + h], score=1.0))
+        items.append(item)
+    return items
+
+
+def read_vidstg(annotation_file: str | Path, videos_root: str | Path, fps: float = 0.0,
+                max_frames: int = 16) -> list[VideoItem]:
+    """VidSTG (VidOR-style annotations): a list of `{"vid", "frame_count", "fps", "width", "height",
+    "subject/objects": [{"tid", "category"}], "trajectories": [[{"tid", "bbox": {"xmin", "ymin", "xmax",
+    "ymax"}}] per frame], "captions": [{"target_id", "description"}]}`; videos are `<videos_root>/<vid>.mp4`.
+    Each tid is one phrase (its caption's description when it has one, else its category) whose boxes on up to
+    `max_frames` evenly spread annotated frames are tracker prompts."""
+    path = Path(annotation_file)
+    try:
+        data = json.loads(path.read_text())
+        entries = data if isinstance(data, list) else list(data.values())
+        assert all(isinstance(e, dict) for e in entries)
+    except (OSError, ValueError, AssertionError) as exc:
+        raise SourceError(f"{path}: not a VidSTG annotation file ({type(exc).__name__}: {exc})") from None
+    items = []
+    for entry in entries:
+        try:
+            name, objects = str(entry["vid"]), entry["subject/objects"]
+            trajectories = entry["trajectories"]
+        except (KeyError, TypeError) as exc:
+            raise SourceError(f"{path}: an entry lacks {exc}") from None
+        file = Path(videos_root) / f"{name}.mp4"
+        try:
+            meta = video.probe(file)
+        except video.VideoError as exc:
+            raise SourceError(f"{path}: {name}: {exc}") from None
+        annotated = [f for f, boxes in enumerate(trajectories[: meta.num_frames]) if boxes]
+        if not annotated:
+            raise SourceError(f"{path}: {name} has no annotated frame")
+        chosen = np.rint(np.linspace(0, len(annotated) - 1, min(max_frames, len(annotated)))).astype(int)
+        picks = sorted({annotated[int(i)] for i in chosen})
+        info = VideoInfo(width=meta.width, height=meta.height, fps=fps or meta.fps, num_frames=meta.num_frames,
+                         frame_indices=picks, keyframes=list(range(len(picks))))
+        described = {int(c["target_id"]): str(c["description"]).strip() for c in entry.get("captions", [])}
+        item = VideoItem(re.sub(r"[^A-Za-z0-9_-]+", "_", name), str(file), info=info,
+                         caption=" ".join(dict.fromkeys(described.values())))
+        phrase_of = {}
+        for obj in sorted(objects, key=lambda o: int(o["tid"])):
+            tid = int(obj["tid"])
+            text = described.get(tid) or str(obj["category"]).replace("_", " ")
+            phrase_of[tid] = len(item.phrases)
+            item.phrases.append(Phrase(text, -1, -1, str(obj["category"]).replace("_", " ")))
+        for position, frame in enumerate(picks):
+            for box in trajectories[frame]:
+                b = box["bbox"]
+                item.detections.append(Detection(frame=position, phrase=phrase_of[int(box["tid"])],
+                                                 box=[float(b["xmin"]), float(b["ymin"]), float(b["xmax"]),
+                                                      float(b["ymax"])], score=1.0))
         items.append(item)
     return items

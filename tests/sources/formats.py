@@ -104,3 +104,25 @@ def write_hcstvg(root: Path, frames: int = 20) -> tuple[Path, list[list[float]]]
     path.write_text(json.dumps({"walk.mp4": {"st_frame": 2, "img_num": frames, "img_size": [H, W], "bbox": boxes,
                                              "English": "The cat walks to the right and stops."}}))
     return path, boxes
+
+
+def write_vidstg(root: Path, frames: int = 10) -> Path:
+    """`annotations.json` (VidOR-style: subject/objects, trajectories of boxes per frame, captions) and
+    `video/<vid>.mp4`: objects 1 and 2 of the synthetic scene as an adult and a rocket."""
+    from tests.synthetic import true_boxes, write_video
+
+    video, truth, _ = render(max(frames, 40))
+    (root / "video").mkdir(parents=True, exist_ok=True)
+    write_video(root / "video" / "4001.mp4", video[:frames])
+    trajectories = []
+    for t in range(frames):
+        boxes = true_boxes(truth, t)
+        trajectories.append([{"tid": tid, "bbox": dict(zip(("xmin", "ymin", "xmax", "ymax"), boxes[gt], strict=True))}
+                             for tid, gt in ((0, 1), (1, 2)) if gt in boxes])
+    entry = {"vid": "4001", "frame_count": frames, "fps": 10, "width": W, "height": H,
+             "subject/objects": [{"tid": 0, "category": "adult"}, {"tid": 1, "category": "toy_rocket"}],
+             "trajectories": trajectories,
+             "captions": [{"target_id": 0, "description": "an adult in grey", "begin_fid": 0, "end_fid": frames}]}
+    path = root / "annotations.json"
+    path.write_text(json.dumps([entry]))
+    return path

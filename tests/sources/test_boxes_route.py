@@ -44,3 +44,32 @@ def test_hcstvg_box_tube_becomes_one_grounded_object(tmp_path: Path, tiny_models
     assert set(obj["frame_indices"]) <= set(video["frame_indices"]) and obj["mask_rles"]
     for rle in obj["mask_rles"]:
         assert masks.decode(rle, obj["height"], obj["width"]).shape == (obj["height"], obj["width"])
+
+
+def test_vidstg_trajectories_become_one_object_per_tid(tmp_path: Path, tiny_models: dict[str, str]) -> None:
+    from tests.sources.formats import write_vidstg
+
+    annotations = write_vidstg(tmp_path / "src", frames=8)
+
+    def tag_all(body: dict) -> str:
+        listed = re.findall(r"^(\d+): (.+)$", body["messages"][0]["content"], re.M)
+        return "In the clip " + " meets ".join(f"[{name}]({oid})" for oid, name in listed) + "."
+
+    with FakeServer(reply=tag_all) as server:
+        result = CliRunner().invoke(app, [
+            "run", str(paths.PIPELINES_DIR / "vidstg_boxes.yaml"), "-o", str(tmp_path / "run"),
+            "--set", f"stages.source.params.annotations={annotations}",
+            "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'video'}",
+            "--set", f"stages.track.params.model={tiny_models['sam2_video']}",
+            "--set", "stages.track.params.window=8", "--set", "stages.track.params.score_threshold=0.0",
+            "--set", "stages.track.params.min_area=0", "--set", "stages.track.params.max_lost_frames=4",
+            "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
+        prompt = server.requests[0]["body"]["messages"][0]["content"]
+    assert result.exit_code == 0, result.output
+    assert "1: an adult in grey" in prompt and "2: toy rocket" in prompt
+    assert "The dataset describes the video as: an adult in grey" in prompt
+    objects = export_rows(tmp_path / "run", "objects")
+    (qa,) = export_rows(tmp_path / "run", "qa")
+    assert [(o["object_id"], o["phrase"], o["phrase_norm"]) for o in objects] == [
+        (1, "an adult in grey", "adult in grey"), (2, "toy rocket", "toy rocket")]
+    assert qa["object_ids"] == [1, 2] and qa["answer"].count("[SEG]") == 2
