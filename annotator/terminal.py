@@ -8,8 +8,19 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console()
+err = Console(stderr=True)
+PLAIN = {"highlight": False, "soft_wrap": True, "markup": False}  # paths and answers print whole, copyable
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One red line on stderr and the exit code (2: a usage or config mistake), never a traceback."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @contextmanager
