@@ -8,25 +8,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from annotator.records import VideoItem
-from annotator.sources.boxes import read_hcstvg, read_vidstg
+from annotator.sources.boxes import read_anet_entities, read_hcstvg, read_vidstg
 from annotator.sources.images import read_coco_images
 from annotator.sources.refs import read_mevis, read_refytvos
 from annotator.sources.ytvis import SourceError, read_ytvis
 
 READERS: dict[str, Callable[..., list[VideoItem]]] = {"ytvis": read_ytvis, "refytvos": read_refytvos,
                                                       "mevis": read_mevis, "coco_images": read_coco_images,
-                                                      "hcstvg": read_hcstvg, "vidstg": read_vidstg}
+                                                      "hcstvg": read_hcstvg, "vidstg": read_vidstg,
+                                                      "anet_entities": read_anet_entities}
 KINDS = tuple(READERS)
 
 
 @functools.lru_cache(maxsize=4)
-def _read(kind: str, annotations: str, frames_root: str, fps: float, mtime: float) -> dict[str, VideoItem]:
+def _read(kind: str, annotations: str, frames_root: str, fps: float | None, mtime: float) -> dict[str, VideoItem]:
     if kind not in READERS:
         raise SourceError(f"unknown source kind {kind!r}; known: {', '.join(KINDS)}")
-    return {it.video_id: it for it in READERS[kind](annotations, frames_root, fps)}
+    extra = {"fps": fps} if fps else {}  # None: the format's own rate (6 for YouTube-VIS, the file's for videos)
+    return {it.video_id: it for it in READERS[kind](annotations, frames_root, **extra)}
 
 
-def read_source(kind: str, annotations: str, frames_root: str, fps: float = 6.0) -> dict[str, VideoItem]:
+def read_source(kind: str, annotations: str, frames_root: str, fps: float | None = None) -> dict[str, VideoItem]:
     """video id -> record of every video of a source (read once per worker while the file is unchanged)."""
     path = Path(annotations)
     if not path.exists():

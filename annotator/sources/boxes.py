@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator import video
+from annotator.phrases.spans import normalise
 from annotator.records import Detection, Phrase, VideoInfo, VideoItem
 from annotator.sources.ytvis import SourceError
 
@@ -97,4 +98,63 @@ def read_vidstg(annotation_file: str | Path, videos_root: str | Path, fps: float
                                                  box=[float(b["xmin"]), float(b["ymin"]), float(b["xmax"]),
                                                       float(b["ymax"])], score=1.0))
         items.append(item)
+    return items
+
+
+def _token_spans(caption: str, tokens: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of each token in the caption, found left to right (tokens are words of the caption)."""
+    spans, at = [], 0
+    for token in tokens:
+        start = caption.find(token, at)
+        if start < 0:
+            start = caption.lower().find(token.lower(), at)
+        if start < 0:
+            raise SourceError(f"token {token!r} is not in the caption {caption!r}")
+        spans.append((start, start + len(token)))
+        at = start + len(token)
+    return spans
+
+
+def read_anet_entities(annotation_file: str | Path, videos_root: str | Path, fps: float = 0.0,
+                       max_frames: int = 10) -> list[VideoItem]:
+    """ActivityNet-Entities: `{"annotations": {"<vid>": {"segments": {"<k>": {"caption", "tokens",
+    "timestamps": [start s, end s], "frame_ind": [...], "process_bnd_box": [[x0, y0, x1, y1]],
+    "process_idx": [[token indices]], "process_clss": [[class]]}}}}}`: one item per segment, its caption already
+    grounded (each box's phrase is its tokens' span). `frame_ind` counts the segment's `max_frames` (10) frames
+    sampled evenly over its time span; each box prompts the tracker on its frame."""
+    path = Path(annotation_file)
+    try:
+        data = json.loads(path.read_text())
+        videos = data.get("annotations", data)
+        assert isinstance(videos, dict)
+    except (OSError, ValueError, AssertionError, AttributeError) as exc:
+        raise SourceError(f"{path}: not an ActivityNet-Entities file ({type(exc).__name__}: {exc})") from None
+    items = []
+    for vid, entry in sorted(videos.items()):
+        file = Path(videos_root) / f"{vid}.mp4"
+        try:
+            meta = video.probe(file)
+        except video.VideoError as exc:
+            raise SourceError(f"{path}: {vid}: {exc}") from None
+        rate = fps or meta.fps
+        for key, seg in sorted(entry.get("segments", {}).items(), key=lambda kv: int(kv[0])):
+            start, end = (float(t) for t in seg["timestamps"])
+            times = np.linspace(start, end, max_frames, endpoint=False) + (end - start) / (2 * max_frames)
+            picks = [min(meta.num_frames - 1, int(t * rate)) for t in times]
+            caption = str(seg["caption"]).strip()
+            info = VideoInfo(width=meta.width, height=meta.height, fps=rate, num_frames=meta.num_frames,
+                             frame_indices=picks, keyframes=sorted({int(f) for f in seg.get("frame_ind", [])}))
+            item = VideoItem(re.sub(r"[^A-Za-z0-9_-]+", "_", f"{vid}_seg{key}"), str(file), info=info,
+                             caption=caption)
+            spans = _token_spans(caption, [str(t) for t in seg["tokens"]])
+            for box, idx, frame in zip(seg.get("process_bnd_box", []), seg.get("process_idx", []),
+                                       seg.get("frame_ind", []), strict=True):
+                s, e = spans[min(idx)][0], spans[max(idx)][1]
+                phrase = next((i for i, p in enumerate(item.phrases) if (p.start, p.end) == (s, e)), None)
+                if phrase is None:
+                    phrase = len(item.phrases)
+                    item.phrases.append(Phrase(caption[s:e], s, e, normalise(caption[s:e])))
+                item.detections.append(Detection(frame=int(frame), phrase=phrase, box=[float(v) for v in box],
+                                                 score=1.0))
+            items.append(item)
     return items

@@ -32,11 +32,11 @@ class SourceStage(PerItemStage):
     batch_size = 8
     outputs = ("info", "caption", "phrases", "detections", "tracks", "objects")
 
-    kind: Literal["ytvis", "refytvos", "mevis", "coco_images", "hcstvg", "vidstg"] = "ytvis"
+    kind: Literal["ytvis", "refytvos", "mevis", "coco_images", "hcstvg", "vidstg", "anet_entities"] = "ytvis"
     annotations: str = ""  # the dataset's annotation file (ytvis JSON, or meta_expressions.json)
     frames_root: str = ""  # ytvis: where `file_names` are relative to; refytvos, mevis: the folder holding
     # JPEGImages/ (and Annotations/ for refytvos)
-    fps: float = 6.0  # frame rate of the frame folders (YouTube-VIS: 6 annotated frames per second)
+    fps: float | None = None  # None: the format's own (YouTube-VIS folders: 6; video files: their rate)
     frame_quality: Annotated[int, Field(ge=1, le=100)] = 95  # JPEG quality of the frame store
 
     def __post_init__(self) -> None:

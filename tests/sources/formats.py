@@ -126,3 +126,21 @@ def write_vidstg(root: Path, frames: int = 10) -> Path:
     path = root / "annotations.json"
     path.write_text(json.dumps([entry]))
     return path
+
+
+def write_anet_entities(root: Path) -> Path:
+    """`annotations.json` (ActivityNet-Entities: a segment with a grounded caption, one box per noun phrase on
+    one of its 10 sampled frames) and `videos/<vid>.mp4` (40 frames at 10 fps)."""
+    from tests.synthetic import true_boxes, write_video
+
+    video, truth, _ = render(40)
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    write_video(root / "videos" / "v_demo.mp4", video, fps=10.0)
+    picks = [int((0.2 + 0.4 * k) * 10) for k in range(10)]  # the segment's 10 frames over [0 s, 4 s]
+    segment = {"caption": "A cat sits while a rocket flies .", "timestamps": [0.0, 4.0],
+               "tokens": ["A", "cat", "sits", "while", "a", "rocket", "flies", "."],
+               "frame_ind": [0, 3], "process_idx": [[1], [4, 5]], "process_clss": [["cat"], ["rocket"]],
+               "process_bnd_box": [true_boxes(truth, picks[0])[1], true_boxes(truth, picks[3])[2]], "crowds": [0, 0]}
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"annotations": {"v_demo": {"duration": 4.0, "segments": {"0": segment}}}}))
+    return path

@@ -73,3 +73,27 @@ def test_vidstg_trajectories_become_one_object_per_tid(tmp_path: Path, tiny_mode
     assert [(o["object_id"], o["phrase"], o["phrase_norm"]) for o in objects] == [
         (1, "an adult in grey", "adult in grey"), (2, "toy rocket", "toy rocket")]
     assert qa["object_ids"] == [1, 2] and qa["answer"].count("[SEG]") == 2
+
+
+def test_anet_entities_keeps_its_grounded_caption(tmp_path: Path, tiny_models: dict[str, str]) -> None:
+    from tests.sources.formats import write_anet_entities
+
+    annotations = write_anet_entities(tmp_path / "src")
+    result = CliRunner().invoke(app, [
+        "run", str(paths.PIPELINES_DIR / "anet_entities.yaml"), "-o", str(tmp_path / "run"),
+        "--set", f"stages.source.params.annotations={annotations}",
+        "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'videos'}",
+        "--set", f"stages.track.params.model={tiny_models['sam2_video']}",
+        "--set", "stages.track.params.window=8", "--set", "stages.track.params.score_threshold=0.0",
+        "--set", "stages.track.params.min_area=0", "--set", "stages.track.params.max_lost_frames=4"],
+        terminal_width=300)
+    assert result.exit_code == 0, result.output
+    (video,) = export_rows(tmp_path / "run", "videos")
+    assert video["video_id"] == "v_demo_seg0" and video["frame_indices"] == [2, 6, 10, 14, 18, 22, 26, 30, 34, 38]
+    assert video["keyframe_indices"] == [2, 14] and video["caption"] == "A cat sits while a rocket flies ."
+    (qa,) = export_rows(tmp_path / "run", "qa")
+    objects = export_rows(tmp_path / "run", "objects")
+    assert [(o["object_id"], o["phrase"], o["phrase_start"], o["phrase_end"]) for o in objects] == [
+        (1, "cat", 2, 5), (2, "a rocket", 17, 25)]
+    assert qa["answer"] == "A <p> cat </p> [SEG] sits while <p> a rocket </p> [SEG] flies ."
+    assert qa["object_ids"] == [1, 2]
