@@ -118,3 +118,13 @@ def test_cli_wrong_type_and_missing_model_exit_2(tmp_path: Path, edit, names: st
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and names in lines[0]
+
+
+@pytest.mark.parametrize("name", ["ytvis_masks", "mevis_refs", "refytvos_refs", "vidstg_boxes", "hcstvg_boxes",
+                                  "anet_entities", "images"])
+def test_every_source_pipeline_validates_and_shows_its_plan(name: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(paths.PIPELINES_DIR / f"{name}.yaml"), "--output",
+                                      str(tmp_path / "dry"), "--dry-run"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].startswith("  source") and "config valid" in result.output
+    assert "inputs: " in result.output and not (tmp_path / "dry").exists()

@@ -34,6 +34,8 @@ class Tagged:
 def parse_tagged(text: str, known: set[int] | dict[int, str]) -> Tagged:
     """The plain caption with exact phrase spans and their ids; TaggingError on unknown ids or broken tags."""
     known_ids = set(known)
+    if not text.strip():
+        raise TaggingError("the reply is empty: write the paragraph")
     stray = re.sub(TAG, "", text)
     if re.search(r"\[[^\]]*\]\(\d+\)", stray) or re.search(r"\]\(\d+\)", stray):
         raise TaggingError("a tag contains brackets (nested tags are not allowed): write [phrase](id) around plain "

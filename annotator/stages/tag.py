@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from annotator import prompts
+from annotator.models.vlm_openai import Reply
 from annotator.records import DroppedObject, VideoItem
 from annotator.sources.tagging import Tagged, TaggingError, parse_tagged
 from annotator.stage import Count, NonNegative, Resources, Seconds, Stage, error_from, register
@@ -30,8 +31,10 @@ class TagStage(Stage):
     outputs = ("caption", "caption_model", "phrases", "objects", "dropped_objects")
     runtime_params = ("api_key_env", "timeout_s", "max_retries", "backoff_s", "max_concurrency")
 
+    backend: Literal["openai", "local"] = "openai"  # a served endpoint, or an in-process VLM shown the frames
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     endpoint: str = "http://127.0.0.1:8000/v1"
+    num_frames: Count = 4  # local backend: frames shown with the request
     api_key_env: str = "OPENAI_API_KEY"
     prompt: str = "prompts/tag_ids.v1.md"
     max_new_tokens: Count = 512
@@ -57,6 +60,11 @@ class TagStage(Stage):
         return prompts.load(self.prompt).text
 
     def setup(self) -> None:
+        if self.backend == "local":
+            from annotator.models.vlm_local import LocalVLM
+
+            self._local = LocalVLM(self.model, self.max_new_tokens)
+            return
         from annotator.models.vlm_openai import OpenAIChatClient
 
         self._client = OpenAIChatClient(self.endpoint, self.model, api_key_env=self.api_key_env,
@@ -70,10 +78,27 @@ class TagStage(Stage):
             listing += f"\n\nThe dataset describes the video as: {item.caption}"
         return [{"role": "user", "content": self.prompt_text.replace("{objects}", listing)}]
 
+    def _send(self, items: list[VideoItem], conversations: list[list[dict[str, Any]]]) -> list[Reply]:
+        """Replies from the served endpoint (all in flight together), or from the in-process VLM, which sees
+        `num_frames` of each video and the conversation's text."""
+        if self.backend != "local":
+            return self._client.run([lambda m=m: m for m in conversations])
+        from annotator.models.protocols import CaptionRequest
+        from annotator.stages.caption import even_positions
+
+        replies = []
+        for item, conversation in zip(items, conversations, strict=True):
+            assert item.info is not None
+            picks = even_positions(len(item.info.frame_indices), self.num_frames)
+            text = "\n\n".join(str(m["content"]) for m in conversation)
+            (answer,) = self._local.caption([CaptionRequest(self.frames(item, picks), text)])
+            replies.append(Reply(error=answer) if isinstance(answer, Exception) else Reply(text=answer))
+        return replies
+
     def process(self, batch: list[VideoItem]) -> list[VideoItem]:
         todo = [it for it in batch if it.objects]
         asked = [self.ask(it) for it in todo]
-        replies = self._client.run([lambda m=m: m for m in asked])
+        replies = self._send(todo, asked)
         repairs: dict[int, list[dict[str, Any]]] = {}
         for i, (item, reply) in enumerate(zip(todo, replies, strict=True)):
             item.count(self.name, reply.counters)
@@ -85,7 +110,7 @@ class TagStage(Stage):
             except TaggingError as exc:
                 repairs[i] = [*asked[i], {"role": "assistant", "content": reply.text or ""},
                               {"role": "user", "content": f"That does not work: {exc}. Write the paragraph again."}]
-        again = self._client.run([lambda m=m: m for m in repairs.values()]) if repairs else []
+        again = self._send([todo[i] for i in repairs], list(repairs.values())) if repairs else []
         for i, reply in zip(repairs, again, strict=True):
             item = todo[i]
             item.count(self.name, reply.counters)
