@@ -11,12 +11,12 @@ from annotator.records import VideoItem
 from annotator.sources.boxes import read_anet_entities, read_hcstvg, read_vidstg
 from annotator.sources.images import read_coco_images
 from annotator.sources.refs import read_mevis, read_refytvos
-from annotator.sources.ytvis import SourceError, read_ytvis
+from annotator.sources.ytvis import SourceError, read_burst, read_ytvis
 
-READERS: dict[str, Callable[..., list[VideoItem]]] = {"ytvis": read_ytvis, "refytvos": read_refytvos,
-                                                      "mevis": read_mevis, "coco_images": read_coco_images,
-                                                      "hcstvg": read_hcstvg, "vidstg": read_vidstg,
-                                                      "anet_entities": read_anet_entities}
+READERS: dict[str, Callable[..., list[VideoItem]]] = {
+    "ytvis": read_ytvis, "burst": read_burst, "refytvos": read_refytvos, "mevis": read_mevis,
+    "coco_images": read_coco_images, "hcstvg": read_hcstvg, "vidstg": read_vidstg, "anet_entities": read_anet_entities,
+}
 KINDS = tuple(READERS)
 
 

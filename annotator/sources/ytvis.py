@@ -63,3 +63,46 @@ def read_ytvis(annotation_file: str | Path, frames_root: str | Path, fps: float 
         item.objects.append(LinkedObject(object_id=int(ann["id"]), phrase=phrase, track_ids=[int(ann["id"])],
                                          masks=track))
     return [items[v] for v in sorted(items)]
+
+
+def read_burst(annotation_file: str | Path, frames_root: str | Path, fps: float = 0.0) -> list[VideoItem]:
+    """BURST: `{"category_names": {id: name}, "sequences": [{"dataset", "seq_name", "width", "height",
+    "annotated_image_paths": [...], "segmentations": [{"<track id>": {"rle": "<COCO counts>"}} per annotated
+    frame], "track_category_ids": {"<track id>": category id}}]}`; frames are
+    `<frames_root>/<dataset>/<seq_name>/<image path>`. Each track becomes one object (its id kept)."""
+    path = Path(annotation_file)
+    try:
+        data = json.loads(path.read_text())
+        names = {int(k): v for k, v in data["category_names"].items()}
+        sequences = data["sequences"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SourceError(f"{path}: not a BURST file ({type(exc).__name__}: {exc})") from None
+    items = []
+    for seq in sequences:
+        h, w = int(seq["height"]), int(seq["width"])
+        files = list(seq["annotated_image_paths"])
+        numbers = [frame_number(f) for f in files]
+        if None in numbers or len(set(numbers)) != len(numbers) or numbers != sorted(numbers):
+            numbers = list(range(len(files)))
+        folder = Path(frames_root) / str(seq["dataset"]) / str(seq["seq_name"])
+        info = VideoInfo(width=w, height=h, fps=fps or float(seq.get("fps", 6) or 6), num_frames=len(files),
+                         frame_indices=numbers, keyframes=[0])  # type: ignore[arg-type]
+        item = VideoItem(re.sub(r"[^A-Za-z0-9_-]+", "_", f"{seq['dataset']}_{seq['seq_name']}"), str(folder),
+                         info=info)
+        per_track: dict[int, tuple[list[int], list[str]]] = {}
+        for t, frame in enumerate(seq["segmentations"]):
+            for track_id, seg in frame.items():
+                got = per_track.setdefault(int(track_id), ([], []))
+                got[0].append(t)
+                got[1].append(masks.from_coco({"size": [h, w], "counts": seg["rle"]}, h, w))
+        for track_id, (frames, rles) in sorted(per_track.items()):
+            name = names[int(seq["track_category_ids"][str(track_id)])]
+            phrase = len(item.phrases)
+            item.phrases.append(Phrase(text=name, start=-1, end=-1, norm=name))
+            track = MaskTrack(frames=frames, rles=rles, scores=[1.0] * len(frames))
+            item.tracks.append(Track(track_id=track_id, phrase=phrase, prompt_frame=frames[0], prompt_box=[],
+                                     masks=track, first_frame=frames[0], last_frame=frames[-1],
+                                     visible_frames=len(frames), mean_score=1.0))
+            item.objects.append(LinkedObject(object_id=track_id, phrase=phrase, track_ids=[track_id], masks=track))
+        items.append(item)
+    return items

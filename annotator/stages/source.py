@@ -32,7 +32,7 @@ class SourceStage(PerItemStage):
     batch_size = 8
     outputs = ("info", "caption", "phrases", "detections", "tracks", "objects")
 
-    kind: Literal["ytvis", "refytvos", "mevis", "coco_images", "hcstvg", "vidstg", "anet_entities"] = "ytvis"
+    kind: Literal["ytvis", "burst", "refytvos", "mevis", "coco_images", "hcstvg", "vidstg", "anet_entities"] = "ytvis"
     annotations: str = ""  # the dataset's annotation file (ytvis JSON, or meta_expressions.json)
     frames_root: str = ""  # ytvis: where `file_names` are relative to; refytvos, mevis: the folder holding
     # JPEGImages/ (and Annotations/ for refytvos)

@@ -144,3 +144,26 @@ def write_anet_entities(root: Path) -> Path:
     path = root / "annotations.json"
     path.write_text(json.dumps({"annotations": {"v_demo": {"duration": 4.0, "segments": {"0": segment}}}}))
     return path
+
+
+def write_burst(root: Path, count: int = 12) -> tuple[Path, Path, dict[tuple[str, int], list[np.ndarray]]]:
+    """BURST's layout: `annotations.json` (sequences with per-frame {track id: {"rle"}} and track categories) and
+    `frames/<dataset>/<seq_name>/<frame>.jpg`."""
+    video, truth, _ = render(40)
+    folder = root / "frames" / "YFCC100M" / "seq_7"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths_, segmentations = [], []
+    for t in range(count):
+        name = f"frame{5 * t:04d}.jpg"
+        cv2.imwrite(str(folder / name), cv2.cvtColor(video[t], cv2.COLOR_RGB2BGR))
+        paths_.append(name)
+        segmentations.append({str(40 + obj): {"rle": masks.encode(m[t]), "is_gt": True}
+                              for obj, m in truth.items() if m[t].any()})
+    seq = {"dataset": "YFCC100M", "seq_name": "seq_7", "width": W, "height": H, "fps": 30,
+           "annotated_image_paths": paths_, "segmentations": segmentations,
+           "track_category_ids": {str(40 + obj): obj for obj in truth}}
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"category_names": {str(i): n for i, n in NAMES.items()}, "sequences": [seq]}))
+    expected = {("YFCC100M_seq_7", 40 + obj): [m[t] if m[t].any() else None for t in range(count)]
+                for obj, m in truth.items()}
+    return path, root / "frames", expected
