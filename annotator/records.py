@@ -107,8 +107,8 @@ class LinkedObject:
     phrase: int
     track_ids: list[int]
     masks: MaskTrack = field(default_factory=MaskTrack)
-    # who vouches for it: machine (no person looked), reviewed (a person accepted it as is), edited (renamed or
-    # merged by a person), fixed (a person's clicks made its masks)
+    # who vouches for it: dataset (a source dataset's own masks), machine (no person looked), reviewed (a person
+    # accepted it as is), edited (renamed or merged by a person), fixed (a person's clicks made its masks)
     provenance: str = "machine"
 
 
@@ -201,7 +201,7 @@ OBJECTS_SCHEMA = pa.schema(
         ("frame_indices", _INTS),
         ("mask_rles", pa.list_(pa.string())),
         ("mask_scores", pa.list_(pa.float32())),
-        ("provenance", pa.string()),  # machine | reviewed | edited | fixed
+        ("provenance", pa.string()),  # dataset | machine | reviewed | edited | fixed
     ]
 )
 

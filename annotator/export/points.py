@@ -1,9 +1,10 @@
 """VideoMolmo-style points: each grounded object pointed at on every sampled frame where it is visible.
 
 `points.jsonl` holds one line per QA triplet: {"video_id", "qa_id", "question", "answer" (markup removed),
-"points": [{"object_id", "phrase", "start", "end", "frame_index", "x", "y", "x_pct", "y_pct"}]}: `answer[start:end]`
-is the phrase; (x, y) is a pixel of the object's mask on that frame (its innermost one: the maximum of the
-distance to the mask's border), `x_pct`/`y_pct` the same in percent of the width/height (VideoMolmo's scale).
+"points": [{"object_id", "phrase", "start", "end", "frame_index", "time_s", "x", "y", "x_pct", "y_pct"}]}:
+`answer[start:end]` is the phrase; `time_s` is the frame's time in the video (frame index / fps); (x, y) is a
+pixel of the object's mask on that frame (its innermost one: the maximum of the distance to the mask's border),
+`x_pct`/`y_pct` the same in percent of the width/height (VideoMolmo's 0-100 scale).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def point_rows(items: list[VideoItem]) -> list[dict[str, Any]]:
                         continue
                     x, y = point
                     points.append({"object_id": object_id, "phrase": answer[start:end], "start": start, "end": end,
-                                   "frame_index": item.info.frame_indices[f], "x": x, "y": y,
+                                   "frame_index": item.info.frame_indices[f],
+                                   "time_s": round(item.info.frame_indices[f] / (item.info.fps or 1.0), 3),
+                                   "x": x, "y": y,
                                    "x_pct": round(100 * (x + 0.5) / w, 2), "y_pct": round(100 * (y + 0.5) / h, 2)})
             rows.append({"video_id": item.video_id, "qa_id": qa.qa_id, "question": qa.question, "answer": answer,
                          "points": points})

@@ -114,7 +114,7 @@ def _caption(item: VideoItem, text: str) -> None:
     for start, end, phrase, oid in spans:
         by_id[oid].phrase = len(item.phrases)
         item.phrases.append(Phrase(phrase, start, end, normalise(phrase)))
-        if by_id[oid].provenance == "machine":
+        if by_id[oid].provenance in ("machine", "dataset"):
             by_id[oid].provenance = "edited"
 
 
@@ -153,5 +153,5 @@ def apply(item: VideoItem, decisions: list[Decision]) -> None:
                          f"rejected by {status.reviewer}: {status.reason or 'no reason given'}")
     elif status is not None and status.action == "accept":
         for obj in item.objects:
-            if obj.provenance == "machine":
+            if obj.provenance in ("machine", "dataset"):
                 obj.provenance = "reviewed"

@@ -30,7 +30,7 @@ class SourceStage(PerItemStage):
     name = "source"
     resources = Resources(cpus=0.25)
     batch_size = 8
-    outputs = ("info", "caption", "phrases", "detections", "tracks", "objects")
+    outputs = ("info", "caption", "caption_model", "phrases", "detections", "tracks", "objects")
 
     kind: Literal["ytvis", "burst", "refytvos", "mevis", "coco_images", "hcstvg", "vidstg", "anet_entities"] = "ytvis"
     annotations: str = ""  # the dataset's annotation file (ytvis JSON, or meta_expressions.json)
@@ -72,6 +72,8 @@ class SourceStage(PerItemStage):
             frames.write(self.run_root, video_id, info.frame_indices, clip, self.frame_quality)
             info.stored_frames = True
         item.info = info
-        item.phrases, item.tracks, item.objects = list(record.phrases), list(record.tracks), list(record.objects)
+        item.phrases, item.tracks = list(record.phrases), list(record.tracks)
+        item.objects = [dataclasses.replace(o, provenance="dataset") for o in record.objects]  # masks as given
         item.detections, item.caption = list(record.detections), record.caption  # box sources: tracker prompts
+        item.caption_model = f"dataset:{self.kind}" if record.caption else None
         return item

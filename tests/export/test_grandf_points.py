@@ -74,6 +74,7 @@ def test_every_point_lies_inside_its_mask(tagged_run: Path, tmp_path: Path) -> N
             h, w = obj["height"], obj["width"]
             mask = masks.decode(obj["mask_rles"][obj["frame_indices"].index(p["frame_index"])], h, w)
             assert mask[p["y"], p["x"]], "the point is a pixel of the mask"
+            assert p["time_s"] == round(p["frame_index"] / 6.0, 3), "YouTube-VIS frame folders run at 6 fps"
             assert (p["x_pct"], p["y_pct"]) == (round(100 * (p["x"] + 0.5) / w, 2), round(100 * (p["y"] + 0.5) / h, 2))
             seen.add((p["object_id"], p["frame_index"]))
         visible = {(i, f) for i in {p["object_id"] for p in row["points"]}

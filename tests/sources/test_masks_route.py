@@ -47,6 +47,7 @@ def test_ytvis_masks_route_keeps_every_source_mask_exactly(tmp_path: Path) -> No
         for object_id in row["object_ids"]:
             obj = objects[(video_id, object_id)]
             assert f"<p> {obj['phrase']} </p> [SEG]" in row["answer"] and obj["phrase"].startswith("the ")
+            assert obj["provenance"] == "dataset", "the masks are the dataset's own"
             want = expected[vid_of[video_id], object_id]
             positions = [t for t, m in enumerate(want) if m is not None]
             frame_numbers = videos[video_id]["frame_indices"]
