@@ -22,6 +22,7 @@ from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.inputs import discover
 from annotator.models import refs as model_refs
 from annotator.rundir import RunDir
+from annotator.stage import Stage
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Pipeline:
         index row of each input a stage filtered (settled: not run again), from the indexes only."""
         progress, filtered = rundir.settled([(b.name, self.fingerprints[b.name]) for b in self.stages])
         for i, built in enumerate(self.stages):
+            if type(built.stage).stale is Stage.stale:  # nothing beyond the fingerprint: no second index read
+                continue
             built.stage.bind(rundir.root)
             for vid in built.stage.stale(rundir.latest(built.name, self.fingerprints[built.name])):
                 if vid in progress:

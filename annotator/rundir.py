@@ -166,7 +166,8 @@ class RunDir:
                     filtered[vid] = row
         return {v: rows for v, rows in done.items() if rows}, filtered
 
-    def _shard(self, stage: str, name: str) -> pa.Table:
+    def shard(self, stage: str, name: str) -> pa.Table:
+        """One data shard of a stage (the last few read are kept: a batch's items share their shards)."""
         key = f"{stage}/{name}"
         if key not in self._shards:
             self._shards[key] = storage.read_table(storage.join(self.stage_dir(stage), name))
@@ -178,7 +179,7 @@ class RunDir:
         """Rebuild an item from its finished stages' rows: `(stage, outputs, shard)` in flow order."""
         item = VideoItem(video_id=video_id, path=path)
         for stage, outputs, shard in done:
-            table = self._shard(stage, shard)
+            table = self.shard(stage, shard)
             rows = table.filter(pc.equal(table["video_id"], video_id)).to_pylist()
             if not rows:
                 raise FileNotFoundError(f"{stage} shard {shard} holds no row for {video_id}")

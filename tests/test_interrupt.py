@@ -18,16 +18,16 @@ from tests.helpers import DEMO, SMALL
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("executor", "sig"), [("ray", signal.SIGINT), ("local", signal.SIGTERM)])
-def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[str, Path], tiny_models,
-                                                                  tmp_path: Path, executor: str, sig: int) -> None:
-    run_dir = tmp_path / "run"
+def demo_args(clips: dict[str, Path], run_dir: Path, executor: str) -> list[str]:
     args = [sys.executable, "-m", "annotator.cli", "run", str(DEMO), "--input", str(clips["a"]), "--input",
             str(clips["b"]), "--output", str(run_dir), "--executor", executor]
     for setting in [*SMALL, "stages.ingest.batch_size=1"]:
         args += ["--set", setting]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    return args
+
+
+def started(proc: subprocess.Popen, run_dir: Path) -> set[int]:
+    """Wait until ingest has indexed a video; the CLI's descendants seen meanwhile (the CLI still runs)."""
     family: set[int] = set()
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -35,8 +35,21 @@ def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[st
         if (run_dir / "manifest.json").exists() and RunDir(str(run_dir)).read_index("ingest").num_rows:
             break
         time.sleep(0.2)
-    assert proc.poll() is None, "finished before it could be interrupted"
-    family |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+    assert proc.poll() is None, "finished before it could be stopped"
+    return family | {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+
+
+def still_alive(family: set[int]) -> list[int]:
+    return [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize(("executor", "sig"), [("ray", signal.SIGINT), ("local", signal.SIGTERM)])
+def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[str, Path], tiny_models,
+                                                                  tmp_path: Path, executor: str, sig: int) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(demo_args(clips, run_dir, executor), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "COLUMNS": "200"})
+    family = started(proc, run_dir)
     proc.send_signal(sig)
     try:
         out, err = proc.communicate(timeout=10)
@@ -47,30 +60,19 @@ def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[st
     assert "interrupted: " in err and "videos finished; run the same command to resume" in err
     assert "Traceback" not in err and "core_worker" not in err, err
     time.sleep(2)
-    alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    alive = still_alive(family)
     assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]
 
 
 def test_a_sigkilled_ray_run_leaves_nothing_once_the_next_run_starts(clips: dict[str, Path], tiny_models,
                                                                     tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "annotator.cli", "run", str(DEMO), "--input", str(clips["a"]), "--input",
-            str(clips["b"]), "--output", str(run_dir), "--executor", "ray"]
-    for setting in [*SMALL, "stages.ingest.batch_size=1"]:
-        args += ["--set", setting]
+    args = demo_args(clips, run_dir, "ray")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    family: set[int] = set()
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        family |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
-        if (run_dir / "manifest.json").exists() and RunDir(str(run_dir)).read_index("ingest").num_rows:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "finished before it could be killed"
-    family |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+    family = started(proc, run_dir)
     proc.kill()  # the CLI alone, as `kill -9 PID` does: nothing of it can clean up
     proc.wait()
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
-    alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    alive = still_alive(family)
     assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]

@@ -69,7 +69,7 @@ class ReviewRun:
     def _priorities(self, rows: list[dict[str, Any]]) -> dict[str, float]:
         out: dict[str, float] = {}
         for shard in {r["shard"] for r in rows if r["shard"]}:
-            table = self.run._shard(GATE, shard).select(["video_id", "review_priority"])
+            table = self.run.shard(GATE, shard).select(["video_id", "review_priority"])
             out.update({r["video_id"]: r["review_priority"] or 0.0 for r in table.to_pylist()})
         return out
 
@@ -109,7 +109,7 @@ class ReviewRun:
         """A pending gate row's shard holds the item as it entered the gate; a released one may hold decisions
         already applied, so that item is rebuilt from the stages before the gate."""
         if gate_row["status"] == "pending" and gate_row["shard"]:
-            table = self.run._shard(GATE, gate_row["shard"])
+            table = self.run.shard(GATE, gate_row["shard"])
             rows = table.filter(pc.equal(table["video_id"], item.video_id)).to_pylist()
             if rows:
                 from annotator import checkpoint

@@ -15,21 +15,30 @@ from tests.helpers import export_rows
 from tests.sources.formats import write_hcstvg
 
 
+def tiny_tracker(tiny_models: dict[str, str]) -> list[str]:
+    """--set overrides: the tiny SAM2, short windows, every frame counted as seen (random weights)."""
+    return ["--set", f"stages.track.params.model={tiny_models['sam2_video']}", "--set", "stages.track.params.window=8",
+            "--set", "stages.track.params.score_threshold=0.0", "--set", "stages.track.params.min_area=0",
+            "--set", "stages.track.params.max_lost_frames=4"]
+
+
+def listed(body: dict) -> list[tuple[str, str]]:
+    """(id, name) of the objects a tag request lists."""
+    return re.findall(r"^(\d+): (.+)$", body["messages"][0]["content"], re.M)
+
+
 def test_hcstvg_box_tube_becomes_one_grounded_object(tmp_path: Path, tiny_models: dict[str, str]) -> None:
     annotations, boxes = write_hcstvg(tmp_path / "src", frames=10)
 
     def tag_all(body: dict) -> str:
-        listed = re.findall(r"^(\d+): (.+)$", body["messages"][0]["content"], re.M)
-        return " and ".join(f"[{name}]({oid})" for oid, name in listed) + " walks to the right."
+        return " and ".join(f"[{name}]({oid})" for oid, name in listed(body)) + " walks to the right."
 
     with FakeServer(reply=tag_all) as server:
         result = CliRunner().invoke(app, [
             "run", str(paths.PIPELINES_DIR / "hcstvg_boxes.yaml"), "-o", str(tmp_path / "run"),
             "--set", f"stages.source.params.annotations={annotations}",
             "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'video'}",
-            "--set", f"stages.track.params.model={tiny_models['sam2_video']}",
-            "--set", "stages.track.params.window=8", "--set", "stages.track.params.score_threshold=0.0",
-            "--set", "stages.track.params.min_area=0", "--set", "stages.track.params.max_lost_frames=4",
+            *tiny_tracker(tiny_models),
             "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
         prompt = server.requests[0]["body"]["messages"][0]["content"]
     assert result.exit_code == 0, result.output
@@ -52,17 +61,14 @@ def test_vidstg_trajectories_become_one_object_per_tid(tmp_path: Path, tiny_mode
     annotations = write_vidstg(tmp_path / "src", frames=8)
 
     def tag_all(body: dict) -> str:
-        listed = re.findall(r"^(\d+): (.+)$", body["messages"][0]["content"], re.M)
-        return "In the clip " + " meets ".join(f"[{name}]({oid})" for oid, name in listed) + "."
+        return "In the clip " + " meets ".join(f"[{name}]({oid})" for oid, name in listed(body)) + "."
 
     with FakeServer(reply=tag_all) as server:
         result = CliRunner().invoke(app, [
             "run", str(paths.PIPELINES_DIR / "vidstg_boxes.yaml"), "-o", str(tmp_path / "run"),
             "--set", f"stages.source.params.annotations={annotations}",
             "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'video'}",
-            "--set", f"stages.track.params.model={tiny_models['sam2_video']}",
-            "--set", "stages.track.params.window=8", "--set", "stages.track.params.score_threshold=0.0",
-            "--set", "stages.track.params.min_area=0", "--set", "stages.track.params.max_lost_frames=4",
+            *tiny_tracker(tiny_models),
             "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
         prompt = server.requests[0]["body"]["messages"][0]["content"]
     assert result.exit_code == 0, result.output
@@ -83,9 +89,7 @@ def test_anet_entities_keeps_its_grounded_caption(tmp_path: Path, tiny_models: d
         "run", str(paths.PIPELINES_DIR / "anet_entities.yaml"), "-o", str(tmp_path / "run"),
         "--set", f"stages.source.params.annotations={annotations}",
         "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'videos'}",
-        "--set", f"stages.track.params.model={tiny_models['sam2_video']}",
-        "--set", "stages.track.params.window=8", "--set", "stages.track.params.score_threshold=0.0",
-        "--set", "stages.track.params.min_area=0", "--set", "stages.track.params.max_lost_frames=4"],
+        *tiny_tracker(tiny_models)],
         terminal_width=300)
     assert result.exit_code == 0, result.output
     (video,) = export_rows(tmp_path / "run", "videos")
