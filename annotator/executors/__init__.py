@@ -9,7 +9,13 @@ from annotator.executors.runner import StageTask, WorkRef
 
 
 class Executor(Protocol):
+    def start(self) -> None:
+        """Begin slow set-up (a cluster's start) in the background; `run` waits for it."""
+
     def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]: ...
+
+    def stop(self) -> None:
+        """Release what `start` or `run` set up."""
 
 
 def make_executor(kind: str, address: str | None = None, num_cpus: int | None = None,

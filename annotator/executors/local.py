@@ -14,6 +14,12 @@ class LocalExecutor:
     def __init__(self, show_progress: bool = True) -> None:
         self.show_progress = show_progress
 
+    def start(self) -> None:
+        """Nothing to set up ahead: models load when their stage first runs."""
+
+    def stop(self) -> None:
+        """Nothing held between runs."""
+
     def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
         if not refs:
             return

@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from annotator.config import ConfigError
+from annotator.executors.ray_local import EmbeddedCluster
+from annotator.executors.ray_stream import Pool, StreamScheduler
 from annotator.executors.runner import STATUS_KEYS, StageRunner, StageTask, WorkRef, load_items, status_row
 from annotator.records import VideoItem
 
@@ -54,17 +57,37 @@ class _StageActor:
         self.outputs = outputs
         self.last = last
 
+    def ready(self) -> bool:
+        """Answered once the actor is up again after a restart (the stream pings before sending work)."""
+        return True
+
+    def _process(self, items: list[VideoItem]) -> list[VideoItem]:
+        for runner in self.runners:
+            size = runner.task.batch_size
+            items = [it for i in range(0, len(items), size) for it in runner(items[i : i + size])]
+        return items
+
+    def run(self, *inputs: WorkRef | str) -> Any:
+        """A stream call (`ray_stream`): work refs or item JSON in; each item's JSON and a receipt out, or,
+        from the last pool, only the status rows."""
+        if inputs and isinstance(inputs[0], WorkRef):
+            items = load_items(self.runners[0].rundir, list(inputs), self.outputs)  # type: ignore[arg-type]
+        else:
+            items = [VideoItem.from_json(text) for text in inputs]  # type: ignore[arg-type]
+        done = self._process(items)
+        if self.last:
+            return [status_row(it) for it in done]
+        return (*(it.to_json() for it in done), len(done))
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A Ray Data call (`ray_chain`, for pipelines with an engine-hosted stage): columns in and out."""
         if "done" in batch:
             refs = [WorkRef.from_row({k: batch[k][i] for k in ("video_id", "path", "done")})
                     for i in range(len(batch["video_id"]))]
             items = load_items(self.runners[0].rundir, refs, self.outputs)
         else:
             items = [VideoItem.from_json(text) for text in batch["item"]]
-        for runner in self.runners:
-            size = runner.task.batch_size
-            items = [it for i in range(0, len(items), size) for it in runner(items[i : i + size])]
-        done = items
+        done = self._process(items)
         if self.last:
             return _status_columns(done)
         return {"item": np.array([it.to_json() for it in done], dtype=object)}
@@ -92,10 +115,6 @@ def _python_sigint() -> None:
 def _status_columns(items: list[VideoItem]) -> dict[str, np.ndarray]:
     rows = [status_row(it) for it in items]
     return {k: np.array([r[k] for r in rows], dtype=object) for k in STATUS_KEYS}
-
-
-def _to_status(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return _status_columns([VideoItem.from_json(text) for text in batch["item"]])
 
 
 def fit_to_cluster(tasks: list[StageTask], cpus: float, gpus: float, headroom: float = 0.9) -> list[StageTask]:
@@ -152,78 +171,94 @@ class RayExecutor:
         self.show_progress = show_progress
         self.verbose = verbose
         self._started = False
+        self._embedded: EmbeddedCluster | None = None
+
+    def _kwargs(self) -> dict[str, Any]:
+        level = logging.INFO if self.verbose else logging.ERROR
+        return {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level}
+
+    def start(self) -> None:
+        """Begin starting the embedded cluster in the background, so it overlaps the driver's set-up."""
+        joined = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # `import ray` is itself slow
+        if not self.address and self._embedded is None and not joined:
+            self._embedded = EmbeddedCluster(self.num_cpus, self.num_gpus, self._kwargs())
+            self._embedded.start()
 
     def _init(self) -> None:
-        """Start or join Ray. In the main thread: Ray ties the processes it starts to the starting thread."""
+        """Join the cluster at `address`, or wait for the embedded one."""
         import ray
 
-        if ray.is_initialized():
-            return
-        self._started = not self.address
-        level = logging.INFO if self.verbose else logging.ERROR
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level}
+        if self._embedded is None and ray.is_initialized():
+            return  # a cluster this process already runs (tests' fixtures): not ours to stop
         if self.address:
-            ray.init(address=self.address, runtime_env=runtime_env(joining=True), **kwargs)
+            ray.init(address=self.address, runtime_env=runtime_env(joining=True), **self._kwargs())
         else:
-            from annotator.executors import ray_orphans
-
-            ray_orphans.reap()  # what an earlier embedded cluster left when its CLI was SIGKILLed
-            # the embedded cluster's workers inherit this process's environment (no runtime_env needed); no
-            # prestarted idle workers: on a laptop they compete with the actors' start for the few cores
-            ray.init(num_cpus=self.num_cpus or os.cpu_count(), num_gpus=self.num_gpus,
-                     _system_config={"enable_worker_prestart": False}, **kwargs)
+            self.start()
+            assert self._embedded is not None
+            self._embedded.wait()
+            self._started = True
         _python_sigint()
 
-    def _quiet(self) -> None:
-        import ray.data
+    def stop(self) -> None:
+        """Stop the embedded cluster now (not in Ray's exit hook, which sleeps half a second first)."""
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+            self._started = False
 
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # the CLI shows one display fed by status rows
-        ctx.print_on_execution_start = self.verbose
-        ctx.enable_operator_progress_bars = False
+    def _quiet(self) -> None:
         if not self.verbose:
             for name in ("ray", "ray.data", "ray.data._internal"):
                 logging.getLogger(name).setLevel(logging.ERROR)
 
     def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
         import ray
-        import ray.data
 
         if not refs:
             return
         self._init()
         self._quiet()
         resources = ray.cluster_resources()
+        _check_custom(tasks, resources)
         tasks = fit_to_cluster(tasks, float(resources.get("CPU", 1)), float(resources.get("GPU", 0)))
         outputs = {t.stage.name: t.stage.outputs for t in tasks}
-        blocks = max(1, math.ceil(len(refs) / max(1, tasks[0].batch_size)))
-        ds = ray.data.from_items([r.to_row() for r in refs], override_num_blocks=blocks)
-        last_is_actor = True
         groups = fuse(tasks) if self.fuse_cpu_stages else [[t] for t in tasks]
         # Ray gives a fractional-CPU actor one OpenMP thread; on the embedded cluster (this machine, nothing else
         # on it) the cores are shared among the actor processes instead
         actors = sum(max(t.concurrency for t in g) for g in groups)
         threads = max(1, int(resources.get("CPU", 1)) // actors) if self._started else None
-        for i, group in enumerate(groups):
-            last = i == len(groups) - 1
-            task = group[0]
-            if task.stage.engine_spec() is not None:
-                from annotator.executors import vllm_engine
+        classes = [_actor_class(g, outputs, i == len(groups) - 1, threads) for i, g in enumerate(groups)]
+        if any(t.stage.engine_spec() is not None for t in tasks):
+            from annotator.executors.ray_chain import chain
 
-                ds = vllm_engine.apply(ds, task)
-                last_is_actor = not last
-                continue
-            ds = ds.map_batches(
-                _actor_class(group, outputs, last, threads),
-                batch_size=task.batch_size, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=max(t.concurrency for t in group),
-                                                   max_tasks_in_flight_per_actor=2),
-                num_cpus=max(t.cpus for t in group), num_gpus=task.gpus or None, resources=task.custom or None,
-            )
-        if not last_is_actor:
-            ds = ds.map_batches(_to_status, batch_format="numpy", num_cpus=0.05)
-        batches = ds.iter_batches(batch_size=None, batch_format="numpy")
-        _python_sigint()
-        for batch in batches:
-            for i in range(len(batch["video_id"])):
-                yield {k: str(batch[k][i]) for k in STATUS_KEYS}
+            yield from chain(groups, classes, refs, self.verbose)
+        else:
+            pools = [_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]
+            _python_sigint()
+            yield from StreamScheduler(pools, refs).run()
+            for pool in pools:  # no graceful exit to wait for: every result is written and indexed already
+                for actor in pool.actors:
+                    ray.kill(actor)
+        self.stop()
+
+
+def _pool(group: list[StageTask], cls: type) -> Pool:
+    """A group's actors, created at once so their start (imports, model loading) overlaps."""
+    import ray
+
+    task = group[0]
+    remote = ray.remote(cls).options(num_cpus=max(t.cpus for t in group), num_gpus=task.gpus or None,
+                                     resources=task.custom or None, max_restarts=-1, max_task_retries=0)
+    size = max(t.concurrency for t in group)
+    return Pool("+".join(t.stage.name for t in group), [remote.remote() for _ in range(size)],
+                max(1, task.batch_size))
+
+
+def _check_custom(tasks: list[StageTask], resources: dict[str, float]) -> None:
+    """A stage pinned to a resource no node has would wait forever: say so instead."""
+    for task in tasks:
+        for name, amount in task.custom.items():
+            if resources.get(name, 0.0) < amount:
+                raise ConfigError(f"stage {task.stage.name} asks for custom resource {name}={amount}, but the "
+                                  f"Ray cluster has {resources.get(name, 0.0)}: start a node with "
+                                  f"--resources='{{\"{name}\": {amount}}}' or change the stage's resources")
