@@ -163,33 +163,32 @@ class Pipeline:
         kind = executor or spec.kind
         self.check_executor(kind)
         runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
-        runner.start()  # a cluster's start overlaps the reads and writes below
+        rundir = RunDir(output)
+        found, skipped = self.find_inputs(list(inputs), recursive)
+        manifest = self._manifest(rundir, kind, found, force_new_inputs)
+        manifest["inputs"]["skipped"] = len(skipped)
+        rundir.write_manifest(manifest)
+        rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]
+                            + [vars(s) for s in skipped])
+        finished, todo, held = self.work(rundir, found)
+        reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
+        if on_start:
+            on_start(len(found), len(finished))
+        if todo:
+            self.prepare_models()
+        export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
+        rows: list[dict[str, str]] = [
+            {"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"], "error_type": "",
+             "reason": held[r.video_id]["reason"]} if r.video_id in held else
+            {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""}
+            for r in finished]
         try:
-            rundir = RunDir(output)
-            found, skipped = self.find_inputs(list(inputs), recursive)
-            manifest = self._manifest(rundir, kind, found, force_new_inputs)
-            manifest["inputs"]["skipped"] = len(skipped)
-            rundir.write_manifest(manifest)
-            rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]
-                                + [vars(s) for s in skipped])
-            finished, todo, held = self.work(rundir, found)
-            reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
-            if on_start:
-                on_start(len(found), len(finished))
-            if todo:
-                self.prepare_models()
-            export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
-            rows: list[dict[str, str]] = [
-                {"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"], "error_type": "",
-                 "reason": held[r.video_id]["reason"]} if r.video_id in held else
-                {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""}
-                for r in finished]
             for row in runner.run(self.tasks(rundir.root, export), todo):
                 rows.append(row)
                 if on_status:
                     on_status(row)
         finally:
-            runner.stop()
+            runner.stop()  # an embedded cluster goes now, also when the run ended early
         return self._finalize(rundir, manifest, found, rows, dict(reused), started, keep_frames)
 
     def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]],

@@ -9,13 +9,10 @@ from annotator.executors.runner import StageTask, WorkRef
 
 
 class Executor(Protocol):
-    def start(self) -> None:
-        """Begin slow set-up (a cluster's start) in the background; `run` waits for it."""
-
     def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]: ...
 
     def stop(self) -> None:
-        """Release what `start` or `run` set up."""
+        """Release what `run` set up (an embedded cluster), also when the run ended early."""
 
 
 def make_executor(kind: str, address: str | None = None, num_cpus: int | None = None,

@@ -14,9 +14,6 @@ class LocalExecutor:
     def __init__(self, show_progress: bool = True) -> None:
         self.show_progress = show_progress
 
-    def start(self) -> None:
-        """Nothing to set up ahead: models load when their stage first runs."""
-
     def stop(self) -> None:
         """Nothing held between runs."""
 

@@ -1,14 +1,14 @@
-"""Ray executor: a Ray Data streaming chain with one `map_batches` actor pool per stage; the driver holds ids.
+"""Ray executor: one actor pool per stage group, streamed by `ray_stream`; the driver holds ids.
 
-The driver feeds `WorkRef` rows (video id, path, names of shards already finished) and receives one
-`(video_id, status, stage, error_type, reason)` row per video. Items travel between actors in the object store, never
-through the driver; the first pool rebuilds resumed items from their shards, every pool checkpoints, and the
-last one writes export parts as videos finish. A stage whose model runs in an engine (`engine_spec()`, e.g.
-vLLM) joins the chain through `annotator.executors.vllm_engine`.
+The driver feeds `WorkRef`s (video id, path, names of shards already finished) and receives one
+`(video_id, status, stage, error_type, reason)` row per video. Items travel between actors in the object store,
+never through the driver; the first pool rebuilds resumed items from their shards, every pool checkpoints, and
+the last one writes export parts as videos finish. A pipeline with a stage whose model runs in an engine
+(`engine_spec()`, e.g. vLLM through `ray.data.llm`) runs as a Ray Data chain instead (`ray_chain`).
 
 `Resources` become `num_cpus`/`num_gpus` (plus custom resources to pin a stage to node types); a stage's
-`concurrency` is its pool size. With no address an embedded local cluster starts; `address="auto"` (or
-host:port) joins a running one, shipping this package to the workers through `runtime_env.py_modules`.
+`concurrency` is its pool size. With no address an embedded local cluster starts (`ray_local`); `address="auto"`
+(or host:port) joins a running one, shipping this package to the workers through `runtime_env.py_modules`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from annotator.config import ConfigError
-from annotator.executors.ray_local import EmbeddedCluster
+from annotator.executors import ray_local
 from annotator.executors.ray_stream import Pool, StreamScheduler
 from annotator.executors.runner import STATUS_KEYS, StageRunner, StageTask, WorkRef, load_items, status_row
 from annotator.records import VideoItem
@@ -171,39 +171,26 @@ class RayExecutor:
         self.show_progress = show_progress
         self.verbose = verbose
         self._started = False
-        self._embedded: EmbeddedCluster | None = None
-
-    def _kwargs(self) -> dict[str, Any]:
-        level = logging.INFO if self.verbose else logging.ERROR
-        return {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level}
-
-    def start(self) -> None:
-        """Begin starting the embedded cluster in the background, so it overlaps the driver's set-up."""
-        joined = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # `import ray` is itself slow
-        if not self.address and self._embedded is None and not joined:
-            self._embedded = EmbeddedCluster(self.num_cpus, self.num_gpus, self._kwargs())
-            self._embedded.start()
 
     def _init(self) -> None:
-        """Join the cluster at `address`, or wait for the embedded one."""
+        """Join the cluster at `address`, or start the embedded one."""
         import ray
 
-        if self._embedded is None and ray.is_initialized():
+        if ray.is_initialized():
             return  # a cluster this process already runs (tests' fixtures): not ours to stop
+        level = logging.INFO if self.verbose else logging.ERROR
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": self.verbose, "logging_level": level}
         if self.address:
-            ray.init(address=self.address, runtime_env=runtime_env(joining=True), **self._kwargs())
+            ray.init(address=self.address, runtime_env=runtime_env(joining=True), **kwargs)
         else:
-            self.start()
-            assert self._embedded is not None
-            self._embedded.wait()
+            ray_local.start(self.num_cpus, self.num_gpus, kwargs)
             self._started = True
         _python_sigint()
 
     def stop(self) -> None:
-        """Stop the embedded cluster now (not in Ray's exit hook, which sleeps half a second first)."""
-        if self._embedded is not None:
-            self._embedded.stop()
-            self._embedded = None
+        """Stop the embedded cluster now that the run is over (a joined cluster stays up)."""
+        if self._started:
+            ray_local.stop()
             self._started = False
 
     def _quiet(self) -> None:
@@ -235,10 +222,12 @@ class RayExecutor:
         else:
             pools = [_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]
             _python_sigint()
-            yield from StreamScheduler(pools, refs).run()
-            for pool in pools:  # no graceful exit to wait for: every result is written and indexed already
-                for actor in pool.actors:
-                    ray.kill(actor)
+            try:
+                yield from StreamScheduler(pools, refs).run()
+            finally:  # no graceful exit to wait for: every finished result is written and indexed already
+                for pool in pools:
+                    for actor in pool.actors:
+                        ray.kill(actor)
         self.stop()
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from annotator.executors.ray import fit_to_cluster
+from annotator.config import ConfigError
+from annotator.executors.ray import _check_custom, fit_to_cluster
 from annotator.executors.runner import StageTask
 from annotator.stages.link import LinkStage
 from tests.helpers import demo_pipeline, export_rows
@@ -34,3 +35,11 @@ def test_resources_are_scaled_to_fit_a_small_cluster() -> None:
     assert sum(t.cpus * t.concurrency for t in fitted) <= 2.0 * 0.9 + 1e-6
     assert sum(t.gpus * t.concurrency for t in fitted) <= 2.0 + 1e-6
     assert fit_to_cluster(tasks[:1], cpus=16, gpus=4)[0].cpus == 1.0
+
+
+def test_a_custom_resource_no_node_offers_is_a_one_line_error() -> None:
+    task = StageTask(LinkStage(), "f", "/tmp", concurrency=1, batch_size=1, cpus=1.0, gpus=0.0, custom={"a100": 0.01})
+    _check_custom([task], {"CPU": 2.0, "a100": 1.0})
+    with pytest.raises(ConfigError, match=r"custom resource a100=0.01, but the Ray cluster has 0.0") as err:
+        _check_custom([task], {"CPU": 2.0})
+    assert "\n" not in str(err.value) and "--resources='{\"a100\": 0.01}'" in str(err.value)
