@@ -228,7 +228,6 @@ class RayExecutor:
                 for pool in pools:
                     for actor in pool.actors:
                         ray.kill(actor)
-        self.stop()
 
 
 def _pool(group: list[StageTask], cls: type) -> Pool:

@@ -1,6 +1,6 @@
 """The Ray stream scheduler: each pool batches its own way, every video comes back as one row, a worker that
 dies costs only the videos it held (as errors naming the loss), and the Ray Data form of the executor gives the
-same dataset. The embedded cluster is gone, every process of it, once a run returns."""
+same dataset. The embedded cluster is gone, every process of it, once the executor is stopped."""
 
 from __future__ import annotations
 
@@ -129,13 +129,16 @@ def test_the_ray_data_form_gives_the_same_dataset(ray_cluster, tmp_path: Path) -
         assert part_rows(tmp_path / "stream", table) == part_rows(tmp_path / "data", table) != []
 
 
-def test_the_embedded_cluster_is_gone_when_the_run_returns(tmp_path: Path) -> None:
+def test_the_embedded_cluster_is_gone_once_stopped(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import psutil, ray
         from annotator.executors.ray import RayExecutor
         from tests.executors.test_stream import refs, tasks
-        rows = list(RayExecutor(num_cpus=2).run(tasks({str(tmp_path / "run")!r}), refs(3)))
+        executor = RayExecutor(num_cpus=2)
+        rows = list(executor.run(tasks({str(tmp_path / "run")!r}), refs(3)))
         assert [r["status"] for r in rows] == ["ok"] * 3, rows
+        assert ray.is_initialized()
+        executor.stop()
         assert not ray.is_initialized()
         left = [" ".join(p.cmdline())[:80] for p in psutil.Process().children(recursive=True)]
         print("left:", left)
