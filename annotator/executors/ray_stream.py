@@ -14,6 +14,7 @@ worker process next to ours; on a small machine that start-up is most of a short
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ class Pool:
     retry: deque[tuple[str, Any]] = field(default_factory=deque)  # from failed calls: sent one item per call
     busy: list[int] = field(default_factory=list)
     healthy: list[bool] = field(default_factory=list)
+    gone: str = ""  # why an actor is gone for good (e.g. its constructor raised), for the videos left waiting
 
     def __post_init__(self) -> None:
         self.busy = [0] * len(self.actors)
@@ -67,10 +69,21 @@ class _Call:
     weight: int = 1  # an isolated retry fills its actor: nothing queued behind it can die with it
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The line that says what happened: for a traceback Ray relays (a constructor that raised), its last line."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return (lines[-1] if len(lines) > 1 and _RAISED.match(lines[-1]) else lines[0])[:300]
+
+
 def _lost_row(video_id: str, pool: Pool, exc: BaseException) -> dict[str, str]:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     return {"video_id": video_id, "status": "error", "stage": pool.name, "error_type": type(exc).__name__,
-            "reason": f"worker lost: {first}"}
+            "reason": f"worker lost: {_first_line(exc)}"}
 
 
 class StreamScheduler:
@@ -159,6 +172,7 @@ class StreamScheduler:
                 self._ping(call.pool, call.actor)
             except ray.exceptions.RayError as exc:  # gone for good
                 log.error("pool %s: an actor is gone: %s", pool.name, exc)
+                pool.gone = _first_line(exc)
             return
         pool.busy[call.actor] -= call.weight
         try:
@@ -192,10 +206,11 @@ class StreamScheduler:
     def _abandon(self) -> Iterator[dict[str, str]]:
         """Every actor of a pool is gone for good: what waits for it ends as errors instead of waiting forever."""
         for pool in self.pools:
-            while pool.waiting():
+            while pool.waiting() and not any(pool.healthy):
                 vid, _ = (pool.retry or pool.queue).popleft()
                 self.admitted -= 1
-                yield _lost_row(vid, pool, RuntimeError(f"no live actor left in pool {pool.name}"))
-        while self.pending:
+                yield _lost_row(vid, pool, RuntimeError(f"no live actor left in pool {pool.name}: {pool.gone}"))
+        first = self.pools[0]
+        while self.pending and not any(first.healthy):
             ref = self.pending.popleft()
-            yield _lost_row(ref.video_id, self.pools[0], RuntimeError("no live actor left"))
+            yield _lost_row(ref.video_id, first, RuntimeError(f"no live actor left in pool {first.name}: {first.gone}"))

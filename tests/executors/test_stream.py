@@ -116,6 +116,30 @@ def test_a_worker_lost_once_costs_nothing(ray_cluster, tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("crash*"))) == 1
 
 
+@dataclass
+class Unreachable(PerItemStage):
+    """Cannot start on a worker (as a run directory a node cannot reach would)."""
+
+    name = "unreachable"
+    outputs = ()
+
+    def bind(self, run_root: str) -> None:
+        raise PermissionError(f"cannot open {run_root}: access denied")
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        return item
+
+
+def test_a_pool_that_cannot_start_ends_its_videos_as_errors_not_a_hang(ray_cluster, tmp_path: Path) -> None:
+    stages = [*tasks(str(tmp_path / "run"))]
+    stages.insert(2, StageTask(Unreachable(), "fp-u", str(tmp_path / "run"), concurrency=1, batch_size=2, cpus=0.1,
+                               gpus=0.0))
+    rows = list(RayExecutor(fuse_cpu_stages=False).run(stages, refs(40)))
+    assert sorted(r["video_id"] for r in rows) == [r.video_id for r in refs(40)]
+    assert {(r["status"], r["stage"]) for r in rows} == {("error", "unreachable")}
+    assert all("access denied" in r["reason"] for r in rows), rows[0]
+
+
 def test_the_ray_data_form_gives_the_same_dataset(ray_cluster, tmp_path: Path) -> None:
     work = refs(6)
     stream = [r["video_id"] for r in RayExecutor().run(tasks(str(tmp_path / "stream")), work)]
