@@ -51,11 +51,7 @@ def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[st
                             text=True, env={**os.environ, "COLUMNS": "200"})
     family = started(proc, run_dir)
     proc.send_signal(sig)
-    try:
-        out, err = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:  # a second Ctrl-C, as a user would press it (see the issue note)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=60)  # one Ctrl-C is enough, on Ray too
     assert proc.returncode == 130, out + err
     assert "interrupted: " in err and "videos finished; run the same command to resume" in err
     assert "Traceback" not in err and "core_worker" not in err, err
