@@ -81,9 +81,9 @@ def _first_line(exc: BaseException) -> str:
     return (lines[-1] if len(lines) > 1 and _RAISED.match(lines[-1]) else lines[0])[:300]
 
 
-def _lost_row(video_id: str, pool: Pool, exc: BaseException) -> dict[str, str]:
+def _lost_row(video_id: str, pool: Pool, exc: BaseException, what: str = "worker lost") -> dict[str, str]:
     return {"video_id": video_id, "status": "error", "stage": pool.name, "error_type": type(exc).__name__,
-            "reason": f"worker lost: {_first_line(exc)}"}
+            "reason": f"{what}: {_first_line(exc)}"}
 
 
 class StreamScheduler:
@@ -92,15 +92,14 @@ class StreamScheduler:
     A call returns its items' references plus a receipt (the last pool: only the status rows); the driver
     reads receipts, which are a few bytes, so it learns that a call failed without ever fetching an item.
     When a worker dies (a crash, the OOM killer), its actor restarts and is pinged before it gets work again;
-    the videos of its lost calls are retried one per call, and a video whose own call fails again is the
-    cause: it ends as an error naming the loss, and only it.
+    the videos of its lost calls are retried one per call on an otherwise idle actor, and a video whose
+    isolated call fails too is the cause: it ends as an error naming the loss, and only it.
     """
 
     def __init__(self, pools: list[Pool], refs: list[WorkRef]) -> None:
         self.pools = pools
         self.pending: deque[WorkRef] = deque(refs)
         self.calls: dict[Any, _Call] = {}
-        self.retried: set[str] = set()
         self.admitted = 0
         self.limit = sum(p.capacity() for p in pools) + pools[0].batch_size
 
@@ -182,18 +181,16 @@ class StreamScheduler:
             log.warning("pool %s: a worker was lost (%s); retrying its videos one by one", pool.name, exc)
             if pool.healthy[call.actor]:
                 self._ping(call.pool, call.actor)
-            for vid, ref in call.batch:
-                if len(call.batch) == 1 and vid in self.retried:
-                    self.admitted -= 1
-                    yield _lost_row(vid, pool, exc)
-                else:
-                    self.retried.add(vid)
-                    pool.retry.append((vid, ref))
+            if call.weight == IN_FLIGHT_PER_ACTOR:  # it ran alone: this video is the cause
+                self.admitted -= 1
+                yield _lost_row(call.batch[0][0], pool, exc)
+            else:
+                pool.retry.extend(call.batch)
             return
         except ray.exceptions.RayError as exc:  # the call itself raised: not a worker's loss, no retry
             self.admitted -= len(call.batch)
             for vid, _ in call.batch:
-                yield _lost_row(vid, pool, exc)
+                yield _lost_row(vid, pool, exc, "worker failed")
             return
         if call.pool < len(self.pools) - 1:
             self.pools[call.pool + 1].queue.extend(
