@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from annotator import paths
@@ -214,9 +215,10 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
     rows, summary = stage_table(rundir, manifest)
-    table = Table()
+    # no vertical rules, no doubled padding: the nine columns fit an 80-column terminal whole
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("stage", "done", "errors", "filtered", "pending", "busy s", "model s", "nodes", "videos/s"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
+        table.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
     for row in rows:
         table.add_row(row["stage"], str(row["done"]), str(row["errors"]), str(row["filtered"]),
                       str(row["pending"]), f"{row['busy']:.1f}",

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def _status(run_dir: Path) -> tuple[str, dict[str, tuple[int, int]]]:
     out = subprocess.run([sys.executable, "-m", "annotator.cli", "status", str(run_dir)], capture_output=True,
                          text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
-    rows = {m[1]: (int(m[2]), int(m[3])) for m in re.finditer(r"│ (\w+)\s+│\s+(\d+) │\s+(\d+) │", out.stdout)}
+    rows = {m[1]: (int(m[2]), int(m[3])) for m in re.finditer(r"^\s*(\w+)\s+(\d+)\s+(\d+)\s+\d+", out.stdout, re.M)}
     return out.stdout, rows
 
 
