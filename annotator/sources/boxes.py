@@ -14,7 +14,7 @@ import numpy as np
 from annotator import video
 from annotator.phrases.spans import normalise
 from annotator.records import Detection, Phrase, VideoInfo, VideoItem
-from annotator.sources.ytvis import SourceError
+from annotator.sources.ytvis import SourceError, reading
 
 
 def read_hcstvg(annotation_file: str | Path, videos_root: str | Path, fps: float = 0.0,
@@ -22,11 +22,9 @@ def read_hcstvg(annotation_file: str | Path, videos_root: str | Path, fps: float
     """`{"<name>.mp4": {"st_frame", "img_num", "img_size": [h, w], "bbox": [[x, y, w, h] per frame from st_frame],
     "English" or "caption": "..."}}`; up to `max_frames` annotated frames, evenly spread, are sampled."""
     path = Path(annotation_file)
-    try:
+    with reading(path, "an HC-STVG annotation file"):
         data = json.loads(path.read_text())
         assert isinstance(data, dict)
-    except (OSError, ValueError, AssertionError) as exc:
-        raise SourceError(f"{path}: not an HC-STVG annotation file ({type(exc).__name__}: {exc})") from None
     items = []
     for name, entry in sorted(data.items()):
         file = Path(videos_root) / name
@@ -57,12 +55,10 @@ def read_vidstg(annotation_file: str | Path, videos_root: str | Path, fps: float
     Each tid is one phrase (its caption's description when it has one, else its category) whose boxes on up to
     `max_frames` evenly spread annotated frames are tracker prompts."""
     path = Path(annotation_file)
-    try:
+    with reading(path, "a VidSTG annotation file"):
         data = json.loads(path.read_text())
         entries = data if isinstance(data, list) else list(data.values())
         assert all(isinstance(e, dict) for e in entries)
-    except (OSError, ValueError, AssertionError) as exc:
-        raise SourceError(f"{path}: not a VidSTG annotation file ({type(exc).__name__}: {exc})") from None
     items = []
     for entry in entries:
         try:
@@ -123,12 +119,10 @@ def read_anet_entities(annotation_file: str | Path, videos_root: str | Path, fps
     grounded (each box's phrase is its tokens' span). `frame_ind` counts the segment's `max_frames` (10) frames
     sampled evenly over its time span; each box prompts the tracker on its frame."""
     path = Path(annotation_file)
-    try:
+    with reading(path, "an ActivityNet-Entities file"):
         data = json.loads(path.read_text())
         videos = data.get("annotations", data)
         assert isinstance(videos, dict)
-    except (OSError, ValueError, AssertionError, AttributeError) as exc:
-        raise SourceError(f"{path}: not an ActivityNet-Entities file ({type(exc).__name__}: {exc})") from None
     items = []
     for vid, entry in sorted(videos.items()):
         file = Path(videos_root) / f"{vid}.mp4"

@@ -9,17 +9,15 @@ from pathlib import Path
 
 from annotator import masks
 from annotator.records import LinkedObject, MaskTrack, Phrase, Track, VideoInfo, VideoItem
-from annotator.sources.ytvis import SourceError
+from annotator.sources.ytvis import SourceError, reading
 
 
 def read_coco_images(annotation_file: str | Path, images_root: str | Path, fps: float = 1.0) -> list[VideoItem]:
     path = Path(annotation_file)
-    try:
+    with reading(path, "a COCO instances file"):
         data = json.loads(path.read_text())
         images = {im["id"]: im for im in data["images"]}
         names = {c["id"]: c["name"] for c in data["categories"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SourceError(f"{path}: not a COCO instances file ({type(exc).__name__}: {exc})") from None
     items: dict[int, VideoItem] = {}
     for image_id, im in images.items():
         h, w = int(im["height"]), int(im["width"])

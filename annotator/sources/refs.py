@@ -16,7 +16,7 @@ from PIL import Image
 
 from annotator import masks
 from annotator.records import LinkedObject, MaskTrack, Phrase, Track, VideoInfo, VideoItem
-from annotator.sources.ytvis import SourceError
+from annotator.sources.ytvis import SourceError, reading
 
 
 def _video_id(name: str) -> str:
@@ -24,11 +24,9 @@ def _video_id(name: str) -> str:
 
 
 def _meta(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        return dict(data["videos"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SourceError(f"{path}: not a meta_expressions file ({type(exc).__name__}: {exc})") from None
+    with reading(path, "a meta_expressions file"):
+        videos = dict(json.loads(path.read_text())["videos"])
+    return videos
 
 
 def _record(name: str, frame_names: list[str], root: Path, fps: float) -> VideoItem:

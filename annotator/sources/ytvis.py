@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from annotator import masks
@@ -19,16 +21,24 @@ class SourceError(ValueError):
     """A source file that does not follow its format; the message names the file and the problem."""
 
 
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Loading and indexing `path` as `what`: any failure (unreadable, not JSON, a missing key, a wrong type)
+    becomes one `SourceError` line naming the file, what it should have been and what went wrong."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
+        raise SourceError(f"{path}: not {what} ({type(exc).__name__}: {exc})") from None
+
+
 def read_ytvis(annotation_file: str | Path, frames_root: str | Path, fps: float = 6.0) -> list[VideoItem]:
     """Records for every video of a YouTube-VIS JSON; frames live under `frames_root/<file_names>`."""
     path = Path(annotation_file)
-    try:
+    with reading(path, "a YouTube-VIS file"):
         data = json.loads(path.read_text())
         videos = {v["id"]: v for v in data["videos"]}
         names = {c["id"]: c["name"] for c in data["categories"]}
         annotations = data.get("annotations") or []
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SourceError(f"{path}: not a YouTube-VIS file ({type(exc).__name__}: {exc})") from None
     items: dict[int, VideoItem] = {}
     for vid, video in videos.items():
         files = video["file_names"]
@@ -71,12 +81,10 @@ def read_burst(annotation_file: str | Path, frames_root: str | Path, fps: float 
     frame], "track_category_ids": {"<track id>": category id}}]}`; frames are
     `<frames_root>/<dataset>/<seq_name>/<image path>`. Each track becomes one object (its id kept)."""
     path = Path(annotation_file)
-    try:
+    with reading(path, "a BURST file"):
         data = json.loads(path.read_text())
         names = {int(k): v for k, v in data["category_names"].items()}
         sequences = data["sequences"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SourceError(f"{path}: not a BURST file ({type(exc).__name__}: {exc})") from None
     items = []
     for seq in sequences:
         h, w = int(seq["height"]), int(seq["width"])
