@@ -7,10 +7,12 @@ copying it to `.v<N+1>` keeps the old version reproducible.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from annotator import paths
 
@@ -73,3 +75,33 @@ def check(path: str | Path, slot: str | None = None, as_list: bool = False) -> N
         raise ValueError(f"{path}: the template must contain {slot}")
     if as_list:
         template.items()
+
+
+class PromptedStage:
+    """Mixin for a stage driven by the template in its `prompt` param (put it before the `Stage` base): the path
+    is checked with the config, the template's version and hash join the cache key, and the text is read once
+    in the driver (`preload`), so it travels to workers inside the pickled stage. `uses_prompt()` says whether
+    the current settings use the template at all."""
+
+    prompt: str
+
+    def uses_prompt(self) -> bool:
+        return True
+
+    def required_paths(self) -> dict[str, str]:
+        found: dict[str, str] = super().required_paths()  # type: ignore[misc]
+        return {**found, "prompt": self.prompt} if self.uses_prompt() else found
+
+    def cache_inputs(self) -> dict[str, Any]:
+        inputs: dict[str, Any] = super().cache_inputs()  # type: ignore[misc]
+        return {**inputs, "prompt": load(self.prompt).cache_key()} if self.uses_prompt() else inputs
+
+    def preload(self) -> None:
+        super().preload()  # type: ignore[misc]
+        if self.uses_prompt():
+            _ = self.prompt_text
+
+    @functools.cached_property
+    def prompt_text(self) -> str:
+        """The template's text, read once per process (not a dataclass field: not part of the params)."""
+        return load(self.prompt).text

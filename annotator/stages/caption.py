@@ -7,7 +7,6 @@ the model's question replaces the GCG question at assembly.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -44,7 +43,7 @@ def parse_qa(reply: str) -> tuple[str, str]:
 
 @register
 @dataclass
-class CaptionStage(Stage):
+class CaptionStage(prompts.PromptedStage, Stage):
     name = "caption"
     resources = Resources(cpus=1.0)
     batch_size = 32  # served backend: a worker keeps max_concurrency requests in flight within one batch
@@ -74,12 +73,6 @@ class CaptionStage(Stage):
         if self.backend == "openai" and not self.endpoint:
             raise ValueError("backend 'openai' needs an endpoint, e.g. http://127.0.0.1:8000/v1")
         prompts.check(self.prompt)
-
-    def required_paths(self) -> dict[str, str]:
-        return {**super().required_paths(), "prompt": self.prompt}
-
-    def cache_inputs(self) -> dict[str, Any]:
-        return {"prompt": prompts.load(self.prompt).cache_key()}
 
     def _response_format(self) -> dict[str, Any] | None:
         if self.reply != "qa":
@@ -116,14 +109,6 @@ class CaptionStage(Stage):
 
     def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
         self._finish(item, reply)
-
-    def preload(self) -> None:
-        _ = self.prompt_text
-
-    @functools.cached_property
-    def prompt_text(self) -> str:
-        """The template's text, read once per worker (not a dataclass field: not part of the params)."""
-        return prompts.load(self.prompt).text
 
     def setup(self) -> None:
         if self.backend == "vllm-engine":

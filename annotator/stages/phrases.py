@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,7 @@ from annotator.stage import Count, NonNegative, Resources, Seconds, Stage, error
 
 @register
 @dataclass
-class PhrasesStage(Stage):
+class PhrasesStage(prompts.PromptedStage, Stage):
     name = "phrases"
     resources = Resources(cpus=0.25)
     batch_size = 32  # llm backend: the batch's requests are in flight together (up to max_concurrency)
@@ -50,27 +49,18 @@ class PhrasesStage(Stage):
 
             check_installed(self.spacy_model)
 
-    def required_paths(self) -> dict[str, str]:
-        return {**super().required_paths(), **({"prompt": self.prompt} if self.backend == "llm" else {})}
+    def uses_prompt(self) -> bool:
+        return self.backend == "llm"
 
     def cache_inputs(self) -> dict[str, Any]:
-        inputs: dict[str, Any] = {}
-        if self.backend == "llm" and not (self.spacy_model and self.spacy_use == "extract"):
-            inputs["prompt"] = prompts.load(self.prompt).cache_key()
+        inputs = super().cache_inputs()
+        if self.spacy_model and self.spacy_use == "extract":
+            inputs.pop("prompt", None)  # spaCy alone picks the phrases: the template shapes nothing kept
         if self.spacy_model:
             from annotator.phrases.spacy_chunks import pipeline_version
 
             inputs["spacy_model_version"] = pipeline_version(self.spacy_model)
         return inputs
-
-    def preload(self) -> None:
-        if self.backend == "llm":
-            _ = self.prompt_text
-
-    @functools.cached_property
-    def prompt_text(self) -> str:
-        """The extraction template, read once (in the driver, see `preload`); not a param."""
-        return prompts.load(self.prompt).text
 
     def setup(self) -> None:
         self._extractor: PhraseExtractor

@@ -9,7 +9,6 @@ reason (its masks stay out of the QA, nothing is invented); a second tag of the 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -24,7 +23,7 @@ from annotator.stage import Count, NonNegative, Resources, Seconds, Stage, error
 
 @register
 @dataclass
-class TagStage(Stage):
+class TagStage(prompts.PromptedStage, Stage):
     name = "tag"
     resources = Resources(cpus=0.25)
     batch_size = 16
@@ -45,19 +44,6 @@ class TagStage(Stage):
 
     def __post_init__(self) -> None:
         prompts.check(self.prompt, slot="{objects}")
-
-    def required_paths(self) -> dict[str, str]:
-        return {**super().required_paths(), "prompt": self.prompt}
-
-    def cache_inputs(self) -> dict[str, Any]:
-        return {"prompt": prompts.load(self.prompt).cache_key()}
-
-    def preload(self) -> None:
-        _ = self.prompt_text
-
-    @functools.cached_property
-    def prompt_text(self) -> str:
-        return prompts.load(self.prompt).text
 
     def setup(self) -> None:
         if self.backend == "local":
