@@ -8,6 +8,10 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+from typer.testing import CliRunner
 
 from annotator import paths
 from annotator.config import load_config
@@ -16,6 +20,24 @@ from annotator.rundir import RunDir
 
 DEMO = paths.PIPELINES_DIR / "demo.yaml"
 SMALL = ["stages.ingest.params.target_fps=8", "stages.ingest.params.max_frames=6"]
+
+
+def run_source(pipeline: str, out: Path, annotations: Path | str, frames_root: Path | str, *args: str,
+               tagger: Callable[[dict], str] | None = None) -> tuple[Result, list[dict[str, Any]]]:
+    """`annotator run` of a bundled source pipeline on an annotation file and its frames (extra CLI `args`), the
+    tag stage asking a fake server that answers with `tagger`: the CLI's result and the requests it received."""
+    from annotator.cli import app
+    from annotator.testing.fake_server import FakeServer
+
+    argv = ["run", str(paths.PIPELINES_DIR / pipeline), "-o", str(out),
+            "--set", f"stages.source.params.annotations={annotations}",
+            "--set", f"stages.source.params.frames_root={frames_root}", *args]
+    if tagger is None:
+        return CliRunner().invoke(app, argv, terminal_width=300), []
+    with FakeServer(reply=tagger) as server:
+        result = CliRunner().invoke(app, [*argv, "--set", f"stages.tag.params.endpoint={server.url}"],
+                                    terminal_width=300)
+        return result, server.requests
 
 
 def demo_pipeline(*overrides: str) -> Pipeline:

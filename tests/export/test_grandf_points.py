@@ -13,11 +13,10 @@ import pytest
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
-from annotator import masks, paths
+from annotator import masks
 from annotator.cli import app
-from annotator.testing.fake_server import FakeServer
 from tests.export.ytvis_fixture import make_ytvis_gt
-from tests.helpers import export_rows
+from tests.helpers import export_rows, run_source
 from tests.sources.test_masks_route import tagger
 
 
@@ -25,12 +24,7 @@ from tests.sources.test_masks_route import tagger
 def tagged_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tagged")
     annotations, frames_root, _ = make_ytvis_gt(root / "src")
-    with FakeServer(reply=tagger) as server:
-        result = CliRunner().invoke(app, [
-            "run", str(paths.PIPELINES_DIR / "ytvis_masks.yaml"), "-o", str(root / "run"),
-            "--set", f"stages.source.params.annotations={annotations}",
-            "--set", f"stages.source.params.frames_root={frames_root}",
-            "--set", f"stages.tag.params.endpoint={server.url}"])
+    result, _ = run_source("ytvis_masks.yaml", root / "run", annotations, frames_root, tagger=tagger)
     assert result.exit_code == 0, result.output
     return root / "run"
 

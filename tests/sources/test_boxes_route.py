@@ -6,12 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from annotator import masks, paths
-from annotator.cli import app
-from annotator.testing.fake_server import FakeServer
-from tests.helpers import export_rows
+from annotator import masks
+from tests.helpers import export_rows, run_source
 from tests.sources.formats import write_hcstvg
 
 
@@ -33,15 +29,10 @@ def test_hcstvg_box_tube_becomes_one_grounded_object(tmp_path: Path, tiny_models
     def tag_all(body: dict) -> str:
         return " and ".join(f"[{name}]({oid})" for oid, name in listed(body)) + " walks to the right."
 
-    with FakeServer(reply=tag_all) as server:
-        result = CliRunner().invoke(app, [
-            "run", str(paths.PIPELINES_DIR / "hcstvg_boxes.yaml"), "-o", str(tmp_path / "run"),
-            "--set", f"stages.source.params.annotations={annotations}",
-            "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'video'}",
-            *tiny_tracker(tiny_models),
-            "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
-        prompt = server.requests[0]["body"]["messages"][0]["content"]
+    result, requests = run_source("hcstvg_boxes.yaml", tmp_path / "run", annotations, tmp_path / "src" / "video",
+                                  *tiny_tracker(tiny_models), tagger=tag_all)
     assert result.exit_code == 0, result.output
+    prompt = requests[0]["body"]["messages"][0]["content"]
     assert "1: the person" in prompt and "The cat walks to the right and stops." in prompt
     (video,) = export_rows(tmp_path / "run", "videos")
     assert video["frame_indices"] == list(range(2, 10)) and video["keyframe_indices"] == video["frame_indices"]
@@ -63,15 +54,10 @@ def test_vidstg_trajectories_become_one_object_per_tid(tmp_path: Path, tiny_mode
     def tag_all(body: dict) -> str:
         return "In the clip " + " meets ".join(f"[{name}]({oid})" for oid, name in listed(body)) + "."
 
-    with FakeServer(reply=tag_all) as server:
-        result = CliRunner().invoke(app, [
-            "run", str(paths.PIPELINES_DIR / "vidstg_boxes.yaml"), "-o", str(tmp_path / "run"),
-            "--set", f"stages.source.params.annotations={annotations}",
-            "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'video'}",
-            *tiny_tracker(tiny_models),
-            "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
-        prompt = server.requests[0]["body"]["messages"][0]["content"]
+    result, requests = run_source("vidstg_boxes.yaml", tmp_path / "run", annotations, tmp_path / "src" / "video",
+                                  *tiny_tracker(tiny_models), tagger=tag_all)
     assert result.exit_code == 0, result.output
+    prompt = requests[0]["body"]["messages"][0]["content"]
     assert "1: an adult in grey" in prompt and "2: toy rocket" in prompt
     assert "The dataset describes the video as: an adult in grey" in prompt
     objects = export_rows(tmp_path / "run", "objects")
@@ -85,12 +71,8 @@ def test_anet_entities_keeps_its_grounded_caption(tmp_path: Path, tiny_models: d
     from tests.sources.formats import write_anet_entities
 
     annotations = write_anet_entities(tmp_path / "src")
-    result = CliRunner().invoke(app, [
-        "run", str(paths.PIPELINES_DIR / "anet_entities.yaml"), "-o", str(tmp_path / "run"),
-        "--set", f"stages.source.params.annotations={annotations}",
-        "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'videos'}",
-        *tiny_tracker(tiny_models)],
-        terminal_width=300)
+    result, _ = run_source("anet_entities.yaml", tmp_path / "run", annotations, tmp_path / "src" / "videos",
+                           *tiny_tracker(tiny_models))
     assert result.exit_code == 0, result.output
     (video,) = export_rows(tmp_path / "run", "videos")
     assert video["video_id"] == "v_demo_seg0" and video["frame_indices"] == [2, 6, 10, 14, 18, 22, 26, 30, 34, 38]

@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from typer.testing import CliRunner
 
-from annotator import masks, paths
-from annotator.cli import app
-from annotator.testing.fake_server import FakeServer
-from tests.helpers import export_rows
+from annotator import masks
+from tests.helpers import export_rows, run_source
 from tests.sources.formats import write_burst
 from tests.sources.test_masks_route import tagger
 from tests.synthetic import H, W
@@ -18,12 +15,8 @@ from tests.synthetic import H, W
 
 def test_burst_tracks_keep_their_ids_and_masks(tmp_path: Path) -> None:
     annotations, frames_root, expected = write_burst(tmp_path / "src")
-    with FakeServer(reply=tagger) as server:
-        result = CliRunner().invoke(app, [
-            "run", str(paths.PIPELINES_DIR / "ytvis_masks.yaml"), "-o", str(tmp_path / "run"),
-            "--set", "stages.source.params.kind=burst", "--set", f"stages.source.params.annotations={annotations}",
-            "--set", f"stages.source.params.frames_root={frames_root}",
-            "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
+    result, _ = run_source("ytvis_masks.yaml", tmp_path / "run", annotations, frames_root,
+                           "--set", "stages.source.params.kind=burst", tagger=tagger)
     assert result.exit_code == 0, result.output
     (video,) = export_rows(tmp_path / "run", "videos")
     assert video["video_id"] == "YFCC100M_seq_7" and video["frame_indices"] == [5 * t for t in range(12)]

@@ -10,10 +10,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
-from annotator import masks, paths
+from annotator import masks
 from annotator.cli import app
-from annotator.testing.fake_server import FakeServer
-from tests.helpers import export_rows
+from tests.helpers import export_rows, run_source
 from tests.sources.formats import write_coco_images
 from tests.sources.test_masks_route import tagger
 from tests.synthetic import H, W
@@ -22,12 +21,7 @@ from tests.synthetic import H, W
 def test_coco_images_become_one_frame_gcg_samples(tmp_path: Path) -> None:
     annotations, expected = write_coco_images(tmp_path / "src")
     runner = CliRunner()
-    with FakeServer(reply=tagger) as server:
-        result = runner.invoke(app, [
-            "run", str(paths.PIPELINES_DIR / "images.yaml"), "-o", str(tmp_path / "run"),
-            "--set", f"stages.source.params.annotations={annotations}",
-            "--set", f"stages.source.params.frames_root={tmp_path / 'src' / 'images'}",
-            "--set", f"stages.tag.params.endpoint={server.url}"], terminal_width=300)
+    result, _ = run_source("images.yaml", tmp_path / "run", annotations, tmp_path / "src" / "images", tagger=tagger)
     assert result.exit_code == 0, result.output
     videos = {v["video_id"]: v for v in export_rows(tmp_path / "run", "videos")}
     assert sorted(videos) == ["scene_00", "scene_20"] and all(v["frame_indices"] == [0] for v in videos.values())

@@ -7,13 +7,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-from typer.testing import CliRunner
 
-from annotator import masks, paths
-from annotator.cli import app
-from annotator.testing.fake_server import FakeServer
+from annotator import masks
 from tests.export.ytvis_fixture import make_ytvis_gt
-from tests.helpers import export_rows
+from tests.helpers import export_rows, run_source
 from tests.synthetic import H, W
 
 
@@ -27,13 +24,8 @@ def tagger(body: dict) -> str:
 
 def test_ytvis_masks_route_keeps_every_source_mask_exactly(tmp_path: Path) -> None:
     annotations, frames_root, expected = make_ytvis_gt(tmp_path / "src")
-    with FakeServer(reply=tagger) as server:
-        result = CliRunner().invoke(app, [
-            "run", str(paths.PIPELINES_DIR / "ytvis_masks.yaml"), "-o", str(tmp_path / "run"),
-            "--set", f"stages.source.params.annotations={annotations}",
-            "--set", f"stages.source.params.frames_root={frames_root}",
-            "--set", f"stages.tag.params.endpoint={server.url}", "--set", "stages.tag.params.backoff_s=0.01"],
-            terminal_width=300)
+    result, _ = run_source("ytvis_masks.yaml", tmp_path / "run", annotations, frames_root,
+                           "--set", "stages.tag.params.backoff_s=0.01", tagger=tagger)
     assert result.exit_code == 0, result.output
     videos = {v["video_id"]: v for v in export_rows(tmp_path / "run", "videos")}
     assert sorted(videos) == ["scene_a", "scene_b"]

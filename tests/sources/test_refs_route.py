@@ -8,13 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from annotator import masks, paths
-from annotator.cli import app
+from annotator import masks
 from annotator.sources import read_source
-from annotator.testing.fake_server import FakeServer
-from tests.helpers import export_rows
+from tests.helpers import export_rows, run_source
 from tests.sources.formats import write_mevis, write_refytvos
 from tests.sources.test_masks_route import tagger
 from tests.synthetic import H, W
@@ -29,14 +26,9 @@ def test_reference_sources_keep_their_masks(tmp_path: Path, kind: str, writer: C
     records = read_source(kind, str(meta), str(root_of(meta)))
     (record,) = records.values()
     assert sorted(o.object_id for o in record.objects) == sorted(o for _, o in truth)
-    with FakeServer(reply=tagger) as server:
-        result = CliRunner().invoke(app, [
-            "run", str(paths.PIPELINES_DIR / f"{kind}_refs.yaml"), "-o", str(tmp_path / "run"),
-            "--set", f"stages.source.params.annotations={meta}", "--set",
-            f"stages.source.params.frames_root={root_of(meta)}", "--set", f"stages.tag.params.endpoint={server.url}"],
-            terminal_width=300)
-        prompt = server.requests[0]["body"]["messages"][0]["content"]
+    result, requests = run_source(f"{kind}_refs.yaml", tmp_path / "run", meta, root_of(meta), tagger=tagger)
     assert result.exit_code == 0, result.output
+    prompt = requests[0]["body"]["messages"][0]["content"]
     if kind == "refytvos":
         assert "4: a cup / the round thing" not in prompt and "4: a cup" in prompt
     (qa,) = export_rows(tmp_path / "run", "qa")
