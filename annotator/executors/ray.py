@@ -28,8 +28,9 @@ import numpy as np
 
 from annotator.config import ConfigError
 from annotator.executors import ray_local
+from annotator.executors.ray_chain import chain, status_columns
 from annotator.executors.ray_stream import Pool, StreamScheduler
-from annotator.executors.runner import STATUS_KEYS, StageRunner, StageTask, WorkRef, load_items, status_row
+from annotator.executors.runner import StageRunner, StageTask, WorkRef, load_items, status_row
 from annotator.records import VideoItem
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class _StageActor:
             items = [VideoItem.from_json(text) for text in batch["item"]]
         done = self._process(items)
         if self.last:
-            return _status_columns(done)
+            return status_columns(done)
         return {"item": np.array([it.to_json() for it in done], dtype=object)}
 
 
@@ -110,11 +111,6 @@ def _python_sigint() -> None:
     handler native code installed meanwhile."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def _status_columns(items: list[VideoItem]) -> dict[str, np.ndarray]:
-    rows = [status_row(it) for it in items]
-    return {k: np.array([r[k] for r in rows], dtype=object) for k in STATUS_KEYS}
 
 
 def fit_to_cluster(tasks: list[StageTask], cpus: float, gpus: float, headroom: float = 0.9) -> list[StageTask]:
@@ -216,8 +212,6 @@ class RayExecutor:
         threads = max(1, int(resources.get("CPU", 1)) // actors) if self._started else None
         classes = [_actor_class(g, outputs, i == len(groups) - 1, threads) for i, g in enumerate(groups)]
         if any(t.stage.engine_spec() is not None for t in tasks):
-            from annotator.executors.ray_chain import chain
-
             yield from chain(groups, classes, refs, self.verbose)
         else:
             pools = [_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]

@@ -13,9 +13,14 @@ from annotator.executors.runner import STATUS_KEYS, StageTask, WorkRef, status_r
 from annotator.records import VideoItem
 
 
-def _to_status(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    rows = [status_row(VideoItem.from_json(text)) for text in batch["item"]]
+def status_columns(items: list[VideoItem]) -> dict[str, np.ndarray]:
+    """The status rows of `items` as a Ray Data batch (one column per key)."""
+    rows = [status_row(it) for it in items]
     return {k: np.array([r[k] for r in rows], dtype=object) for k in STATUS_KEYS}
+
+
+def _to_status(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return status_columns([VideoItem.from_json(text) for text in batch["item"]])
 
 
 def chain(groups: list[list[StageTask]], classes: list[type], refs: list[WorkRef],
