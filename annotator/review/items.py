@@ -80,6 +80,15 @@ class ReviewRun:
         leases = self.store.leases()
         return [dict(q, decided=q["video_id"] in decided, lease=leases.get(q["video_id"])) for q in self._queue]
 
+    def decided(self) -> list[str]:
+        """Items of the current inputs whose status in force was set by a person (accept or reject), by id."""
+        self.refresh(max_age_s=0.0)
+        status: dict[str, Decision] = {}
+        for d in self.store.history():
+            if d.field == "status":
+                status[d.item] = d
+        return sorted(vid for vid, d in status.items() if d.action != "policy" and vid in self._rows)
+
     def check_id(self, video_id: str) -> str:
         if not ID.match(video_id):
             raise ValueError(f"not an item id: {video_id[:80]!r}")
@@ -107,14 +116,16 @@ class ReviewRun:
 
     def _gate_input(self, item: VideoItem, gate_row: dict[str, Any]) -> VideoItem:
         """A pending gate row's shard holds the item as it entered the gate; a released one may hold decisions
-        already applied, so that item is rebuilt from the stages before the gate."""
-        if gate_row["status"] == "pending" and gate_row["shard"]:
+        already applied, so that item is rebuilt from the stages before the gate and keeps only the gate's
+        review priority."""
+        if gate_row["shard"]:
             table = self.run.shard(GATE, gate_row["shard"])
             rows = table.filter(pc.equal(table["video_id"], item.video_id)).to_pylist()
             if rows:
                 from annotator import checkpoint
 
-                checkpoint.apply(item, rows[-1], self.outputs[GATE])
+                outputs = self.outputs[GATE] if gate_row["status"] == "pending" else ("review_priority",)
+                checkpoint.apply(item, rows[-1], outputs)
         return item
 
     def current(self, video_id: str, extra: Decision | None = None) -> VideoItem:

@@ -80,21 +80,44 @@ def predict(
 
 
 def evaluate(
-    predictions: Annotated[Path, typer.Option(help="predictions file (JSON lines)")],
-    dataset: Annotated[str, typer.Option(help="the run directory whose dataset is the ground truth")],
+    predictions: Annotated[Path | None, typer.Option(help="predictions file (JSON lines, or GLaMM-style JSON)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="the run directory whose dataset is the ground truth")] = None,
+    protocol: Annotated[str, typer.Option(help="annotator (default, penalises missed objects), videoglamm or "
+                                               "glamm: see the README's Evaluation table")] = "annotator",
+    text_model: Annotated[str, typer.Option(help="checkpoint (hub id or folder) for phrase similarity "
+                                                 "(videoglamm, glamm)")] = "bert-base-uncased",
+    review: Annotated[str | None, typer.Option(metavar="RUN_DIR", help="instead: the machine's accuracy measured "
+                                                                        "by the run's human review decisions")] = None,
 ) -> None:
-    """GCG metrics: mIoU, mask recall, AP50, CIDEr, METEOR (with Java)."""
+    """GCG metrics (mIoU, recall, AP50, CIDEr, METEOR) under a protocol, or machine-vs-review agreement; the last
+    line printed is one JSON object."""
+    if review is not None:
+        from annotator.review.agreement import compute
+
+        try:
+            figures = compute(review).to_dict()
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+            return
+        console.print(json.dumps(figures), highlight=False, soft_wrap=True)
+        return
     from annotator.train.evaluate import evaluate as run
 
+    if predictions is None or dataset is None:
+        _fail("evaluate needs --predictions FILE and --dataset RUN_DIR (or --review RUN_DIR)")
+        return
     if not predictions.exists():
         _fail(f"--predictions {predictions}: no such file")
     try:
-        result = run(predictions, dataset)
+        result = run(predictions, dataset, protocol, text_model)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
         return
     for key, value in result.items():
-        console.print(f"{key:>8}: {value}", highlight=False)
+        if key != "failures":
+            console.print(f"{key:>8}: {value}", highlight=False)
+    for failure in result.get("failures", []):
+        console.print(f"  failed (scored 0): {failure}", highlight=False)
     console.print(json.dumps(result), highlight=False, soft_wrap=True)
 
 

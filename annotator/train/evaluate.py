@@ -1,15 +1,37 @@
-"""GCG metrics of predictions against a run's dataset.
+"""GCG metrics of predictions against a run's dataset, under one of three protocols (`--protocol`).
 
-Per triplet, each predicted object's mask track is compared with each ground-truth object's on the predicted
-frames (IoU = summed intersection / summed union over those frames); pairs are matched one to one greedily, best
-IoU first (as VideoGLaMM does; equal IoUs go to the pair whose phrases match). Two tracks empty on every frame
-agree (IoU 1). Over all triplets:
-- **mIoU**: the mean, over ground-truth objects, of the IoU of the prediction matched to it (0 when none is);
-- **recall**: the share of ground-truth objects matched with IoU >= 0.5 and a phrase match (word-overlap F1 of
-  the normalised phrases >= 0.5);
-- **AP50**: class-agnostic average precision at IoU 0.5 (GLaMM), predictions ranked by their score, 101-point
-  interpolation;
-- **CIDEr** (pycocoevalcap) of the answers without markup, and **METEOR** when Java is installed.
+The evaluation set is the triplets that have a prediction. Masks are compared on the video's sampled frames.
+
+**annotator** (default; stricter than the published ones because it penalises missed objects). Per triplet,
+each predicted object's track is compared with each ground-truth object's on the predicted frames (IoU = summed
+intersection / summed union; two tracks empty on every frame agree, IoU 1). Pairs are matched one to one, best
+IoU first while above 0 (equal IoUs go to the pair whose phrases match). Over all triplets:
+- mIoU: the mean over *ground-truth objects* of the IoU of the prediction matched to it, 0 when none is;
+- recall: the share of ground-truth objects matched with IoU >= 0.5 and a phrase match (word-overlap F1 of the
+  phrases, articles ignored, >= 0.5);
+- AP50: class-agnostic AP at IoU 0.5, predictions ranked by their `score`, 101-point interpolation;
+- CIDEr (pycocoevalcap) of the answers without markup, untokenized; METEOR when Java is installed.
+
+**videoglamm** reproduces VideoGLaMM's `eval_gcg_metrics.py`. Each triplet is one "video":
+- IoU is over the whole (T, H, W) stack of the predicted frames (0 / 0 = NaN when both stacks are empty,
+  with numpy's consequences, as there);
+- the video's mIoU is the mean over greedily paired masks (largest IoU first, ties to the first prediction, then
+  the first ground truth, while the largest left is above 0), unmatched masks not counted, 0 when none pair;
+  mIoU is the mean over videos;
+- recall: ground-truth objects walked greedily by IoU (ties to the first ground truth); the walk **stops at the
+  first** best pair whose IoU < 0.5 or whose text similarity < 0.5. Text similarity is the cosine of the mean
+  last hidden state (all tokens, special ones included, at most 512) of `--text-model` (default
+  `bert-base-uncased`). Recall = matched pairs / ground-truth objects over all videos;
+- a video that cannot be scored (masks that do not fit its frames, an unreadable entry) counts mIoU 0, no
+  match, and an empty caption; it is listed under `failures`;
+- CIDEr and METEOR through COCOEvalCap's PTB tokenizer, both texts cut to 2,000 characters. No AP.
+
+**glamm** reproduces GLaMM's `eval/gcg/evaluate.py`, which is image-level: each sampled frame of a triplet
+where the ground truth or the prediction has a non-empty mask is one image (a one-frame item is exactly
+GLaMM's case). On each image, the visible masks are paired as above (2-D IoU), giving the image's mIoU (mean
+over images) and recall (same early-stopping walk and text similarity). AP50 is pycocotools'
+`COCOeval(..., "segm")` with one category and every prediction scored 1.0: `stats[1]`, AP at IoU 0.5, all areas,
+100 detections. CIDEr and METEOR through the PTB tokenizer, one caption per triplet, untruncated.
 
 Predictions are our JSON lines (`annotator.train.predict`) or files in the shape GLaMM's and VideoGLaMM's GCG
 inference writes: a JSON list (or one object per line, or a folder of `.json` files) of `{"video_id" or
@@ -21,59 +43,14 @@ a list of them, one per frame of `frame_indices` (optional: the video's sampled 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from annotator.train.data import Record, load_records
+from annotator.train.protocols import PROTOCOLS, Sample, ap50, greedy, phrase_match, track_iou
+from annotator.train.textsim import TextSimilarity
 
-from annotator import masks
-from annotator.train.data import load_records, plain
-
-
-def _words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in ("a", "an", "the")]
-
-
-def phrase_match(a: str, b: str) -> bool:
-    x, y = _words(a), _words(b)
-    common = sum(min(x.count(w), y.count(w)) for w in set(x))
-    return bool(x and y) and 2 * common / (len(x) + len(y)) >= 0.5
-
-
-def track_iou(pred: dict[str, Any], gt: dict[str, Any], h: int, w: int) -> float:
-    truth = dict(zip(gt["frame_indices"], gt["mask_rles"], strict=True))
-    inter = union = 0
-    for frame, rle in zip(pred["frame_indices"], pred["mask_rles"], strict=True):
-        p = masks.decode(rle, h, w)
-        g = masks.decode(truth[frame], h, w) if frame in truth else np.zeros((h, w), bool)
-        inter += int((p & g).sum())
-        union += int((p | g).sum())
-    return inter / union if union else 1.0  # both empty on every frame: they agree
-
-
-def greedy(iou: np.ndarray) -> list[tuple[int, int]]:
-    pairs, rows, cols = [], set(), set()
-    for flat in np.argsort(-iou, axis=None):
-        r, c = np.unravel_index(flat, iou.shape)
-        if r not in rows and c not in cols and iou[r, c] > 0:
-            pairs.append((int(r), int(c)))
-            rows.add(int(r))
-            cols.add(int(c))
-    return pairs
-
-
-def ap50(scored: list[tuple[float, bool]], positives: int) -> float:
-    if not positives:
-        return 0.0
-    ranked = sorted(scored, key=lambda s: -s[0])
-    tp = np.cumsum([hit for _, hit in ranked])
-    fp = np.cumsum([not hit for _, hit in ranked])
-    recall = tp / positives
-    precision = tp / np.maximum(tp + fp, 1)
-    points = np.linspace(0, 1, 101)
-    return float(np.mean([precision[recall >= r].max() if (recall >= r).any() else 0.0 for r in points]))
+__all__ = ["PROTOCOLS", "ap50", "evaluate", "from_glamm", "greedy", "phrase_match", "track_iou"]
 
 
 def _entries(path: Path) -> list[dict[str, Any]]:
@@ -90,10 +67,14 @@ def _counts(rle: Any) -> str:
     return counts.decode() if isinstance(counts, bytes) else counts
 
 
-def from_glamm(entry: dict[str, Any], records: dict[tuple[str, str], Any]) -> dict[str, Any]:
-    """A GLaMM/VideoGLaMM-style GCG prediction in our shape (see the module docstring)."""
+def _key(entry: dict[str, Any], records: dict[tuple[str, str], Record]) -> tuple[str, str]:
     vid = str(entry.get("video_id", entry.get("image_id", "")))
-    qa_id = entry.get("qa_id") or next((q for v, q in sorted(records) if v == vid), "")
+    return vid, entry.get("qa_id") or next((q for v, q in sorted(records) if v == vid), "")
+
+
+def from_glamm(entry: dict[str, Any], records: dict[tuple[str, str], Record]) -> dict[str, Any]:
+    """A GLaMM/VideoGLaMM-style GCG prediction in our shape (see the module docstring)."""
+    vid, qa_id = _key(entry, records)
     frames = entry.get("frame_indices") or (records[(vid, qa_id)].video["frame_indices"] if (vid, qa_id) in records
                                            else [0])
     objects = []
@@ -106,52 +87,30 @@ def from_glamm(entry: dict[str, Any], records: dict[tuple[str, str], Any]) -> di
     return {"video_id": vid, "qa_id": qa_id, "answer": entry.get("caption", ""), "objects": objects}
 
 
-def evaluate(predictions: str | Path, run_dir: str) -> dict[str, float | str]:
+def samples(predictions: str | Path, run_dir: str) -> list[Sample]:
+    """Each prediction with its ground-truth triplet; an entry that cannot be read becomes a Sample with its
+    error (the protocol decides whether that stops the evaluation or scores 0)."""
     truth = {(r.qa["video_id"], r.qa["qa_id"]): r for r in load_records(run_dir)}
-    preds = [p if "objects" in p else from_glamm(p, truth) for p in _entries(Path(predictions))]
-    if not preds:
-        raise ValueError(f"{predictions}: no predictions")
-    ious: list[float] = []
-    recalled = total = 0
-    scored: list[tuple[float, bool]] = []
-    refs: dict[str, list[str]] = {}
-    hyps: dict[str, list[str]] = {}
-    for n, pred in enumerate(preds):
-        key = (pred["video_id"], pred["qa_id"])
+    out = []
+    for entry in _entries(Path(predictions)):
+        key = (str(entry["video_id"]), str(entry["qa_id"])) if "objects" in entry else _key(entry, truth)
         if key not in truth:
             raise ValueError(f"{predictions}: {key[0]}/{key[1]} is not a triplet of {run_dir}")
-        record = truth[key]
-        h, w = record.video["height"], record.video["width"]
-        gts, ps = record.objects, pred["objects"]
-        iou = np.array([[track_iou(p, g, h, w) for g in gts] for p in ps]).reshape(len(ps), len(gts))
-        same = np.array([[phrase_match(p["phrase"], g["phrase"]) for g in gts] for p in ps]).reshape(iou.shape)
-        matched = dict((c, r) for r, c in greedy(iou + 1e-6 * same)) if iou.size else {}  # ties: same phrase first
-        for c, g in enumerate(gts):
-            r = matched.get(c)
-            ious.append(float(iou[r, c]) if r is not None else 0.0)
-            recalled += bool(r is not None and iou[r, c] >= 0.5 and phrase_match(ps[r]["phrase"], g["phrase"]))
-        total += len(gts)
-        for r, p in enumerate(ps):
-            hit = any(rr == r and iou[r, cc] >= 0.5 for cc, rr in matched.items())
-            scored.append((float(p.get("score", 1.0)), hit))
-        refs[str(n)] = [plain(record.qa["answer"]) or "."]
-        hyps[str(n)] = [plain(pred["answer"]) or "."]
-    result: dict[str, float | str] = {
-        "samples": len(preds), "objects": total, "mIoU": round(float(np.mean(ious)) if ious else 0.0, 4),
-        "recall": round(recalled / total, 4) if total else 0.0, "AP50": round(ap50(scored, total), 4),
-    }
-    try:
-        from pycocoevalcap.cider.cider import Cider
-    except ImportError:
-        result["CIDEr"] = result["METEOR"] = "skipped: pip install 'annotator[eval]' (pycocoevalcap)"
-        return result
-    result["CIDEr"] = round(float(Cider().compute_score(refs, hyps)[0]), 4)
-    if shutil.which("java"):
-        from pycocoevalcap.meteor.meteor import Meteor
+        try:
+            out.append(Sample(truth[key], entry if "objects" in entry else from_glamm(entry, truth)))
+        except (ValueError, KeyError, TypeError) as exc:
+            out.append(Sample(truth[key], None, f"unreadable prediction: {exc}"))
+    if not out:
+        raise ValueError(f"{predictions}: no predictions")
+    return out
 
-        meteor = Meteor()  # a Java subprocess, stopped when the scorer is collected
-        result["METEOR"] = round(float(meteor.compute_score(refs, hyps)[0]), 4)
-        del meteor
-    else:
-        result["METEOR"] = "skipped: needs Java (apt-get install default-jre-headless)"
-    return result
+
+def evaluate(predictions: str | Path, run_dir: str, protocol: str = "annotator",
+             text_model: str = "bert-base-uncased") -> dict[str, Any]:
+    """The protocol's figures, with `protocol` named in them."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol {protocol}: one of {', '.join(PROTOCOLS)}")
+    chosen = PROTOCOLS[protocol]()
+    found = samples(predictions, run_dir)
+    text = TextSimilarity(text_model) if chosen.text_model else None
+    return {"protocol": protocol, **chosen.score(found, text)}

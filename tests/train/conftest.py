@@ -31,3 +31,31 @@ def tiny_config(run_dir: Path, output: Path, **train: object) -> TrainConfig:
                   "log_every": 50, **train},
         "ray": {"num_workers": 2},
     })
+
+
+WORDS = ("a", "an", "the", "man", "woman", "dog", "cat", "cup", "red", "blue", "small", "big", "rabbit", "tree",
+         "grass", "bird", "sky", "apple", "person", "ball", "car", "in", "holds")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random BERT (one layer, 64 wide) with a word-level vocabulary, saved as `--text-model` loads it.
+    Position, segment and special-token embeddings are zero, so a phrase's mean embedding is its words': unlike
+    phrases score well below 0.5 and identical ones 1.0, which the recall tests need on both sides."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (folder / "vocab.txt").write_text("\n".join([*specials, *WORDS]) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(specials) + len(WORDS), hidden_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=37, max_position_embeddings=64,
+                                 initializer_range=0.5))
+    with torch.no_grad():
+        model.embeddings.position_embeddings.weight.zero_()
+        model.embeddings.token_type_embeddings.weight.zero_()
+        model.embeddings.word_embeddings.weight[: len(specials)].zero_()
+    model.save_pretrained(folder)
+    return folder

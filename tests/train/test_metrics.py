@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.train.evaluate import ap50, greedy, phrase_match
+from annotator.train.protocols import ap50, greedy, phrase_match
 
 
 def test_greedy_takes_the_best_pairs_first() -> None:
