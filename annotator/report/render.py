@@ -15,11 +15,12 @@ from matplotlib.patches import Patch
 
 from annotator import frames, masks, storage
 from annotator.records import VideoItem
+from annotator.report.review_section import agreement_figures, render_section
 from annotator.report.stats import RunStats, compute
 from annotator.rundir import RunDir
 
 SECTIONS = ("counts", "objects-per-video", "track-lengths", "mask-areas", "top-phrases", "drop-reasons",
-            "review", "thumbnails")
+            "review", "machine-vs-review", "thumbnails")
 COLORS = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180]])
 
 
@@ -152,7 +153,8 @@ def _unfinished(settled: Settled) -> str:
 
 
 def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]], title: str,
-           thumbnails: int = 4, run_root: str | None = None, settled: Settled | None = None) -> str:
+           thumbnails: int = 4, run_root: str | None = None, settled: Settled | None = None,
+           agreement: dict | str = "No review figures.") -> str:
     settled = settled or Settled()
     counts = [("videos", stats.videos), ("QA triplets", stats.qa), ("objects", stats.objects),
               ("masks", stats.masks), ("errors", stats.errors), ("filtered", len(settled.filtered))]
@@ -176,10 +178,12 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
                       "drop reasons") + _table(stats.drop_reasons.most_common())
                  + _listing(dropped, "objects dropped") + _listing(settled.filtered, "items filtered")),
         _section("review", "Review outcomes", review_body),
+        _section("machine-vs-review", "Machine vs review", render_section(agreement)),
         _section("thumbnails", "Examples", "".join(_img(t, "thumbnail") for t in thumbs) or "<p>No objects.</p>"),
     ]
     style = ("body{font-family:sans-serif;margin:2em}img{margin:4px;vertical-align:top}"
-             "th{text-align:left;padding-right:1em}.warn{background:#fff3cd;padding:.6em;border:1px solid #e0c060}")
+             "th{text-align:left;padding-right:1em}.grid td{padding-right:1em}"
+             ".warn{background:#fff3cd;padding:.6em;border:1px solid #e0c060}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>")
 
@@ -191,7 +195,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
     settled = settled_states(run, manifest)
     stats = compute(items, settled.errors)
     page = render(stats, items, _review_outcomes(run), f"annotator report: {manifest['pipeline']['name']}",
-                  run_root=run.root, settled=settled)
+                  run_root=run.root, settled=settled, agreement=agreement_figures(run, manifest))
     out = str(out) if out else run.path("report.html")
     storage.write_text(out, page)
     return out

@@ -1,17 +1,24 @@
 """The review page in headless Chromium (Playwright) on a real run with the tiny models: one item accepted, one
-rejected, one phrase renamed, one mask fixed with two clicks; the store holds exactly that, and the next run's
-dataset reflects exactly those decisions (the fixed mask bit-identical to the saved one)."""
+rejected, one phrase renamed, one mask fixed with two clicks; the store holds exactly that, the next run's
+dataset reflects exactly those decisions (the fixed mask bit-identical to the saved one), and the report's
+"Machine vs review" section, shown in the browser, counts exactly those decisions."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from annotator import masks
+from annotator.cli import app
 from annotator.pipeline import RunSummary
+from annotator.review.items import ReviewRun
 from annotator.review.store import DecisionStore
 from annotator.rundir import RunDir
 from tests.helpers import demo_pipeline, export_rows
@@ -89,6 +96,7 @@ def test_review_page_decisions_reach_the_dataset(chromium: str, clips: dict[str,
 
         open_item(fourth)
         fixed = page.eval_on_selector(".obj", "e => Number(e.dataset.object)")
+        machine = ReviewRun(str(run_dir)).base(fourth)
         box = page.locator("#overlay").bounding_box()
         assert box is not None
         page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
@@ -103,6 +111,15 @@ def test_review_page_decisions_reach_the_dataset(chromium: str, clips: dict[str,
         page.click("#accept")
         saved("accept")
         page.screenshot(path=str(artifacts / "review-page-after.png"), full_page=True)
+
+        again = run_all_pending(inputs, run_dir)
+        report = CliRunner().invoke(app, ["report", str(run_dir)], terminal_width=300)
+        assert report.exit_code == 0, report.output
+        page.goto((run_dir / "report.html").as_uri())
+        section = page.locator("#machine-vs-review")
+        section.scroll_into_view_if_needed()
+        section.screenshot(path=str(artifacts / "report-machine-vs-review.png"))
+        shown = section.inner_text()
         browser.close()
 
     store = DecisionStore(run_dir / "review" / "decisions.sqlite")
@@ -114,7 +131,6 @@ def test_review_page_decisions_reach_the_dataset(chromium: str, clips: dict[str,
     fix = history[4].payload
     assert len(fix["frames"]) == len(fix["rles"]) >= 1
 
-    again = run_all_pending(inputs, run_dir)
     assert (again.completed, again.filtered, again.pending) == (3, 1, 0)
     gate = RunDir(str(run_dir)).latest("review_gate")
     assert gate[second]["reason"] == "rejected by reviewer: camera shake"
@@ -129,3 +145,23 @@ def test_review_page_decisions_reach_the_dataset(chromium: str, clips: dict[str,
     got = objects[(fourth, fixed)]
     assert got["provenance"] == "fixed" and got["mask_rles"] == fix["rles"]
     assert got["frame_indices"] == [videos[fourth]["frame_indices"][f] for f in fix["frames"]]
+
+    figures = json.loads(CliRunner().invoke(app, ["evaluate", "--review", str(run_dir)]).output.splitlines()[-1])
+    assert (figures["reviewed"], figures["accepted_as_is"], figures["edited"], figures["rejected"]) == (4, 1, 2, 1)
+    assert figures["reject_reasons"] == {"camera shake": 1}
+    total = sum(len(ReviewRun(str(run_dir)).base(v).objects) for v in (first, third, fourth))
+    assert figures["objects"] == {"total": total, "kept": total - 2, "renamed": 1, "dropped": 0, "merged": 0,
+                                  "fixed": 1}
+    assert machine.info is not None
+    (before,) = [o.masks for o in machine.objects if o.object_id == fixed]
+    h, w = machine.info.height, machine.info.width
+    frames = sorted(set(before.frames) | set(fix["frames"]))
+    a = np.stack([masks.decode(dict(zip(before.frames, before.rles, strict=True))[f], h, w) if f in before.frames
+                  else np.zeros((h, w), bool) for f in frames])
+    b = np.stack([masks.decode(dict(zip(fix["frames"], fix["rles"], strict=True))[f], h, w) if f in fix["frames"]
+                  else np.zeros((h, w), bool) for f in frames])
+    (got_fix,) = figures["fixed_masks"]
+    assert got_fix["track_iou"] == pytest.approx((a & b).sum() / (a | b).sum(), abs=1e-6)
+    for line in ("items reviewed\t4", "accepted as is\t1 (25%)", "edited\t2 (50%)", "rejected\t1 (25%)",
+                 "camera shake\t1", "renamed\t1", "fixed\t1", f"{fourth}\t{fixed}\t{got_fix['track_iou']:.4f}"):
+        assert line in shown, (line, shown)

@@ -40,8 +40,9 @@ WORDS = ("a", "an", "the", "man", "woman", "dog", "cat", "cup", "red", "blue", "
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random BERT (one layer, 64 wide) with a word-level vocabulary, saved as `--text-model` loads it.
-    Position, segment and special-token embeddings are zero, so a phrase's mean embedding is its words': unlike
-    phrases score well below 0.5 and identical ones 1.0, which the recall tests need on both sides."""
+    Position, segment and special-token embeddings ([UNK] aside) are zero, so a phrase's mean embedding is its
+    words': unlike phrases score well below 0.5 and identical ones 1.0, which the recall tests need on both
+    sides."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -56,6 +57,6 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         model.embeddings.position_embeddings.weight.zero_()
         model.embeddings.token_type_embeddings.weight.zero_()
-        model.embeddings.word_embeddings.weight[: len(specials)].zero_()
+        model.embeddings.word_embeddings.weight[[0, 2, 3, 4]] = 0.0  # [UNK] keeps one: unknown words still match
     model.save_pretrained(folder)
     return folder

