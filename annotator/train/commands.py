@@ -27,8 +27,10 @@ def train(
     except ConfigError as exc:
         _fail(str(exc))
         return
-    if not Path(config.data.run_dir).exists():
-        _fail(f"{config_file}: data.run_dir: {config.data.run_dir} does not exist")
+    from annotator import storage
+
+    if not storage.exists(storage.join(config.data.run_dir, "manifest.json")):
+        _fail(f"{config_file}: data.run_dir: {config.data.run_dir} is not a run directory (no manifest.json)")
     if ray:
         from annotator.train.ray_train import train_on_ray
 

@@ -36,6 +36,8 @@ class DataSpec(_Strict):
     max_phrases: int = Field(default=4, ge=1)
     limit: int | None = Field(default=None, ge=1)  # the first N triplets only
     seed: int = 0
+    num_workers: int = Field(default=2, ge=0)  # DataLoader processes building samples ahead (0: in the loop)
+    prefetch: int = Field(default=2, ge=1)  # batches each of them keeps ready
 
 
 class TrainSpec(_Strict):

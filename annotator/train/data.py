@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,9 +73,13 @@ def load_records(run_dir: str) -> list[Record]:
 
 class GcgDataset(Dataset):
     def __init__(self, run_dir: str, processor: Any, sam_processor: Any, num_frames: int = 4, max_phrases: int = 4,
-                 seed: int = 0, records: list[Record] | None = None, cache: int = 64) -> None:
+                 seed: int = 0, records: Sequence[Record] | None = None, cache: int = 64) -> None:
         self.run_dir = run_dir
-        self.records = records if records is not None else load_records(run_dir)
+        if records is None:
+            from annotator.train.stream import StreamingRecords
+
+            records = StreamingRecords(run_dir)
+        self.records = records
         self.processor = processor
         self.sam_processor = sam_processor
         self.num_frames = num_frames + num_frames % 2  # the VLM's video patching takes frames in pairs

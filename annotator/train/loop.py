@@ -23,26 +23,42 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from annotator.train.config import TrainConfig
-from annotator.train.data import GcgDataset, collate, load_records, to_device
+from annotator.train.data import GcgDataset, collate, to_device
 from annotator.train.model import GroundingModel, load_trainable
+from annotator.train.stream import StreamingRecords
 
 FIELDS = ["step", "loss", "lm", "bce", "dice", "lr", "seconds"]
 
 
 class EpochPermutation(Sampler[int]):
     """A seeded permutation per epoch: the data order is a function of (seed, epoch), so a resumed run sees the
-    same batches as an uninterrupted one."""
+    same batches as an uninterrupted one. With `world` workers, worker `rank` takes every `world`-th sample of
+    it: the shares are disjoint, differ by at most one sample, and together cover the epoch once. `start` skips
+    the first samples of this worker's share (the finished batches of a resumed epoch) without loading them."""
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.size, self.seed, self.rank, self.world = size, seed, rank, world
+        self.epoch = self.start = 0
+
+    def share(self, epoch: int) -> list[int]:
+        order = list(range(self.size))
+        random.Random(self.seed * 7919 + epoch).shuffle(order)
+        return order[self.rank::self.world]
 
     def __iter__(self) -> Iterator[int]:
-        order = list(range(self.size))
-        random.Random(self.seed * 7919 + self.epoch).shuffle(order)
-        return iter(order)
+        return iter(self.share(self.epoch)[self.start:])
 
     def __len__(self) -> int:
-        return self.size
+        return len(range(self.rank, self.size, self.world)) - self.start
+
+
+def loader(dataset: GcgDataset, sampler: EpochPermutation, config: TrainConfig, pad_id: int) -> DataLoader:
+    """Batches in the sampler's order; `data.num_workers` processes build samples ahead of the step (frames
+    fetched and masks decoded there), `data.prefetch` batches each."""
+    workers = config.data.num_workers
+    return DataLoader(dataset, batch_size=config.train.batch_size, sampler=sampler,
+                      collate_fn=partial(collate, pad_id=pad_id), num_workers=workers,
+                      prefetch_factor=config.data.prefetch if workers else None, persistent_workers=workers > 0)
 
 
 def rng_state() -> dict[str, Any]:
@@ -98,10 +114,11 @@ def seed_everything(seed: int) -> None:
 
 
 def make_dataset(config: TrainConfig, model: GroundingModel) -> GcgDataset:
-    records = load_records(config.data.run_dir)
+    """Samples streamed from the run's export (`annotator.train.stream`): only an index is held in memory."""
+    records = StreamingRecords(config.data.run_dir)
     if config.data.limit:
-        records = records[: config.data.limit]
-    if not records:
+        records.limit(config.data.limit)
+    if not len(records):
         raise ValueError(f"{config.data.run_dir}: the export holds no QA triplet to train on")
     return GcgDataset(config.data.run_dir, model.processor, model.sam_processor, config.data.num_frames,
                       config.data.max_phrases, config.data.seed, records)
@@ -122,15 +139,14 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     model = GroundingModel(config.model.build())
     dataset = make_dataset(config, model)
     sampler = EpochPermutation(len(dataset), spec.seed)
-    loader = DataLoader(dataset, batch_size=spec.batch_size, sampler=sampler,
-                        collate_fn=partial(collate, pad_id=model.processor.tokenizer.pad_token_id))
+    batches = loader(dataset, sampler, config, model.processor.tokenizer.pad_token_id)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
     step = 0
     if resume and (found := checkpoints(output)):
         step = load_checkpoint(found[-1], model, optimizer)
     model, optimizer = accelerator.prepare(model, optimizer)
-    per_epoch = len(loader)
+    per_epoch = -(-len(dataset) // spec.batch_size)
     rows: list[dict[str, float]] = []
     (output / "config.json").write_text(config.model_dump_json(indent=2))
     log_path = output / "log.csv"
@@ -142,10 +158,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         started = time.time()
         while step < spec.steps:
             sampler.epoch = step // per_epoch
-            skip = step % per_epoch
-            for i, batch in enumerate(loader):
-                if i < skip:
-                    continue
+            sampler.start = (step % per_epoch) * spec.batch_size
+            for batch in batches:
                 with accelerator.accumulate(model):
                     out = model(to_device(batch, accelerator.device))
                     accelerator.backward(out["loss"])

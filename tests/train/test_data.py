@@ -53,3 +53,19 @@ def test_samples_carry_masks_in_seg_order_on_the_sampled_frames(dataset_run: Pat
     batch = collate([dataset[0], sample], processor.tokenizer.pad_token_id)
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
     assert len(batch["masks"]) == 2 and batch["names"][1] == f"{record.qa['video_id']}/{record.qa['qa_id']}"
+
+
+def test_streamed_records_equal_the_whole_export(dataset_run: Path) -> None:
+    from annotator.train.stream import StreamingRecords
+
+    streamed = StreamingRecords(str(dataset_run))
+    whole = {(r.qa["video_id"], r.qa["qa_id"]): r for r in load_records(str(dataset_run))}
+    assert len(streamed) == len(whole) == 4
+    for record in streamed:
+        expected = whole[(record.qa["video_id"], record.qa["qa_id"])]
+        assert record.qa["answer"] == expected.qa["answer"]
+        assert [o["object_id"] for o in record.objects] == expected.qa["object_ids"]
+        assert [o["mask_rles"] for o in record.objects] == [o["mask_rles"] for o in expected.objects]
+        assert record.video["frame_indices"] == expected.video["frame_indices"]
+    assert [r.qa["qa_id"] for r in streamed[1:3]] == [streamed[1].qa["qa_id"], streamed[2].qa["qa_id"]]
+    assert len(streamed.limit(2)) == 2
