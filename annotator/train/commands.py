@@ -34,7 +34,11 @@ def train(
     if ray:
         from annotator.train.ray_train import train_on_ray
 
-        result = train_on_ray(config)
+        try:
+            result = train_on_ray(config, resume=resume)
+        except ValueError as exc:
+            _fail(str(exc))
+            return
         console.print(f"done: {result.metrics}; checkpoint {result.checkpoint.path if result.checkpoint else None}",
                       highlight=False)
         return
