@@ -53,6 +53,10 @@ def _filesystem(protocol: str, endpoint: str | None) -> fsspec.AbstractFileSyste
     return fsspec.filesystem(protocol, **options)
 
 
+os.register_at_fork(after_in_child=_filesystem.cache_clear)  # a forked child (DataLoader worker) opens its own:
+# an object store client's event loop thread does not survive the fork
+
+
 def filesystem(path: str | Path) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem for a path and the path as that filesystem names it."""
     text = str(path)

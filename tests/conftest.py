@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from annotator import paths, video
+from annotator import paths, storage, video
 
 SAMPLE = paths.SAMPLES_DIR / "bigbuckbunny.mp4"
+BUCKET = "annotator-test"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -72,3 +74,34 @@ def ray_cluster():
              runtime_env={"env_vars": {"ANNOTATOR_CACHE": os.environ["ANNOTATOR_CACHE"]}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def s3(clips: dict[str, Path]) -> Iterator[dict[str, str]]:
+    """A real S3 server (moto, HTTP on 127.0.0.1) with a bucket holding the two clips under inputs/; the
+    environment points boto3 and s3fs at it for the module."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    storage._filesystem.cache_clear()
+    try:
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        for name in ("a", "b"):
+            storage.write_bytes(f"s3://{BUCKET}/inputs/clip_{name}.mp4", clips[name].read_bytes())
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        storage._filesystem.cache_clear()
+        server.stop()

@@ -6,46 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from annotator import storage
 from annotator.rundir import RunDir
+from tests.conftest import BUCKET
 from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows, kill_then_resume
 
 pytestmark = pytest.mark.slow
-BUCKET = "annotator-test"
-
-
-@pytest.fixture(scope="module")
-def s3(clips: dict[str, Path]) -> Iterator[dict[str, str]]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    storage._filesystem.cache_clear()
-    try:
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        for name in ("a", "b"):
-            storage.write_bytes(f"s3://{BUCKET}/inputs/clip_{name}.mp4", clips[name].read_bytes())
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        storage._filesystem.cache_clear()
-        server.stop()
 
 
 def _dataset(run_dir: str) -> tuple[list, list]:
