@@ -20,9 +20,10 @@ from typing import Any, overload
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from annotator import storage
-from annotator.rundir import RunDir
+from annotator.rundir import INDEX_SCHEMA, RunDir
 from annotator.train.data import Record, SampleError
 
 QA_COLUMNS = ["video_id", "qa_id", "question", "answer", "object_ids"]
@@ -30,12 +31,30 @@ VIDEO_COLUMNS = ["video_id", "path", "width", "height", "fps", "num_frames", "fr
 OBJECT_COLUMNS = ["video_id", "object_id", "phrase", "height", "width", "frame_indices", "mask_rles"]
 
 
-def current_parts(run: RunDir) -> pa.Table:
+def read_tables(paths: list[str], columns: list[str], threads: int = 8, missing_ok: bool = False) -> list[pa.Table]:
+    """Many small Parquet files at once (threads: object-store latency and parsing overlap), only `columns`;
+    with `missing_ok`, a file gone meanwhile (an index part compacted away by a finishing run) is skipped."""
+    def one(path: str) -> pa.Table | None:
+        local = storage.local_path(path)
+        try:
+            return pq.read_table(local, columns=columns) if local else storage.read_table(path, columns)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise SampleError(f"{path} is gone: the run directory changed while the loader read it") from None
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return [t for t in pool.map(one, paths) if t is not None]
+
+
+def current_parts(run: RunDir, threads: int = 8) -> pa.Table:
     """(video_id, shard) of every video that finished the run's last stage with its current configuration and
     input set: the part its export rows count in. Arrow throughout (no row dictionaries)."""
     manifest = run.read_manifest()
     last = manifest["stages"][-1]["stage"]
-    index = run.read_index(last).select(["video_id", "path", "fingerprint", "status", "shard", "finished"])
+    columns = ["video_id", "path", "fingerprint", "status", "shard", "finished"]
+    found = read_tables(storage.list_files(run.index_dir(last), ".parquet"), columns, threads, missing_ok=True)
+    index = pa.concat_tables(found) if found else INDEX_SCHEMA.empty_table().select(columns)
     index = index.filter(pc.equal(index["fingerprint"], manifest["fingerprints"][last]))
     newest = index.sort_by([("video_id", "ascending"), ("finished", "descending")])
     if newest.num_rows:
@@ -57,7 +76,7 @@ class StreamingRecords(Sequence[Record]):
         self.run_dir = run_dir
         self.keep_parts = keep_parts
         run = RunDir(run_dir)
-        grouped = current_parts(run).group_by("shard").aggregate([("video_id", "list")])
+        grouped = current_parts(run, threads).group_by("shard").aggregate([("video_id", "list")])
         by_part = {name: grouped["video_id_list"][n].values
                    for n, name in enumerate(grouped["shard"].to_pylist())}  # part -> its videos (Arrow)
         del grouped
@@ -66,16 +85,10 @@ class StreamingRecords(Sequence[Record]):
         if missing:
             raise SampleError(f"{run_dir}: export parts {missing[:3]} named by the index are missing")
         self.parts = sorted(by_part)
-        folder = storage.join(run.export_dir(), "qa")
         self._folder = run.export_dir()
-
-        def rows_of(name: str) -> np.ndarray:
-            ids = storage.read_table(storage.join(folder, name), ["video_id"])["video_id"]
-            keep = pc.is_in(ids, value_set=by_part[name])
-            return np.flatnonzero(keep.to_numpy(zero_copy_only=False)).astype(np.int32)
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            rows = list(pool.map(rows_of, self.parts))
+        ids = read_tables([present[name] for name in self.parts], ["video_id"], threads)
+        rows = [np.flatnonzero(pc.is_in(t["video_id"], value_set=by_part[name]).to_numpy(zero_copy_only=False))
+                .astype(np.int32) for name, t in zip(self.parts, ids, strict=True)]
         self.part = np.concatenate([np.full(len(r), n, np.int32) for n, r in enumerate(rows)]) if rows \
             else np.zeros(0, np.int32)
         self.row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
