@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from annotator import masks
-from annotator.train.data import GROUNDED, GcgDataset, cap_phrases, conversation, load_records
+from annotator.train.data import GROUNDED, GcgDataset, cap_phrases, conversation
 from annotator.train.model import GroundingModel
+from annotator.train.stream import StreamingRecords
 
 
 @torch.no_grad()
@@ -69,7 +70,9 @@ def predict_one(model: GroundingModel, dataset: GcgDataset, index: int, max_new_
 def predict(model: GroundingModel, run_dir: str, out: str | Path, num_frames: int = 4, max_phrases: int = 4,
             seed: int = 0, limit: int | None = None, max_new_tokens: int = 64, answers: str = "generate") -> Path:
     model.eval()
-    records = load_records(run_dir)[:limit] if limit else load_records(run_dir)
+    records = StreamingRecords(run_dir)  # the trainer's order, so a triplet draws the frames it trained on
+    if limit:
+        records.limit(limit)
     dataset = GcgDataset(run_dir, model.processor, model.sam_processor, num_frames, max_phrases, seed, records)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
