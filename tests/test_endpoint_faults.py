@@ -20,10 +20,13 @@ from annotator.testing.fake_server import FakeServer, Fault, Step
 CAPTION = "a rabbit near a tree"
 PHRASES = json.dumps({"phrases": [{"text": "a rabbit", "start": 0, "end": 8}, {"text": "a tree"}]})
 REFUSED = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+# the client waits TIMEOUT_S; the scripted `slow` fault answers after SLOW_S, far beyond it, while a healthy
+# reply on a busy machine stays far below it: the timeout is the script's, never a race
+TIMEOUT_S, SLOW_S = 2.0, 6.0
 
 # fault -> (script step, the words the item error must contain when the fault never clears)
 FAULTS: dict[str, tuple[Step | None, str]] = {
-    "timeout": (Fault("slow"), "timeout after 0.3 s"),
+    "timeout": (Fault("slow"), "timeout after 2 s"),
     "http-500": (500, "HTTP 500"),
     "http-503": (503, "HTTP 503"),
     "http-429-retry-after": (Fault("status", 429, {"Retry-After": "1"}), "HTTP 429"),
@@ -37,13 +40,13 @@ FAULTS: dict[str, tuple[Step | None, str]] = {
 
 
 def ask(url: str, **kw: object) -> OpenAIChatClient:
-    return OpenAIChatClient(url, "m", backoff_s=0.01, timeout_s=0.3, max_retries=2, **kw)
+    return OpenAIChatClient(url, "m", backoff_s=0.01, timeout_s=TIMEOUT_S, max_retries=2, **kw)
 
 
 @pytest.mark.parametrize("fault", [f for f in FAULTS if f not in ("connection-refused", "empty-content")])
 def test_a_fault_once_is_retried_and_the_request_succeeds(fault: str) -> None:
     step, _ = FAULTS[fault]
-    with FakeServer([step], slow_s=1.0) as server:
+    with FakeServer([step], slow_s=SLOW_S) as server:
         (reply,) = ask(server.url).run([lambda: [{"role": "user", "content": "q"}]])
     assert (reply.text, reply.error) == ("a rabbit sits on the grass", None)
     assert reply.counters["requests"] == 2 and reply.counters["retries"] == 1
@@ -63,7 +66,7 @@ def test_retry_after_is_honoured() -> None:
 
 
 def pipeline(caption_url: str, phrase_url: str) -> Pipeline:
-    endpoint = {"timeout_s": 0.3, "max_retries": 1, "backoff_s": 0.01, "max_concurrency": 2}
+    endpoint = {"timeout_s": TIMEOUT_S, "max_retries": 1, "backoff_s": 0.01, "max_concurrency": 2}
     return Pipeline(PipelineConfig.model_validate({"name": "faults", "stages": [
         {"stage": "ingest", "params": {"target_fps": 4, "max_frames": 3}},
         {"stage": "caption", "params": {"backend": "openai", "endpoint": caption_url, "model": "vlm",
@@ -78,7 +81,7 @@ def test_a_fault_that_never_clears_is_an_item_error_naming_it_and_the_run_finish
         fault: str, target: str, clips: dict[str, Path], tmp_path: Path) -> None:
     step, words = FAULTS[fault]
     with (FakeServer(content=CAPTION) as captioner, FakeServer(content=PHRASES) as phraser,
-          FakeServer(default=step if step is not None else 200, slow_s=1.0) as broken):
+          FakeServer(default=step if step is not None else 200, slow_s=SLOW_S) as broken):
         url = REFUSED if step is None else broken.url
         run = pipeline(url if target == "caption" else captioner.url, url if target == "phrases" else phraser.url)
         summary = run.run([clips["a"], clips["b"]], tmp_path, executor="local", show_progress=False)

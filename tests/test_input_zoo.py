@@ -104,7 +104,8 @@ def test_every_input_ends_processed_or_with_its_reason(zoo: Path, tiny_models, t
     for vid in ("zero_bytes", "text", "truncated", "zero_frames"):
         assert errors[vid]["stage"] == "ingest" and "cannot open as a video" in errors[vid]["message"]
     assert "holds no video stream with frames" in errors["zero_frames"]["message"]
-    assert errors["one_by_one"]["stage"] == "track" and "masks of shape" in errors["one_by_one"]["message"]
+    assert errors["one_by_one"]["stage"] == "ingest", errors["one_by_one"]
+    assert "frame 1x1 is smaller than 2x2 pixels" in errors["one_by_one"]["message"]
     done = {r["video_id"]: r for r in export_rows(run_dir, "videos")}
     assert set(done) >= {"good", "overstated", "two_by_three", "seven_by_five", "big", "clip", "vfr", "broadcast",
                          "vid_o_t_1", "a_same", "b_same", "b_shot", "last_frame_missing", "old", "web"}

@@ -40,7 +40,22 @@ def started(proc: subprocess.Popen, run_dir: Path) -> set[int]:
 
 
 def still_alive(family: set[int]) -> list[int]:
-    return [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    alive = []
+    for pid in family:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def gone_within(family: set[int], seconds: float) -> list[int]:
+    """Wait (up to `seconds`) for every process of `family` to exit; the ones still alive then."""
+    deadline = time.monotonic() + seconds
+    while (alive := still_alive(family)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 @pytest.mark.parametrize(("executor", "sig"), [("ray", signal.SIGINT), ("local", signal.SIGTERM)])
@@ -55,8 +70,7 @@ def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[st
     assert proc.returncode == 130, out + err
     assert "interrupted: " in err and "videos finished; run the same command to resume" in err
     assert "Traceback" not in err and "core_worker" not in err, err
-    time.sleep(2)
-    alive = still_alive(family)
+    alive = gone_within(family, 30)
     assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]
 
 

@@ -137,9 +137,10 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
 
     from annotator.testing.fake_server import FakeServer, Fault
 
-    # three failures spread over two videos; 3 retries each, so whichever video gets them, both succeed
-    with FakeServer([429, 503, Fault("slow")], content="a rabbit near a tree and a flower", slow_s=2.0) as server:
-        settings = [*_served(server.url), "stages.caption.params.max_retries=3", "stages.caption.params.timeout_s=0.5"]
+    # three failures spread over two videos; 3 retries each, so whichever video gets them, both succeed. The
+    # scripted slow answer (8 s) is far past the client's 3 s timeout, which no healthy reply comes near
+    with FakeServer([429, 503, Fault("slow")], content="a rabbit near a tree and a flower", slow_s=8.0) as server:
+        settings = [*_served(server.url), "stages.caption.params.max_retries=3", "stages.caption.params.timeout_s=3"]
         summary = demo_pipeline(*settings).run([clips["a"], clips["b"]], tmp_path, executor="local",
                                                show_progress=False)
     assert (summary.completed, summary.errors) == (2, 0)

@@ -14,14 +14,15 @@ from annotator.records import VideoItem
 
 
 class MaskFixer:
-    def __init__(self, manifest: dict[str, Any]) -> None:
+    def __init__(self, manifest: dict[str, Any], tracker: Tracker | None = None) -> None:
+        """`tracker`: the one to use instead of the pipeline's own (loaded on first use)."""
         from annotator.stage import stage_class
 
         # the pipeline's own tracker: track's SAM2, or segment's SAM 3 (whose tracker takes the same clicks)
         specs = [s for s in manifest["pipeline"]["stages"] if s["stage"] in ("track", "segment")]
         name = specs[0]["stage"] if specs else "track"
         self.model: str = stage_class(name)(**(specs[0]["params"] if specs else {})).model  # type: ignore[attr-defined]
-        self._tracker: Tracker | None = None
+        self._tracker: Tracker | None = tracker
         self._lock = threading.Lock()  # one model, one fix at a time: it holds the whole clip's features
 
     def tracker(self) -> Tracker:

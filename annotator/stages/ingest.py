@@ -17,6 +17,9 @@ from annotator import frames, video
 from annotator.records import VideoInfo, VideoItem
 from annotator.stage import Count, PerItemStage, Probability, Rate, Resources, register
 
+MIN_SIDE = 2  # the models' processors squeeze a 1-pixel side away, and the masks no longer fit the frame (a
+# constant, not a parameter: a parameter would change every ingest fingerprint and redo finished runs)
+
 
 @register
 @dataclass
@@ -39,6 +42,9 @@ class IngestStage(PerItemStage):
     def process_item(self, item: VideoItem) -> VideoItem:
         with video.FrameReader(item.path) as reader, ThreadPoolExecutor(2) as pool:
             meta = reader.meta(self.folder_fps)
+            if min(meta.width, meta.height) < MIN_SIDE:
+                raise video.VideoError(f"{item.path}: frame {meta.width}x{meta.height} is smaller than "
+                                       f"{MIN_SIDE}x{MIN_SIDE} pixels, the least the models take")
             numbers = reader.frame_numbers()  # a frame folder's own frame numbers, gaps kept
             total = len(numbers) if numbers is not None else meta.num_frames
             try:

@@ -1,7 +1,8 @@
 """A `Tracker` that answers with ground-truth masks, so the tracking logic can be tested exactly on CPU.
 
-It identifies which ground-truth object a prompt means (best box or mask IoU on the prompt frame) and
-returns that object's true masks; an object out of view has an empty mask and presence score 0.
+It identifies which ground-truth object a prompt means (best box or mask IoU on the prompt frame; for clicks,
+the object holding every positive click and no negative one) and returns that object's true masks; an object
+out of view has an empty mask and presence score 0.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ class OracleTracker:
         """`truth`: ground-truth object id -> (T, H, W) bool masks over the sampled frames."""
         self.truth = truth
 
-    def identify(self, position: int, box: list[float] | None = None, mask: np.ndarray | None = None) -> int | None:
+    def identify(self, position: int, box: list[float] | None = None, mask: np.ndarray | None = None,
+                 points: list[tuple[float, float, int]] | None = None) -> int | None:
+        if points:
+            return self._clicked(position, points)
         best, best_iou = None, 0.0
         for gt_id, masks in self.truth.items():
             gt = masks[position]
@@ -45,6 +49,16 @@ class OracleTracker:
             if iou > best_iou:
                 best, best_iou = gt_id, iou
         return best
+
+    def _clicked(self, position: int, points: list[tuple[float, float, int]]) -> int | None:
+        """The object whose mask holds every positive click and no negative one (clicks imply an object)."""
+        for gt_id, masks in self.truth.items():
+            m = masks[position]
+            inside = [bool(m[int(y), int(x)]) if 0 <= int(y) < m.shape[0] and 0 <= int(x) < m.shape[1] else False
+                      for x, y, _ in points]
+            if all(hit == bool(label) for hit, (*_, label) in zip(inside, points, strict=True)):
+                return gt_id
+        return None
 
     def _mask(self, gt_id: int | None, position: int) -> np.ndarray:
         any_masks = next(iter(self.truth.values()))
@@ -61,7 +75,7 @@ class OracleTracker:
                   reverse: bool = False) -> dict[int, TrackResult]:
         results = {}
         for p in prompts:
-            gt_id = self.identify(p.frame, box=p.box, mask=p.mask)
+            gt_id = self.identify(p.frame, box=p.box, mask=p.mask, points=p.points)
             local = positions.index(p.frame)
             order = positions[local::-1] if reverse else positions[local:]
             masks = np.stack([self._mask(gt_id, f) for f in order])

@@ -3,14 +3,12 @@ rows, and the export exists as parts written by workers while the run was going.
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from annotator import masks, storage
+from annotator import masks
 from annotator.executors.ray import RayExecutor
 from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.rundir import RunDir
@@ -29,25 +27,21 @@ def tasks(root: str, **costs: float) -> list[StageTask]:
 def test_driver_receives_only_status_rows_and_the_export_grows_during_the_run(ray_cluster, tmp_path: Path) -> None:
     root = str(tmp_path / "run")
     refs = [WorkRef(f"v{i:04d}", f"/fake/v{i:04d}.mp4") for i in range(300)]
-    started = time.time()
-    received, arrivals = [], []
+    run = RunDir(root)
+    received, parts_seen = [], []
     for row in RayExecutor(show_progress=False).run(tasks(root, caption_s=0.0, detect_s=0.0, track_s=0.0), refs):
         received.append(row)
-        arrivals.append(time.time())
-    ended = time.time()
+        parts_seen.append(len(run.export_parts("objects")))  # how much export existed when this row arrived
     assert len(received) == 300 and {r["video_id"] for r in received} == {r.video_id for r in refs}
     assert all(set(r) == {"video_id", "status", "stage", "error_type", "reason"} for r in received)
     assert all(isinstance(v, str) for r in received for v in r.values())
     assert {(r["status"], r["stage"]) for r in received} == {("ok", "assemble")}
-    received_bytes = sum(sys.getsizeof(v) for r in received for v in r.values())
-    run = RunDir(root)
     parts = run.export_parts("objects")
-    export_bytes = sum(storage.size(p) for p in parts)
-    assert received_bytes < 300 * 300 < export_bytes, (received_bytes, export_bytes)
     assert len(parts) >= 300 // 8, "one part per final batch, written by the workers"
-    written = sorted(Path(p).stat().st_mtime for p in parts)
-    assert started < written[0] < written[-1] <= ended
-    assert written[len(written) // 2] < arrivals[-1], "half the export existed before the last row arrived"
+    # a row arrives only after its video's part is written; admission keeps a few batches in flight, so the
+    # first rows come while most of the export does not exist yet
+    assert 0 < parts_seen[0] < len(parts) // 2, parts_seen[:5]
+    assert parts_seen == sorted(parts_seen) and parts_seen[-1] == len(parts), "the export grew during the run"
     objects = pq.read_table(parts[0]).to_pylist()
     assert len(objects) == 3 * 8 and objects[0]["height"] == 180
     decoded = masks.decode_batch(objects[0]["mask_rles"], 180, 320)

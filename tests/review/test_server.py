@@ -100,7 +100,10 @@ def test_kill_9_loses_no_acknowledged_decision(tmp_path: Path, pending_run: Path
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 120
     while len(acknowledged) < 300:
+        assert time.monotonic() < deadline, f"only {len(acknowledged)} of 300 decisions acknowledged in 120 s"
+        assert any(t.is_alive() for t in threads), f"every client stopped after {len(acknowledged)} decisions"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
