@@ -76,7 +76,7 @@ def kill_then_resume(start: Callable[[], subprocess.Popen], run_dir: Path | str,
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = computed(run_dir)
-    assert 0 < len(before) < pairs, "killed mid-run"
+    assert 0 < len(before) < pairs, f"killed mid-run: {len(before)} of {pairs} (video, stage) pairs done"
     again = start()
     output, _ = again.communicate(timeout=300)
     assert again.returncode == 0, output

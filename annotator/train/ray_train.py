@@ -61,16 +61,15 @@ def _worker(config_json: str) -> None:
                                         parallel_strategy_kwargs={"find_unused_parameters": True})
     device = ray.train.torch.get_device()
     audit = _audit(config, rank)
-    last: dict[str, Any] | None = None
     while step < spec.steps:
         epoch, at = divmod(step, per_epoch)
         sampler.epoch, sampler.start = epoch, at * spec.batch_size
         mine = iter(batches)
         for _ in range(at, per_epoch):
             batch, weight = next(mine, None), 1.0
-            if batch is None:  # this share ran out a step before the largest one: join with a zero weight
-                batch, weight = last or collate([dataset[0]], pad_id), 0.0
-            last = batch
+            if batch is None:  # this share ran out a step before the largest one: join with a zero weight, on
+                share = sampler.share(epoch)  # a sample fixed by the epoch, so a resumed run joins the same way
+                batch, weight = collate([dataset[share[0] if share else 0]], pad_id), 0.0
             seed_everything(spec.seed * 1_000_003 + step * world + rank)
             out = ddp(to_device(batch, device))
             optimizer.zero_grad()
