@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = ("slow", "reset", "malformed-json", "truncated-json", "empty", "not-utf8", "status")
+FAULTS = ("slow", "hold", "reset", "malformed-json", "truncated-json", "empty", "not-utf8", "status")
 
 
 @dataclass(frozen=True)
 class Fault:
-    """`slow`: answers after `slow_s` (trips client timeouts); `reset`: sends half the body, then a TCP reset;
+    """`slow`: answers after `slow_s` (trips client timeouts); `hold`: answers only once `release()` is called
+    (at most `hold_s`): a test stops a run at a known point; `reset`: sends half the body, then a TCP reset;
     `malformed-json` / `truncated-json` / `not-utf8`: a 200 whose body is broken that way; `empty`: a chat
     completion with empty content; `status`: HTTP `status` with `headers` (e.g. 429 and Retry-After)."""
 
@@ -72,13 +73,15 @@ class _Server(ThreadingHTTPServer):
 class FakeServer:
     def __init__(self, script: list[Step] | None = None, content: str = "a rabbit sits on the grass",
                  latency_s: float = 0.0, slow_s: float = 2.0, default: Step = 200,
-                 reply: Callable[[dict], str] | None = None) -> None:
+                 reply: Callable[[dict], str] | None = None, hold_s: float = 300.0) -> None:
         self.script = list(script or [])
         self.content = content
         self.reply = reply  # content computed from the request body (for 200 answers past the script)
         self.default = default
         self.latency_s = latency_s
         self.slow_s = slow_s
+        self.hold_s = hold_s
+        self.released = threading.Event()
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -102,6 +105,8 @@ class FakeServer:
                 try:
                     slow = isinstance(step, Fault) and step.kind == "slow"
                     time.sleep(outer.latency_s + (outer.slow_s if slow else 0.0))
+                    if isinstance(step, Fault) and step.kind == "hold":
+                        outer.released.wait(outer.hold_s)
                     self._answer(step)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout)
@@ -140,7 +145,12 @@ class FakeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def release(self) -> None:
+        """Answer the held requests (and every later `hold` at once)."""
+        self.released.set()
+
     def close(self) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
 
