@@ -31,13 +31,18 @@ def _dataset(run_dir: Path) -> tuple[list, list, list]:
             [(r["video_id"], r["question"], r["answer"], r["object_ids"]) for r in export_rows(run_dir, "qa")])
 
 
+@pytest.fixture(scope="module")
+def reference(clips: dict[str, Path], tiny_models, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The dataset of an undisturbed run (built once for every kill point)."""
+    ref_dir = tmp_path_factory.mktemp("reference")
+    demo_pipeline(*ONE_AT_A_TIME).run([clips["a"], clips["b"]], ref_dir, executor="local", show_progress=False)
+    return _dataset(ref_dir)
+
+
 @pytest.mark.parametrize("stage", ["ingest", "caption", "phrases", "detect", "track"])
-def test_killed_anywhere_resumes_to_the_same_dataset(stage: str, clips: dict[str, Path], tiny_models,
+def test_killed_anywhere_resumes_to_the_same_dataset(stage: str, clips: dict[str, Path], reference: tuple,
                                                      tmp_path: Path) -> None:
     inputs = [clips["a"], clips["b"]]
-    ref_dir = tmp_path / "reference"
-    demo_pipeline(*ONE_AT_A_TIME).run(inputs, ref_dir, executor="local", show_progress=False)
-    reference = _dataset(ref_dir)
     run_dir = tmp_path / "killed"
     kill_then_resume(lambda: _start(inputs, run_dir), run_dir, stage, pairs=2 * len(STAGES))
     videos, objects, qa = _dataset(run_dir)

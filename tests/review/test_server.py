@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from annotator.review.store import DecisionStore
 from tests.review.conftest import Serve
@@ -47,6 +48,7 @@ def test_ids_and_positions_never_reach_outside_the_run(pending_run: Path, serve:
     assert httpx.post(f"{url}/api/items/v1/decisions", json={"action": "reject"}).status_code == 400
 
 
+@pytest.mark.slow
 def test_twenty_clients_post_ten_thousand_decisions(tmp_path: Path, pending_run: Path, serve: Serve) -> None:
     import shutil
 
