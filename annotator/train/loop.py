@@ -49,7 +49,7 @@ class EpochPermutation(Sampler[int]):
         return iter(self.share(self.epoch)[self.start:])
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.size, self.world)) - self.start
+        return max(0, len(range(self.rank, self.size, self.world)) - self.start)
 
 
 def loader(dataset: GcgDataset, sampler: EpochPermutation, config: TrainConfig, pad_id: int) -> DataLoader:

@@ -60,7 +60,7 @@ def _worker(config_json: str) -> None:
     ddp = ray.train.torch.prepare_model(model, parallel_strategy="ddp",
                                         parallel_strategy_kwargs={"find_unused_parameters": True})
     device = ray.train.torch.get_device()
-    audit = _audit(config, rank)
+    audit = _audit(config, rank, fresh=step == 0)
     while step < spec.steps:
         epoch, at = divmod(step, per_epoch)
         sampler.epoch, sampler.start = epoch, at * spec.batch_size
@@ -86,13 +86,14 @@ def _worker(config_json: str) -> None:
                 break
 
 
-def _audit(config: TrainConfig, rank: int) -> Path | None:
+def _audit(config: TrainConfig, rank: int, fresh: bool) -> Path | None:
+    """This worker's audit file (started anew by a fresh run, continued by a resumed one); None off local disk."""
     local = storage.local_path(config.train.output)
     if local is None:
         return None
     path = local / "ranks" / f"rank-{rank}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
+    if fresh or not path.exists():
         path.write_text("step,epoch,weight,loss,samples\n")
     return path
 
