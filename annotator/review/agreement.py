@@ -27,6 +27,7 @@ from annotator.records import LinkedObject, VideoItem
 from annotator.review import apply as decisions
 from annotator.review.items import ReviewRun
 from annotator.review.store import Decision
+from annotator.stages.review_gate import score_parts
 
 BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 EDITS = ("rename", "drop", "merge", "caption", "fix_mask")
@@ -79,16 +80,11 @@ def _mask_ious(item: VideoItem, machine: LinkedObject, fixed: LinkedObject) -> F
 
 
 def _scores(item: VideoItem) -> dict[int, dict[str, float]]:
-    """object id -> {"detect": best detection score of its phrase, "track": mean mask score} (where known)."""
-    best: dict[int, float] = {}
-    for d in item.detections:
-        best[d.phrase] = max(best.get(d.phrase, 0.0), d.score)
+    """object id -> {"detect": best detection score of its phrase, "track": mean mask score} (where known): the
+    two parts of the gate's own per-object score."""
     out = {}
-    for obj in item.objects:
-        scores = {"track": float(np.mean(obj.masks.scores))} if obj.masks.scores else {}
-        if obj.phrase in best:
-            scores["detect"] = best[obj.phrase]
-        out[obj.object_id] = scores
+    for obj, (track, detect) in zip(item.objects, score_parts(item), strict=True):
+        out[obj.object_id] = {k: v for k, v in (("track", track), ("detect", detect)) if v is not None}
     return out
 
 

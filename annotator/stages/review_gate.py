@@ -54,15 +54,21 @@ def store_path(run_root: str) -> str:
     return str(local / "review" / "decisions.sqlite")
 
 
-def object_scores(item: VideoItem) -> list[float]:
-    """Per object: min(mean mask score, best detection score of its phrase)."""
+def score_parts(item: VideoItem) -> list[tuple[float | None, float | None]]:
+    """Per object: (mean mask score, best detection score of its phrase), None where the item has none."""
     best: dict[int, float] = {}
     for d in item.detections:
         best[d.phrase] = max(best.get(d.phrase, 0.0), d.score)
+    return [(sum(obj.masks.scores) / len(obj.masks.scores) if obj.masks.scores else None, best.get(obj.phrase))
+            for obj in item.objects]
+
+
+def object_scores(item: VideoItem) -> list[float]:
+    """Per object: min(mean mask score, best detection score of its phrase)."""
     out = []
-    for obj in item.objects:
-        mask = sum(obj.masks.scores) / len(obj.masks.scores) if obj.masks.scores else 0.0
-        out.append(min(mask, best.get(obj.phrase, mask)))
+    for mask, detect in score_parts(item):
+        mask = 0.0 if mask is None else mask
+        out.append(min(mask, mask if detect is None else detect))
     return out
 
 
