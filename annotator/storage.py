@@ -151,6 +151,11 @@ def write_table(path: str | Path, table: pa.Table, compact: bool = False) -> Non
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet file; on a local disk only `columns` are read from it, from an object store it comes whole."""
+    local = local_path(path)
+    if local is not None:
+        with pq.ParquetFile(local) as parquet:
+            return parquet.read(columns=columns)
     return pq.read_table(io.BytesIO(read_bytes(str(path))), columns=columns)
 
 

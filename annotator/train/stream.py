@@ -20,7 +20,6 @@ from typing import Any, overload
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from annotator import storage
 from annotator.rundir import INDEX_SCHEMA, RunDir
@@ -35,9 +34,8 @@ def read_tables(paths: list[str], columns: list[str], threads: int = 8, missing_
     """Many small Parquet files at once (threads: object-store latency and parsing overlap), only `columns`;
     with `missing_ok`, a file gone meanwhile (an index part compacted away by a finishing run) is skipped."""
     def one(path: str) -> pa.Table | None:
-        local = storage.local_path(path)
         try:
-            return pq.read_table(local, columns=columns) if local else storage.read_table(path, columns)
+            return storage.read_table(path, columns)
         except FileNotFoundError:
             if missing_ok:
                 return None
