@@ -38,8 +38,9 @@ def write_run(root: str, videos: int) -> None:
     """A finished run directory of `videos` fake videos (see the module docstring)."""
     import numpy as np
 
-    from annotator import frames
+    from annotator import frames, storage
     from annotator.export.parquet import tables
+    from annotator.records import VideoItem
     from annotator.rundir import RunDir
     from annotator.stage import PerItemStage
     from annotator.stages.assemble import AssembleStage
@@ -61,8 +62,6 @@ def write_run(root: str, videos: int) -> None:
         name = f"part-bench-{start // PER_PART:06d}.parquet"
         items = []
         for n in range(start, min(start + PER_PART, videos)):
-            from annotator.records import VideoItem
-
             item = VideoItem(f"v{n:07d}", f"/fake/v{n:07d}.mp4")
             for stage in stages:
                 item = stage.process_item(item)
@@ -73,8 +72,6 @@ def write_run(root: str, videos: int) -> None:
                 Path(frames.frame_path(root, item.video_id, index)).write_bytes(jpeg)
             inputs.append({"video_id": item.video_id, "path": item.path, "status": "queued", "reason": ""})
         for table, data in tables(items, "bench", "bench", {"assemble": "fp"}).items():
-            from annotator import storage
-
             storage.write_table(run.export_part(table, name), data)
         run.write_index("assemble", name, [
             {"video_id": it.video_id, "path": it.path, "stage": "assemble", "fingerprint": "fp", "shard": name,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -205,8 +204,8 @@ class GlammProtocol(Protocol):
         images = [image for sample in samples for image in self.images(sample)]
         mious, matched, total = [], 0, 0
         for im in images:
-            decode: Callable[[str], np.ndarray] = lambda c, im=im: masks.decode(c, im.height, im.width)  # noqa: E731
-            gs, ps = [decode(c) for _, c in im.gt], [decode(c) for _, c in im.pred]
+            gs = [masks.decode(c, im.height, im.width) for _, c in im.gt]
+            ps = [masks.decode(c, im.height, im.width) for _, c in im.pred]
             iou = iou_matrix(ps, gs)
             mious.append(matched_mean(iou))
             sims = text.matrix([p for p, _ in im.gt], [p for p, _ in im.pred])
