@@ -378,6 +378,30 @@ def models_tiny(out_dir: Annotated[Path, typer.Argument(help="where to write one
         console.print(f"{role}: {path}")
 
 
+@models_app.command("rehearsal")
+def models_rehearsal(
+    out_dir: Annotated[Path, typer.Argument(help="where to write one folder per checkpoint")],
+    only: Annotated[list[str] | None, typer.Option(help="checkpoint folder(s) to write (default: production)")] = None,
+    count_only: Annotated[bool, typer.Option(help="print parameter counts, write nothing")] = False,
+) -> None:
+    """Write production-size checkpoints with random weights (offline), each counted against its published size."""
+    from annotator.models import rehearsal
+
+    _quiet_libraries()
+    folders = list(only or rehearsal.PRODUCTION)
+    unknown = [f for f in folders if f not in rehearsal.CHECKPOINTS]
+    if unknown:
+        _fail(f"unknown checkpoint {unknown[0]!r}; known: {', '.join(rehearsal.CHECKPOINTS)}")
+        return
+    for folder in folders:
+        spec = rehearsal.CHECKPOINTS[folder]
+        count = rehearsal.count_parameters(spec)
+        off = (count - spec.published) / spec.published
+        where = "" if count_only else f" -> {rehearsal.build(folder, out_dir / folder)}"
+        console.print(f"{spec.name}: {count / 1e6:.1f}M parameters, published {spec.published / 1e6:.1f}M "
+                      f"({spec.source}), {off:+.1%}{where}", **_PLAIN)
+
+
 from annotator.review.commands import register as _register_review  # noqa: E402 - the commands attach to `app`
 from annotator.train.commands import register as _register_trainer  # noqa: E402
 

@@ -62,10 +62,14 @@ def computed(run_dir: Path | str) -> dict[tuple[str, str], tuple[str, float]]:
     return {k: v[-1] for k, v in out.items()}
 
 
-def kill_then_resume(start: Callable[[], subprocess.Popen], run_dir: Path | str, stage: str,
-                     pairs: int) -> dict[tuple[str, str], tuple[str, float]]:
-    """Start a run, SIGKILL it (its whole process group) once `stage` has indexed a video, start it again; the
-    re-run must finish, keep every (video, stage) result from before the kill, and end with `pairs` of them."""
+Computed = dict[tuple[str, str], tuple[str, float]]
+
+
+def kill_then_resume(start: Callable[[], subprocess.Popen], run_dir: Path | str, stage: str, pairs: int,
+                     kill: Callable[[subprocess.Popen], None] | None = None) -> Computed:
+    """Start a run, SIGKILL it once `stage` has indexed a video (by default its whole process group; `kill` may
+    do it otherwise), start it again: the re-run must finish, keep every (video, stage) result from before the
+    kill, and end with `pairs` of them."""
     proc = start()
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -73,7 +77,10 @@ def kill_then_resume(start: Callable[[], subprocess.Popen], run_dir: Path | str,
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"finished before it could be killed: {proc.stdout.read() if proc.stdout else ''}"
-    os.killpg(proc.pid, signal.SIGKILL)
+    if kill is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        kill(proc)
     proc.wait()
     before = computed(run_dir)
     assert 0 < len(before) < pairs, f"killed mid-run: {len(before)} of {pairs} (video, stage) pairs done"

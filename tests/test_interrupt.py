@@ -72,17 +72,3 @@ def test_interrupted_run_says_how_to_resume_and_leaves_no_process(clips: dict[st
     assert "Traceback" not in err and "core_worker" not in err, err
     alive = gone_within(family, 30)
     assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]
-
-
-def test_a_sigkilled_ray_run_leaves_nothing_once_the_next_run_starts(clips: dict[str, Path], tiny_models,
-                                                                    tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    args = demo_args(clips, run_dir, "ray")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    family = started(proc, run_dir)
-    proc.kill()  # the CLI alone, as `kill -9 PID` does: nothing of it can clean up
-    proc.wait()
-    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stdout + again.stderr
-    alive = still_alive(family)
-    assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]

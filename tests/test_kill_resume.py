@@ -1,5 +1,6 @@
-"""SIGKILL a running `annotator run` at 5 points spread across the stages, run it again: the same dataset as an
-uninterrupted run, no duplicate rows, and no finished (video, stage) pair recomputed."""
+"""SIGKILL a running `annotator run` at points spread across the stages, with the local executor and with Ray,
+run it again: the same dataset as an uninterrupted run, no duplicate rows, and no finished (video, stage) pair
+recomputed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows, kill_then_resume
@@ -16,8 +18,8 @@ STAGES = ("ingest", "caption", "phrases", "detect", "track", "link", "filter", "
 ONE_AT_A_TIME = [f"stages.{s}.batch_size=1" for s in STAGES]
 
 
-def _start(inputs: list[Path], run_dir: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", "annotator.cli", "run", str(DEMO), "--output", str(run_dir), "--executor", "local"]
+def _start(inputs: list[Path], run_dir: Path, executor: str = "local") -> subprocess.Popen:
+    args = [sys.executable, "-m", "annotator.cli", "run", str(DEMO), "--output", str(run_dir), "--executor", executor]
     for path in inputs:
         args += ["--input", str(path)]
     for setting in [*SMALL, *ONE_AT_A_TIME]:
@@ -39,12 +41,35 @@ def reference(clips: dict[str, Path], tiny_models, tmp_path_factory: pytest.Temp
     return _dataset(ref_dir)
 
 
-@pytest.mark.parametrize("stage", ["ingest", "caption", "phrases", "detect", "track"])
-def test_killed_anywhere_resumes_to_the_same_dataset(stage: str, clips: dict[str, Path], reference: tuple,
-                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(("executor", "stage"), [("local", "ingest"), ("local", "phrases"), ("local", "track"),
+                                               ("ray", "caption")])
+def test_killed_anywhere_resumes_to_the_same_dataset(executor: str, stage: str, clips: dict[str, Path],
+                                                     reference: tuple, tmp_path: Path) -> None:
+    """The whole process group dies (CLI, and on Ray its raylet and workers), as when a login session ends."""
     inputs = [clips["a"], clips["b"]]
     run_dir = tmp_path / "killed"
-    kill_then_resume(lambda: _start(inputs, run_dir), run_dir, stage, pairs=2 * len(STAGES))
+    kill_then_resume(lambda: _start(inputs, run_dir, executor), run_dir, stage, pairs=2 * len(STAGES))
     videos, objects, qa = _dataset(run_dir)
     assert (videos, objects, qa) == reference
     assert len({(o["video_id"], o["object_id"]) for o in objects}) == len(objects), "no duplicate rows"
+
+
+def test_a_ray_cli_killed_alone_resumes_to_the_same_dataset_and_leaves_no_process(clips: dict[str, Path],
+                                                                                  reference: tuple,
+                                                                                  tmp_path: Path) -> None:
+    """`kill -9 PID` of the CLI alone: its Ray processes are orphans that nothing of it can clean up. The next
+    run of the same command removes them, keeps what finished and completes the same dataset."""
+    inputs = [clips["a"], clips["b"]]
+    run_dir = tmp_path / "killed"
+    family: set[int] = set()
+
+    def kill_cli_alone(proc: subprocess.Popen) -> None:
+        family.update(p.pid for p in psutil.Process(proc.pid).children(recursive=True))
+        proc.kill()
+
+    kill_then_resume(lambda: _start(inputs, run_dir, "ray"), run_dir, "track", pairs=2 * len(STAGES),
+                     kill=kill_cli_alone)
+    assert family, "the Ray run had started its processes"
+    assert _dataset(run_dir) == reference
+    alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive]
