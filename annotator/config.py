@@ -154,5 +154,9 @@ def build_stages(
             if not paths.resolve(value).exists():
                 raise ConfigError(f"{source}: stages.{spec.stage}.params.{key}: path {value} does not exist")
         resources = Resources(**spec.resources.model_dump()) if spec.resources else cls.resources
+        try:
+            stage.check_resources(resources)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: stages.{spec.stage}: {exc}") from None
         built.append(BuiltStage(stage, resources, spec.concurrency, spec.batch_size or cls.batch_size))
     return built

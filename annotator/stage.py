@@ -69,6 +69,9 @@ class Stage(ABC):
         """Read the files this stage needs (prompt templates) into the instance, in the driver: they then travel
         to remote workers inside the pickled stage, which never look for them on their own disk."""
 
+    def check_resources(self, resources: Resources) -> None:
+        """Raise ValueError (one line) at config time when this stage cannot work within `resources`."""
+
     def bind(self, run_root: str | None) -> None:
         """The run directory this stage works in (its frame store); set by the runner, not a param."""
         self._run_root = run_root

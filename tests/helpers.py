@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -91,3 +92,22 @@ def kill_then_resume(start: Callable[[], subprocess.Popen], run_dir: Path | str,
     assert {k: after[k] for k in before} == before, "no finished (video, stage) pair recomputed"
     assert len(after) == pairs
     return after
+
+
+def still_alive(family: set[int]) -> list[int]:
+    alive = []
+    for pid in family:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def gone_within(family: set[int], seconds: float) -> list[int]:
+    """Wait (up to `seconds`) for every process of `family` to exit; the ones still alive then."""
+    deadline = time.monotonic() + seconds
+    while (alive := still_alive(family)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive

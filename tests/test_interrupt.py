@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from annotator.rundir import RunDir
-from tests.helpers import DEMO, SMALL
+from tests.helpers import DEMO, SMALL, gone_within
 
 pytestmark = pytest.mark.slow
 
@@ -37,25 +37,6 @@ def started(proc: subprocess.Popen, run_dir: Path) -> set[int]:
         time.sleep(0.2)
     assert proc.poll() is None, "finished before it could be stopped"
     return family | {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
-
-
-def still_alive(family: set[int]) -> list[int]:
-    alive = []
-    for pid in family:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
-
-
-def gone_within(family: set[int], seconds: float) -> list[int]:
-    """Wait (up to `seconds`) for every process of `family` to exit; the ones still alive then."""
-    deadline = time.monotonic() + seconds
-    while (alive := still_alive(family)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return alive
 
 
 @pytest.mark.parametrize(("executor", "sig"), [("ray", signal.SIGINT), ("local", signal.SIGTERM)])

@@ -11,8 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows, kill_then_resume
-from tests.test_interrupt import gone_within
+from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows, gone_within, kill_then_resume
 
 pytestmark = pytest.mark.slow
 STAGES = ("ingest", "caption", "phrases", "detect", "track", "link", "filter", "review_gate", "assemble")

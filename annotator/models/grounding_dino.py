@@ -20,13 +20,14 @@ from annotator.models.protocols import BoxHit, PhraseThresholds
 class GroundingDinoDetector:
     def __init__(self, model: str, box_threshold: float = 0.35, top_k: int = 3, nms_iou: float = 0.5,
                  text_threshold: float = 0.0, phrase_thresholds: dict[str, PhraseThresholds] | None = None,
-                 device: str = "auto") -> None:
+                 device: str = "auto", dtype: str = "float32") -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         path = refs.resolve(model)
         self.device = refs.device(device)
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(path).to(self.device).eval()
+        self.dtype = refs.dtype(dtype)
+        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self.max_tokens = int(self.model.config.max_text_len)
         self.box_threshold = box_threshold
         self.text_threshold = text_threshold
@@ -81,17 +82,18 @@ class GroundingDinoDetector:
             empty = [p for p, t in zip(phrases, token_sets, strict=True) if not t]
             raise ValueError(f"phrases {empty!r} have no tokens in the detector prompt")
         inputs = self.processor(images=image, text=prompt, return_tensors="pt").to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         if inputs["input_ids"].shape[1] > self.max_tokens:  # pack() keeps prompts under the limit; never truncate
             raise ValueError(f"detector prompt of {inputs['input_ids'].shape[1]} tokens exceeds {self.max_tokens}")
         with torch.no_grad():
             out = self.model(**inputs)
-        probs = out.logits[0].sigmoid()  # (queries, max_text_len)
+        probs = out.logits[0].float().sigmoid()  # (queries, max_text_len)
         best = torch.stack([probs[:, t].max(dim=1).values for t in token_sets], dim=1)  # (queries, phrases)
         mean = torch.stack([probs[:, t].mean(dim=1) for t in token_sets], dim=1)
         scores, labels = best.max(dim=1)
         text_scores = mean.gather(1, labels[:, None])[:, 0]
         w, h = image.size
-        cx, cy, bw, bh = out.pred_boxes[0].unbind(-1)
+        cx, cy, bw, bh = out.pred_boxes[0].float().unbind(-1)
         boxes = torch.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], dim=-1)
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)

@@ -33,3 +33,10 @@ def device(choice: str = "auto") -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def dtype(name: str) -> object:
+    """A torch dtype from its config name (`float32`, `bfloat16`, `float16`)."""
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]

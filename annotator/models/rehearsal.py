@@ -8,8 +8,10 @@ published checkpoint; each parameter count is compared with the published one, c
 ids the models rely on (Grounding DINO masks on BERT's `[CLS]`/`[SEP]`/`.`/`?` ids; CLIP pools on its `eos`).
 
 One departure from the published settings, for measurement only: random weights never clear a trained score
-threshold, so the SAM 3 checkpoint keeps detections from score 0 (capped at `SAM3_MAX_OBJECTS`) and biases its
-tracker's object-score head to "present"; otherwise it would find and track nothing and cost nothing.
+threshold, so the SAM 3 checkpoint keeps detections from score 0 (capped at `SAM3_MAX_OBJECTS` objects) and
+biases its tracker's object-score head to "present"; otherwise it would find and track nothing and cost
+nothing. With every one of the 200 queries a detection, its mask NMS (all pairs of 288x288 masks: 26 GB) is
+off; a trained model passes NMS a handful of detections, whose cost is negligible.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def _sam3_config() -> Any:
     detector and tracker); detection thresholds lowered for random weights (module docstring)."""
     from transformers import Sam3VideoConfig
 
-    return Sam3VideoConfig(score_threshold_detection=0.0, new_det_thresh=0.0, max_num_objects=SAM3_MAX_OBJECTS)
+    return Sam3VideoConfig(score_threshold_detection=0.0, new_det_thresh=0.0, max_num_objects=SAM3_MAX_OBJECTS,
+                           det_nms_thresh=0.0)
 
 
 def _sam3_processor() -> Any:

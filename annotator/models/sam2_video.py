@@ -36,12 +36,13 @@ def _classes(path: str) -> tuple[type, type]:
 
 
 class Sam2VideoTracker:
-    def __init__(self, model: str, device: str = "auto") -> None:
+    def __init__(self, model: str, device: str = "auto", dtype: str = "float32") -> None:
         path = refs.resolve(model)
         model_cls, processor_cls = _classes(path)
         self.device = refs.device(device)
+        self.dtype = refs.dtype(dtype)
         self.processor = processor_cls.from_pretrained(path)
-        self.model = model_cls.from_pretrained(path).to(self.device).eval()
+        self.model = model_cls.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self._last: Sam2Session | None = None  # the previous window's session, whose features the next may reuse
 
     def open(self, frames: np.ndarray, positions: list[int]) -> Sam2Session:
@@ -63,7 +64,7 @@ class Sam2Session:
         self.positions = list(positions)
         self.digests = digests
         self.state = tracker.processor.init_video_session(
-            video=list(frames), inference_device=tracker.device, dtype=torch.float32,
+            video=list(frames), inference_device=tracker.device, dtype=tracker.dtype,
             max_vision_features_cache_size=len(frames))
         self.prompts: dict[int, Prompt] = {}
 
@@ -72,7 +73,7 @@ class Sam2Session:
 
     def _masks(self, pred_masks: torch.Tensor) -> np.ndarray:
         size = [[self.state.video_height, self.state.video_width]]
-        found = self.tracker.processor.post_process_masks([pred_masks], original_sizes=size, binarize=True)[0]
+        found = self.tracker.processor.post_process_masks([pred_masks.float()], original_sizes=size, binarize=True)[0]
         # column-major per mask (transposed on the device, nearly free on a GPU): RLE encoding then copies nothing
         return found[:, 0].transpose(-1, -2).contiguous().cpu().numpy().transpose(0, 2, 1)
 
@@ -114,7 +115,7 @@ class Sam2Session:
         for out in self.tracker.model.propagate_in_video_iterator(self.state, start_frame_idx=self._local(start),
                                                                  reverse=reverse):
             found = self._masks(out.pred_masks)
-            scores = out.object_score_logits.flatten().sigmoid().tolist()
+            scores = out.object_score_logits.float().flatten().sigmoid().tolist()
             yield FrameMasks(self.positions[out.frame_idx], {i: found[k] for k, i in enumerate(out.object_ids)},
                              {i: round(float(scores[k]), 6) for k, i in enumerate(out.object_ids)})
 

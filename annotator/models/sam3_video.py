@@ -34,14 +34,15 @@ class WindowObject:
 
 
 class Sam3VideoSegmenter:
-    def __init__(self, model: str, device: str = "auto") -> None:
+    def __init__(self, model: str, device: str = "auto", dtype: str = "float32") -> None:
         from transformers import Sam3VideoModel, Sam3VideoProcessor
 
         logging.getLogger("transformers.models.sam3_video.modeling_sam3_video").addFilter(_Repeats())
         path = refs.resolve(model)
         self.device = refs.device(device)
         self.processor = Sam3VideoProcessor.from_pretrained(path)
-        self.model = Sam3VideoModel.from_pretrained(path).to(self.device).eval()
+        self.dtype = refs.dtype(dtype)
+        self.model = Sam3VideoModel.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
 
     @torch.inference_mode()
     def window(self, frames: np.ndarray, phrases: list[str]) -> dict[int, WindowObject]:
@@ -49,7 +50,7 @@ class Sam3VideoSegmenter:
         if not phrases or not len(frames):
             return {}
         session = self.processor.init_video_session(video=list(frames), inference_device=self.device,
-                                                    dtype=torch.float32)
+                                                    dtype=self.dtype)
         self.processor.add_text_prompt(session, list(dict.fromkeys(phrases)))
         objects: dict[int, WindowObject] = {}
         for out in self.model.propagate_in_video_iterator(session):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
 
 from annotator import masks
+from annotator.models import memory
 from annotator.records import Detection, MaskTrack, Track, VideoItem
 from annotator.stage import NonNegative, PerItemStage, Probability, Resources, register
 from annotator.tracking.online import match
@@ -41,6 +42,7 @@ class SegmentStage(PerItemStage):
     name = "segment"
     resources = Resources(cpus=1.0, gpus=0.5)
     outputs = ("detections", "tracks")
+    runtime_params = ("device", "gpu_memory_gb")
 
     model: str = "facebook/sam3"
     window: Annotated[int, Field(ge=2)] = 32  # sampled frames per SAM 3 session
@@ -49,15 +51,22 @@ class SegmentStage(PerItemStage):
     phrase_thresholds: dict[str, Probability] = field(default_factory=dict)  # per phrase (normalised text)
     iou_threshold: Probability = 0.5  # mask IoU that carries an id across a window boundary
     min_area: NonNegative = 1  # pixels below which a frame's mask counts as empty
+    device: str = "auto"  # the GPU when there is one
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # bfloat16 halves memory on a GPU
+    gpu_memory_gb: Annotated[float, Field(gt=0)] | None = None  # the GPU's memory: a window that cannot fit is refused
 
     def __post_init__(self) -> None:
         if self.overlap >= self.window:
             raise ValueError(f"overlap ({self.overlap}) must be smaller than window ({self.window})")
 
+    def check_resources(self, resources: Resources) -> None:
+        memory.check_window(self.name, self.model, self.window, self.gpu_memory_gb, resources.gpus, self.dtype)
+
     def setup(self) -> None:
         from annotator.models.sam3_video import Sam3VideoSegmenter
 
-        self._segmenter = Sam3VideoSegmenter(self.model)
+        memory.check_window_on_device(self.name, self.model, self.window, self.dtype, self.device)
+        self._segmenter = Sam3VideoSegmenter(self.model, self.device, self.dtype)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.info is None:

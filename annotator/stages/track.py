@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from annotator import video
+from annotator.models import memory
 from annotator.models.protocols import Tracker
 from annotator.records import Detection, Track, VideoItem
 from annotator.stage import Count, NonNegative, PerItemStage, Probability, Resources, register
@@ -24,6 +25,7 @@ class TrackStage(PerItemStage):
     version = "3"  # sessions per window, Hungarian matching, reconditioning on matched detections
     resources = Resources(cpus=1.0, gpus=0.5)
     outputs = ("tracks",)
+    runtime_params = ("device", "gpu_memory_gb")
 
     model: str = "facebook/sam2.1-hiera-large"
     window: Annotated[int, Field(ge=2)] = 32
@@ -32,9 +34,15 @@ class TrackStage(PerItemStage):
     min_area: NonNegative = 1
     max_lost_frames: Count = 16
     recondition: Literal["box", "mask", "off"] = "box"  # re-prompt a live track with the detection it matched
+    device: str = "auto"  # the GPU when there is one
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # bfloat16 halves memory on a GPU
+    gpu_memory_gb: Annotated[float, Field(gt=0)] | None = None  # the GPU's memory: a window that cannot fit is refused
 
     def __post_init__(self) -> None:
         self.tracking_params()  # validate now, at config time
+
+    def check_resources(self, resources: Resources) -> None:
+        memory.check_window(self.name, self.model, self.window, self.gpu_memory_gb, resources.gpus, self.dtype)
 
     def tracking_params(self) -> TrackingParams:
         return TrackingParams(window=self.window, iou_threshold=self.iou_threshold,
@@ -44,7 +52,8 @@ class TrackStage(PerItemStage):
     def setup(self) -> None:
         from annotator.models.sam2_video import Sam2VideoTracker
 
-        self._tracker: Tracker = Sam2VideoTracker(self.model)
+        memory.check_window_on_device(self.name, self.model, self.window, self.dtype, self.device)
+        self._tracker: Tracker = Sam2VideoTracker(self.model, self.device, self.dtype)
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.info is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from annotator import paths
 from annotator.models import rehearsal
 
 
@@ -35,3 +36,25 @@ def test_local_tokenizers_keep_the_ids_the_models_rely_on() -> None:
     clip = rehearsal._clip_tokenizer()
     assert len(clip) == 49408 and clip("a red cup")["input_ids"][-1] == 49407
     assert clip.convert_ids_to_tokens(clip("a red cup")["input_ids"][1:-1]) == ["a</w>", "red</w>", "cup</w>"]
+
+
+def test_a_window_that_cannot_fit_its_gpu_share_is_refused_at_config_time() -> None:
+    from annotator.config import ConfigError, load_config
+    from annotator.models import memory
+
+    pipeline = paths.PIPELINES_DIR / "raw_videos.yaml"
+    cost = memory.COSTS["sam2.1-hiera-large"]
+    share = 0.5  # raw_videos.yaml gives track half a GPU
+    fits = cost.largest_window(16 * memory.GIB * share, objects=1)
+    assert fits > 0
+    load_config(pipeline, ["stages.track.params.gpu_memory_gb=16", f"stages.track.params.window={fits}"])
+    with pytest.raises(ConfigError) as refused:
+        load_config(pipeline, ["stages.track.params.gpu_memory_gb=16", f"stages.track.params.window={fits + 1}"])
+    message = str(refused.value)
+    assert "\n" not in message and "stages.track" in message and f"use window <= {fits}" in message
+    assert "0.5 of a 16 GB GPU" in message
+    bf16 = cost.largest_window(16 * memory.GIB * share, objects=1, dtype_bytes=2)
+    assert bf16 > 2 * fits  # half the bytes per frame, and half the weights
+    load_config(pipeline, ["stages.track.params.gpu_memory_gb=16", f"stages.track.params.window={fits + 1}",
+                           "stages.track.params.dtype=bfloat16"])
+    load_config(pipeline, [f"stages.track.params.window={fits + 1}"])  # GPU memory unknown: not checked

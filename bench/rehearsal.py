@@ -1,0 +1,163 @@
+"""Production-size rehearsal: the production pipelines' detect + track and segment stages at real model size.
+
+Random-weight checkpoints with the production architectures (`annotator models rehearsal`) run on a 720p clip
+at the pipelines' own parameters (window 32, the processors' input sizes), after ingest, a served caption
+(the project's fake OpenAI-compatible server, as the pipeline would call vLLM) and served phrases. Each stage
+runs in its own process (its peak RSS is its own), then the same model calls are made on the bare
+transformers models (`bench/replay.py`). Per stage it prints seconds per frame, peak RSS, the overhead ratio
+(stage wall time / bare model time) and what a window holds per frame and per object; the last line is
+`worst = X`, the largest ratio.
+
+    python bench/rehearsal.py [--frames 4] [--device cpu|cuda] [--dtype float32|bfloat16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from clips import clip
+
+from annotator import paths
+from annotator.config import load_config
+from annotator.models import rehearsal
+from annotator.pipeline import Pipeline
+from annotator.records import VideoItem
+from annotator.testing.fake_server import FakeServer
+
+CAPTION = "A man in a red shirt holds a white cup near a green tree while a dog runs on the grass."
+PHRASES = ["a man", "a red shirt", "a white cup", "a green tree", "a dog", "the grass"]
+PIPELINES = {"detect": "raw_videos.yaml", "track": "raw_videos.yaml", "segment": "raw_videos_sam3.yaml"}
+MODEL_OF = {"detect": "grounding-dino-base", "track": "sam2.1-hiera-large", "segment": "sam3"}
+
+
+def _reply(body: dict) -> str:
+    """The served captioner says CAPTION; the served phrase extractor answers its JSON schema."""
+    if "response_format" not in body:
+        return CAPTION
+    spans = [{"text": p, "start": CAPTION.lower().index(p), "end": CAPTION.lower().index(p) + len(p)}
+             for p in PHRASES]
+    return json.dumps({"phrases": spans})
+
+
+def checkpoints(root: Path) -> dict[str, Path]:
+    """The production checkpoints, built once into `root`."""
+    out = {}
+    for folder in rehearsal.PRODUCTION:
+        print(f"checkpoint {folder}: {rehearsal.count_parameters(rehearsal.CHECKPOINTS[folder]) / 1e6:.1f}M "
+              "parameters", flush=True)
+        out[folder] = rehearsal.build(folder, root / folder)
+    return out
+
+
+def overrides(stage: str, models: dict[str, Path], url: str, frames: int, device: str) -> list[str]:
+    model_key = "detect" if stage == "detect" else "track" if stage == "track" else "segment"
+    sets = [f"stages.ingest.params.max_frames={frames}", f"stages.caption.params.endpoint={url}",
+            f"stages.phrases.params.endpoint={url}", f"stages.{model_key}.params.model={models[MODEL_OF[stage]]}"]
+    if stage == "track":
+        sets.append(f"stages.detect.params.model={models['grounding-dino-base']}")
+    return [*sets, f"stages.{model_key}.params.device={device}"] if device != "auto" else sets
+
+
+def prepare(models: dict[str, Path], frames: int, work: Path) -> dict[str, Path]:
+    """Ingest, caption and phrases for the clip (cheap stages), pickled per production pipeline."""
+    video = clip(6)
+    out = {}
+    with FakeServer(reply=_reply) as server:
+        for name in sorted(set(PIPELINES.values())):
+            pipeline = Pipeline(load_config(paths.PIPELINES_DIR / name,
+                                            overrides("segment" if "sam3" in name else "track", models,
+                                                      server.url, frames, "auto")))
+            item = VideoItem("rehearsal", str(video))
+            for built in pipeline.stages:
+                if built.name in ("detect", "track", "segment"):
+                    break
+                built.stage.setup()
+                (item,) = built.stage.process([item])
+                if item.error is not None:
+                    raise SystemExit(f"{built.name}: {item.error.message}")
+            out[name] = work / f"{name}.pkl"
+            out[name].write_bytes(pickle.dumps(item))
+    return out
+
+
+def run_stage(stage: str, item_file: Path, models: dict[str, Path], frames: int, device: str,
+              detected_file: Path) -> dict:
+    """One stage in this process: the stage on the item, then the bare replay of its model calls."""
+    from replay import DetectorRecorder, SegmenterRecorder, TrackerRecorder
+
+    item: VideoItem = pickle.loads(item_file.read_bytes())
+    if stage == "track":
+        item = pickle.loads(detected_file.read_bytes())
+    pipeline = Pipeline(load_config(paths.PIPELINES_DIR / PIPELINES[stage],
+                                    overrides(stage, models, "http://127.0.0.1:9/v1", frames, device)))
+    (built,) = [b for b in pipeline.stages if b.name == stage]
+    built.stage.setup()
+    wrapped = {"detect": ("_detector", DetectorRecorder), "track": ("_tracker", TrackerRecorder),
+               "segment": ("_segmenter", SegmenterRecorder)}[stage]
+    recorder = wrapped[1](getattr(built.stage, wrapped[0]))
+    started = time.perf_counter()
+    (done,) = built.stage.process([item])
+    wall = time.perf_counter() - started
+    if done.error is not None:
+        raise SystemExit(f"{stage}: {done.error.message}")
+    if stage == "detect":
+        detected_file.write_bytes(pickle.dumps(done))
+    bare = recorder.replay()
+    sampled = len(done.info.frame_indices)
+    row = {"stage": stage, "model": rehearsal.CHECKPOINTS[MODEL_OF[stage]].name, "frames": sampled,
+           "objects": len(done.tracks) if stage != "detect" else len(done.detections),
+           "s_per_frame": wall / sampled, "wall_s": wall, "bare_s": bare, "ratio": wall / bare,
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
+    held, outputs = getattr(recorder, "held", ({}, 0))
+    if held:
+        row["session_bytes"], row["session_outputs"] = held, outputs
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=4, help="sampled frames of the 720p clip (4-8)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--checkpoints", type=Path, default=paths.cache_dir() / "rehearsal")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    models = checkpoints(args.checkpoints) if args.one is None else {
+        f: args.checkpoints / f for f in rehearsal.PRODUCTION}
+    if args.one:
+        item_file = args.work / f"{PIPELINES[args.one]}.pkl"
+        row = run_stage(args.one, item_file, models, args.frames, args.device, args.work / "detected.pkl")
+        print("ROW " + json.dumps(row), flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        prepare(models, args.frames, work)
+        rows = []
+        for stage in ("detect", "track", "segment"):
+            cmd = [sys.executable, __file__, "--one", stage, "--work", str(work), "--frames", str(args.frames),
+                   "--device", args.device, "--checkpoints", str(args.checkpoints)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [ln for ln in out.stdout.splitlines() if ln.startswith("ROW ")]
+            if out.returncode != 0 or not lines:
+                raise SystemExit(f"{stage} failed:\n{out.stderr[-3000:]}")
+            rows.append(json.loads(lines[-1][4:]))
+            r = rows[-1]
+            print(f"{stage:8s} {r['model']:34s} {r['frames']} frames {r['objects']:3d} objects  "
+                  f"{r['s_per_frame']:7.2f} s/frame  peak RSS {r['peak_rss_gb']:5.1f} GB  "
+                  f"stage {r['wall_s']:7.1f} s / bare {r['bare_s']:7.1f} s = {r['ratio']:.3f}", flush=True)
+            if "session_bytes" in r:
+                print(f"         window holds {json.dumps(r['session_bytes'])} for {r['session_outputs']} "
+                      "object-frame outputs", flush=True)
+    print(f"worst = {max(r['ratio'] for r in rows):.3f}")
+
+
+if __name__ == "__main__":
+    main()
