@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned here, not in pyproject: a loose range would pull a multi-GB CUDA build from PyPI.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-rehearsal lint clean
 
 $(BIN)/annotator: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ lint: install
 # the browser tests drive Debian's Chromium (Playwright without its own browser download)
 test: install lint
 	@command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not rehearsal"
+
+# the production pipelines at production model size on CPU (about 10 minutes; not part of `make test`)
+test-rehearsal: install
+	$(BIN)/pytest -q -m rehearsal
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

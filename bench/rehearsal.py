@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 from clips import clip
 
 from annotator import paths
@@ -30,21 +31,14 @@ from annotator.config import load_config
 from annotator.models import rehearsal
 from annotator.pipeline import Pipeline
 from annotator.records import VideoItem
-from annotator.testing.fake_server import FakeServer
+from annotator.testing.fake_server import FakeServer, caption_and_phrases
 
 CAPTION = "A man in a red shirt holds a white cup near a green tree while a dog runs on the grass."
-PHRASES = ["a man", "a red shirt", "a white cup", "a green tree", "a dog", "the grass"]
+PHRASES = ["a man", "a white cup", "a dog"]
 PIPELINES = {"detect": "raw_videos.yaml", "track": "raw_videos.yaml", "segment": "raw_videos_sam3.yaml"}
+ANCHORS = {"detect": " (published: Grounding DINO-T about 8 FPS)",
+           "track": " (published: SAM2.1-L 39.5 FPS on an A100, sam2 README)"}
 MODEL_OF = {"detect": "grounding-dino-base", "track": "sam2.1-hiera-large", "segment": "sam3"}
-
-
-def _reply(body: dict) -> str:
-    """The served captioner says CAPTION; the served phrase extractor answers its JSON schema."""
-    if "response_format" not in body:
-        return CAPTION
-    spans = [{"text": p, "start": CAPTION.lower().index(p), "end": CAPTION.lower().index(p) + len(p)}
-             for p in PHRASES]
-    return json.dumps({"phrases": spans})
 
 
 def checkpoints(root: Path) -> dict[str, Path]:
@@ -57,24 +51,25 @@ def checkpoints(root: Path) -> dict[str, Path]:
     return out
 
 
-def overrides(stage: str, models: dict[str, Path], url: str, frames: int, device: str) -> list[str]:
-    model_key = "detect" if stage == "detect" else "track" if stage == "track" else "segment"
+def overrides(stage: str, models: dict[str, Path], url: str, frames: int, device: str = "auto",
+              dtype: str = "float32") -> list[str]:
     sets = [f"stages.ingest.params.max_frames={frames}", f"stages.caption.params.endpoint={url}",
-            f"stages.phrases.params.endpoint={url}", f"stages.{model_key}.params.model={models[MODEL_OF[stage]]}"]
+            f"stages.phrases.params.endpoint={url}", f"stages.{stage}.params.model={models[MODEL_OF[stage]]}",
+            f"stages.{stage}.params.device={device}", f"stages.{stage}.params.dtype={dtype}"]
     if stage == "track":
         sets.append(f"stages.detect.params.model={models['grounding-dino-base']}")
-    return [*sets, f"stages.{model_key}.params.device={device}"] if device != "auto" else sets
+    return sets
 
 
 def prepare(models: dict[str, Path], frames: int, work: Path) -> dict[str, Path]:
     """Ingest, caption and phrases for the clip (cheap stages), pickled per production pipeline."""
     video = clip(6)
     out = {}
-    with FakeServer(reply=_reply) as server:
+    with FakeServer(reply=caption_and_phrases(CAPTION, PHRASES)) as server:
         for name in sorted(set(PIPELINES.values())):
             pipeline = Pipeline(load_config(paths.PIPELINES_DIR / name,
                                             overrides("segment" if "sam3" in name else "track", models,
-                                                      server.url, frames, "auto")))
+                                                      server.url, frames)))
             item = VideoItem("rehearsal", str(video))
             for built in pipeline.stages:
                 if built.name in ("detect", "track", "segment"):
@@ -88,7 +83,7 @@ def prepare(models: dict[str, Path], frames: int, work: Path) -> dict[str, Path]
     return out
 
 
-def run_stage(stage: str, item_file: Path, models: dict[str, Path], frames: int, device: str,
+def run_stage(stage: str, item_file: Path, models: dict[str, Path], frames: int, device: str, dtype: str,
               detected_file: Path) -> dict:
     """One stage in this process: the stage on the item, then the bare replay of its model calls."""
     from replay import DetectorRecorder, SegmenterRecorder, TrackerRecorder
@@ -97,12 +92,14 @@ def run_stage(stage: str, item_file: Path, models: dict[str, Path], frames: int,
     if stage == "track":
         item = pickle.loads(detected_file.read_bytes())
     pipeline = Pipeline(load_config(paths.PIPELINES_DIR / PIPELINES[stage],
-                                    overrides(stage, models, "http://127.0.0.1:9/v1", frames, device)))
+                                    overrides(stage, models, "http://127.0.0.1:9/v1", frames, device, dtype)))
     (built,) = [b for b in pipeline.stages if b.name == stage]
     built.stage.setup()
+    loaded = psutil.Process().memory_info().rss
     wrapped = {"detect": ("_detector", DetectorRecorder), "track": ("_tracker", TrackerRecorder),
                "segment": ("_segmenter", SegmenterRecorder)}[stage]
     recorder = wrapped[1](getattr(built.stage, wrapped[0]))
+    recorder.warm_up(built.stage.frames(item, [0])[0], [p.norm for p in item.phrases])
     started = time.perf_counter()
     (done,) = built.stage.process([item])
     wall = time.perf_counter() - started
@@ -115,7 +112,14 @@ def run_stage(stage: str, item_file: Path, models: dict[str, Path], frames: int,
     row = {"stage": stage, "model": rehearsal.CHECKPOINTS[MODEL_OF[stage]].name, "frames": sampled,
            "objects": len(done.tracks) if stage != "detect" else len(done.detections),
            "s_per_frame": wall / sampled, "wall_s": wall, "bare_s": bare, "ratio": wall / bare,
-           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+           "loaded_rss_gb": loaded / 1024**3}
+    if stage == "detect":
+        row["passes"] = len(recorder.passes)
+    import torch
+
+    if torch.cuda.is_available() and device != "cpu":
+        row["peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 1024**3
     held, outputs = getattr(recorder, "held", ({}, 0))
     if held:
         row["session_bytes"], row["session_outputs"] = held, outputs
@@ -126,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=4, help="sampled frames of the 720p clip (4-8)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--checkpoints", type=Path, default=paths.cache_dir() / "rehearsal")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -134,7 +139,8 @@ def main() -> None:
         f: args.checkpoints / f for f in rehearsal.PRODUCTION}
     if args.one:
         item_file = args.work / f"{PIPELINES[args.one]}.pkl"
-        row = run_stage(args.one, item_file, models, args.frames, args.device, args.work / "detected.pkl")
+        row = run_stage(args.one, item_file, models, args.frames, args.device, args.dtype,
+                        args.work / "detected.pkl")
         print("ROW " + json.dumps(row), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,7 +149,7 @@ def main() -> None:
         rows = []
         for stage in ("detect", "track", "segment"):
             cmd = [sys.executable, __file__, "--one", stage, "--work", str(work), "--frames", str(args.frames),
-                   "--device", args.device, "--checkpoints", str(args.checkpoints)]
+                   "--device", args.device, "--dtype", args.dtype, "--checkpoints", str(args.checkpoints)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("ROW ")]
             if out.returncode != 0 or not lines:
@@ -153,6 +159,11 @@ def main() -> None:
             print(f"{stage:8s} {r['model']:34s} {r['frames']} frames {r['objects']:3d} objects  "
                   f"{r['s_per_frame']:7.2f} s/frame  peak RSS {r['peak_rss_gb']:5.1f} GB  "
                   f"stage {r['wall_s']:7.1f} s / bare {r['bare_s']:7.1f} s = {r['ratio']:.3f}", flush=True)
+            if "peak_gpu_gb" in r:
+                done = r["passes"] if stage == "detect" else r["frames"]
+                anchor = ANCHORS.get(stage, "")
+                print(f"         GPU peak {r['peak_gpu_gb']:.1f} GB; {done / r['wall_s']:.1f} FPS through the stage, "
+                      f"{done / r['bare_s']:.1f} bare{anchor}", flush=True)
             if "session_bytes" in r:
                 print(f"         window holds {json.dumps(r['session_bytes'])} for {r['session_outputs']} "
                       "object-frame outputs", flush=True)

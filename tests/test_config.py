@@ -128,3 +128,22 @@ def test_every_source_pipeline_validates_and_shows_its_plan(name: str, tmp_path:
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].startswith("  source") and "config valid" in result.output
     assert "inputs: " in result.output and not (tmp_path / "dry").exists()
+
+
+@pytest.mark.parametrize(("pipeline", "models"), [
+    ("cpu_small.yaml", ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "IDEA-Research/grounding-dino-tiny",
+                        "facebook/sam2.1-hiera-tiny")),
+    ("single_gpu.yaml", ("Qwen/Qwen2.5-VL-3B-Instruct", "IDEA-Research/grounding-dino-base",
+                         "facebook/sam2.1-hiera-large")),
+])
+def test_first_real_run_pipelines_validate_without_a_server(pipeline: str, models: tuple[str, ...],
+                                                            tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(paths.PIPELINES_DIR / pipeline), "--input", str(paths.SAMPLES_DIR),
+                                      "--output", str(tmp_path / "dry"), "--dry-run"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "config valid" in result.output and all(m in result.output for m in models)
+    config = load_config(paths.PIPELINES_DIR / pipeline)
+    served = [s.stage for s in config.stages if (s.params or {}).get("endpoint") or
+              (s.params or {}).get("backend") in ("openai", "llm", "vllm-engine")]
+    assert served == [], "no stage needs a server"
+    assert not (tmp_path / "dry").exists()

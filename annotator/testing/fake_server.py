@@ -40,6 +40,19 @@ class Fault:
 Step = int | str | Fault
 
 
+def caption_and_phrases(caption: str, phrases: list[str]) -> Callable[[dict], str]:
+    """A `reply` for a pipeline's served caption and LLM phrase stages on one server: requests with a
+    `response_format` (the phrase extractor's JSON schema) get `phrases` as spans of `caption`; others get
+    `caption`."""
+    lower = caption.lower()
+    spans = [{"text": p, "start": lower.index(p.lower()), "end": lower.index(p.lower()) + len(p)} for p in phrases]
+
+    def reply(body: dict) -> str:
+        return json.dumps({"phrases": spans}) if "response_format" in body else caption
+
+    return reply
+
+
 def _completion(content: str) -> bytes:
     return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
 

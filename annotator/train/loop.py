@@ -22,12 +22,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from annotator import storage
 from annotator.train.config import TrainConfig
 from annotator.train.data import GcgDataset, collate, to_device
 from annotator.train.model import GroundingModel, load_trainable
 from annotator.train.stream import StreamingRecords
 
 FIELDS = ["step", "loss", "lm", "bce", "dice", "lr", "seconds"]
+WORKER_TIMEOUT_S = 600  # a batch no worker delivers in this long (a stalled read) fails the run instead of hanging
 
 
 class EpochPermutation(Sampler[int]):
@@ -56,9 +58,13 @@ def loader(dataset: GcgDataset, sampler: EpochPermutation, config: TrainConfig, 
     """Batches in the sampler's order; `data.num_workers` processes build samples ahead of the step (frames
     fetched and masks decoded there), `data.prefetch` batches each."""
     workers = config.data.num_workers
+    # A forked worker inherits the object store client's threads' locks mid-use (botocore's, in fsspec's IO
+    # thread) and can wait on them forever: on an object store, workers start from a clean forkserver.
+    context = "forkserver" if workers and storage.is_uri(config.data.run_dir) else None
     return DataLoader(dataset, batch_size=config.train.batch_size, sampler=sampler,
                       collate_fn=partial(collate, pad_id=pad_id), num_workers=workers,
-                      prefetch_factor=config.data.prefetch if workers else None, persistent_workers=workers > 0)
+                      prefetch_factor=config.data.prefetch if workers else None, persistent_workers=workers > 0,
+                      multiprocessing_context=context, timeout=WORKER_TIMEOUT_S if workers else 0)
 
 
 def rng_state() -> dict[str, Any]:
