@@ -395,11 +395,12 @@ def models_rehearsal(
         return
     for folder in folders:
         spec = rehearsal.CHECKPOINTS[folder]
-        count = rehearsal.count_parameters(spec)
-        off = (count - spec.published) / spec.published
+        total, counted = rehearsal.count_parameters(spec)
+        off = (counted - spec.published) / spec.published
+        part = "" if counted == total else f" ({counted / 1e6:.1f}M in {' + '.join(spec.compared)})"
         where = "" if count_only else f" -> {rehearsal.build(folder, out_dir / folder)}"
-        console.print(f"{spec.name}: {count / 1e6:.1f}M parameters, published {spec.published / 1e6:.1f}M "
-                      f"({spec.source}), {off:+.1%}{where}", **_PLAIN)
+        console.print(f"{spec.name}: {total / 1e6:.1f}M parameters{part}, published {spec.published / 1e6:.1f}M "
+                      f"({spec.source}): {off:+.1%}{where}", **_PLAIN)
 
 
 from annotator.review.commands import register as _register_review  # noqa: E402 - the commands attach to `app`

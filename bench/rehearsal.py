@@ -45,7 +45,7 @@ def checkpoints(root: Path) -> dict[str, Path]:
     """The production checkpoints, built once into `root`."""
     out = {}
     for folder in rehearsal.PRODUCTION:
-        print(f"checkpoint {folder}: {rehearsal.count_parameters(rehearsal.CHECKPOINTS[folder]) / 1e6:.1f}M "
+        print(f"checkpoint {folder}: {rehearsal.count_parameters(rehearsal.CHECKPOINTS[folder])[0] / 1e6:.1f}M "
               "parameters", flush=True)
         out[folder] = rehearsal.build(folder, root / folder)
     return out

@@ -41,17 +41,22 @@ class Checkpoint:
     model: Callable[[Any], torch.nn.Module]
     processor: Callable[[], Any]
     after: Callable[[torch.nn.Module], None] | None = None  # adjust random weights before saving
+    compared: tuple[str, ...] = ()  # the submodules the published figure counts (empty: the whole model)
 
     @property
     def folder(self) -> str:
         return self.name.split("/")[-1]
 
 
-def count_parameters(spec: Checkpoint) -> int:
-    """Parameters of the architecture, built on the meta device: shapes only, no memory."""
+def count_parameters(spec: Checkpoint) -> tuple[int, int]:
+    """(all parameters, those the published figure counts) of the architecture, built on the meta device:
+    shapes only, no memory."""
     with torch.device("meta"):
         model = spec.model(spec.config())
-    return sum(p.numel() for p in model.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    if not spec.compared:
+        return total, total
+    return total, sum(p.numel() for name in spec.compared for p in getattr(model, name).parameters())
 
 
 def _bert_tokenizer() -> Any:
@@ -177,8 +182,11 @@ CHECKPOINTS: dict[str, Checkpoint] = {c.folder: c for c in (
                _grounding_dino_processor),
     Checkpoint("facebook/sam2.1-hiera-large", 224_400_000, "sam2 README, SAM 2.1 checkpoints table: 224.4M",
                lambda: _sam2_config(large=True), _classes("Sam2VideoModel"), _sam2_processor),
+    # 848M is the detector with both necks (SAM 3's and the tracker's); the video tracker's memory attention,
+    # memory encoder and mask decoder (11.7M here) are outside it
     Checkpoint("facebook/sam3", 848_000_000, "SAM 3 paper and README: 848M parameters",
-               _sam3_config, _classes("Sam3VideoModel"), _sam3_processor, _sam3_present),
+               _sam3_config, _classes("Sam3VideoModel"), _sam3_processor, _sam3_present,
+               compared=("detector_model", "tracker_neck")),
     Checkpoint("IDEA-Research/grounding-dino-tiny", 172_000_000, "hub model card: 172M params",
                lambda: _grounding_dino_config(base=False), _classes("GroundingDinoForObjectDetection"),
                _grounding_dino_processor),

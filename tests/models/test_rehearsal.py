@@ -9,11 +9,12 @@ from annotator.models import rehearsal
 
 
 @pytest.mark.parametrize("folder", ["grounding-dino-base", "sam2.1-hiera-large", "grounding-dino-tiny",
-                                    "sam2.1-hiera-tiny"])
+                                    "sam2.1-hiera-tiny", "sam3"])
 def test_parameter_count_matches_the_published_one_within_one_percent(folder: str) -> None:
     spec = rehearsal.CHECKPOINTS[folder]
-    count = rehearsal.count_parameters(spec)  # on the meta device: nothing allocated
-    assert abs(count - spec.published) / spec.published < 0.01, (spec.name, count, spec.published)
+    total, counted = rehearsal.count_parameters(spec)  # on the meta device: nothing allocated
+    assert abs(counted - spec.published) / spec.published < 0.01, (spec.name, counted, spec.published)
+    assert counted == total or folder == "sam3", "only SAM 3's published figure leaves a part out"
 
 
 def test_production_architectures_are_the_published_shapes() -> None:
