@@ -38,6 +38,7 @@ PHRASES = ["a man", "a white cup", "a dog"]
 PIPELINES = {"detect": "raw_videos.yaml", "track": "raw_videos.yaml", "segment": "raw_videos_sam3.yaml"}
 ANCHORS = {"detect": " (published: Grounding DINO-T about 8 FPS)",
            "track": " (published: SAM2.1-L 39.5 FPS on an A100, sam2 README)"}
+ROWS = paths.cache_dir() / "bench" / "rehearsal.jsonl"
 MODEL_OF = {"detect": "grounding-dino-base", "track": "sam2.1-hiera-large", "segment": "sam3"}
 
 
@@ -123,6 +124,8 @@ def run_stage(stage: str, item_file: Path, models: dict[str, Path], frames: int,
     held, outputs = getattr(recorder, "held", ({}, 0))
     if held:
         row["session_bytes"], row["session_outputs"] = held, outputs
+        model = getattr(built.stage, wrapped[0]).model
+        row["weights_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
     return row
 
 
@@ -132,6 +135,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--checkpoints", type=Path, default=paths.cache_dir() / "rehearsal")
+    parser.add_argument("--stages", default="detect,track,segment", help="a subset (track runs detect first)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -142,12 +146,18 @@ def main() -> None:
         row = run_stage(args.one, item_file, models, args.frames, args.device, args.dtype,
                         args.work / "detected.pkl")
         print("ROW " + json.dumps(row), flush=True)
+        ROWS.parent.mkdir(parents=True, exist_ok=True)
+        with ROWS.open("a") as out:  # every measurement kept, for the memory model and the README
+            out.write(json.dumps({**row, "device": args.device, "dtype": args.dtype}) + "\n")
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         prepare(models, args.frames, work)
         rows = []
-        for stage in ("detect", "track", "segment"):
+        wanted = set(args.stages.split(","))
+        if "track" in wanted:
+            wanted.add("detect")  # track starts from detect's boxes
+        for stage in [s for s in ("detect", "track", "segment") if s in wanted]:
             cmd = [sys.executable, __file__, "--one", stage, "--work", str(work), "--frames", str(args.frames),
                    "--device", args.device, "--dtype", args.dtype, "--checkpoints", str(args.checkpoints)]
             out = subprocess.run(cmd, capture_output=True, text=True)

@@ -121,13 +121,17 @@ class TrackerRecorder:
                     processor.post_process_masks([out.pred_masks], original_sizes=size, binarize=True)
                 continue
             start, reverse, prompts = args
+            groups: dict[tuple[int, str], list[Any]] = {}  # one call per frame and kind (transformers needs that)
             for p in prompts:
-                prompt = ({"input_points": [[[[x, y] for x, y, _ in p.points]]], "input_labels":
-                           [[[label for *_, label in p.points]]]} if p.points else
-                          {"input_masks": [p.mask]} if p.mask is not None else {"input_boxes": [[p.box]]})
-                processor.add_inputs_to_inference_session(inference_session=state,
-                                                          frame_idx=positions.index(p.frame),
-                                                          obj_ids=[p.obj_id], **prompt)
+                kind = "points" if p.points else "mask" if p.mask is not None else "box"
+                groups.setdefault((p.frame, kind), []).append(p)
+            for (frame, kind), group in groups.items():
+                prompt = ({"input_points": [[[[x, y] for x, y, _ in p.points] for p in group]],
+                           "input_labels": [[[label for *_, label in p.points] for p in group]]} if kind == "points"
+                          else {"input_masks": [p.mask for p in group]} if kind == "mask"
+                          else {"input_boxes": [[p.box for p in group]]})
+                processor.add_inputs_to_inference_session(inference_session=state, frame_idx=positions.index(frame),
+                                                          obj_ids=[p.obj_id for p in group], **prompt)
             for frame in sorted({p.frame for p in prompts}):
                 model(inference_session=state, frame_idx=positions.index(frame))
             for out in model.propagate_in_video_iterator(state, start_frame_idx=positions.index(start),

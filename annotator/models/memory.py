@@ -37,12 +37,16 @@ class WindowCost:
         return max(0, math.floor(free / (self.per_frame + objects * self.per_object_frame)))
 
 
-# Measured with `python bench/rehearsal.py` (README, Performance: production-size rehearsal).
+# Measured by `python bench/rehearsal.py --frames 4` on this project's CPU machine (float32; README, Performance:
+# production-size rehearsal): weights from the checkpoint; per frame and per object-frame the tensors the
+# session holds; working = peak RSS minus weights and session, so it also holds the process's own ~0.8 GB
+# (a stand-in for the CUDA context and allocator slack). SAM2 caches every frame's image features for the
+# window (one backbone pass per frame); SAM 3 keeps one frame's (its 133 MB are in `working`).
 COSTS: dict[str, WindowCost] = {
-    "sam2.1-hiera-large": WindowCost(weights=897_786_568, working=1_900_000_000, per_frame=117_440_512,
-                                     per_object_frame=5_243_908),
-    "sam3": WindowCost(weights=3_439_687_392, working=2_700_000_000, per_frame=95_551_488,
-                       per_object_frame=2_124_804),
+    "sam2.1-hiera-large": WindowCost(weights=897_786_568, working=2_053_549_232, per_frame=117_440_512,
+                                     per_object_frame=5_243_914),
+    "sam3": WindowCost(weights=3_439_687_392, working=6_378_976_480, per_frame=12_192_768,
+                       per_object_frame=10_451_972),
 }
 
 

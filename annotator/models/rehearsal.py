@@ -8,10 +8,10 @@ published checkpoint; each parameter count is compared with the published one, c
 ids the models rely on (Grounding DINO masks on BERT's `[CLS]`/`[SEP]`/`.`/`?` ids; CLIP pools on its `eos`).
 
 One departure from the published settings, for measurement only: random weights never clear a trained score
-threshold, so the SAM 3 checkpoint keeps detections from score 0 (capped at `SAM3_MAX_OBJECTS` objects) and
-biases its tracker's object-score head to "present"; otherwise it would find and track nothing and cost
-nothing. With every one of the 200 queries a detection, its mask NMS (all pairs of 288x288 masks: 26 GB) is
-off; a trained model passes NMS a handful of detections, whose cost is negligible.
+threshold, so the SAM 3 checkpoint keeps detections from score 0 (capped at `SAM3_MAX_OBJECTS` objects), and
+the SAM2 and SAM 3 trackers' object-score heads are biased to "present"; otherwise they would find and track
+nothing and cost nothing. With every one of SAM 3's 200 queries a detection, its mask NMS (all pairs of
+288x288 masks: 26 GB) is off; a trained model passes NMS a handful of detections, whose cost is negligible.
 """
 
 from __future__ import annotations
@@ -167,6 +167,10 @@ def _sam3_present(model: torch.nn.Module) -> None:
     torch.nn.init.constant_(model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias, 5.0)
 
 
+def _sam2_present(model: torch.nn.Module) -> None:
+    torch.nn.init.constant_(model.mask_decoder.pred_obj_score_head.proj_out.bias, 5.0)
+
+
 def _classes(name: str) -> Callable[[Any], torch.nn.Module]:
     def make(config: Any) -> torch.nn.Module:
         import transformers
@@ -181,7 +185,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {c.folder: c for c in (
                lambda: _grounding_dino_config(base=True), _classes("GroundingDinoForObjectDetection"),
                _grounding_dino_processor),
     Checkpoint("facebook/sam2.1-hiera-large", 224_400_000, "sam2 README, SAM 2.1 checkpoints table: 224.4M",
-               lambda: _sam2_config(large=True), _classes("Sam2VideoModel"), _sam2_processor),
+               lambda: _sam2_config(large=True), _classes("Sam2VideoModel"), _sam2_processor, _sam2_present),
     # 848M is the detector with both necks (SAM 3's and the tracker's); the video tracker's memory attention,
     # memory encoder and mask decoder (11.7M here) are outside it
     Checkpoint("facebook/sam3", 848_000_000, "SAM 3 paper and README: 848M parameters",
@@ -191,7 +195,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {c.folder: c for c in (
                lambda: _grounding_dino_config(base=False), _classes("GroundingDinoForObjectDetection"),
                _grounding_dino_processor),
     Checkpoint("facebook/sam2.1-hiera-tiny", 38_900_000, "sam2 README, SAM 2.1 checkpoints table: 38.9M",
-               lambda: _sam2_config(large=False), _classes("Sam2VideoModel"), _sam2_processor),
+               lambda: _sam2_config(large=False), _classes("Sam2VideoModel"), _sam2_processor, _sam2_present),
 )}
 PRODUCTION = ("grounding-dino-base", "sam2.1-hiera-large", "sam3")
 
