@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import psutil
+import torch
 from clips import clip
 
 from annotator import paths
@@ -117,8 +118,6 @@ def run_stage(stage: str, item_file: Path, models: dict[str, Path], frames: int,
            "loaded_rss_gb": loaded / 1024**3}
     if stage == "detect":
         row["passes"] = len(recorder.passes)
-    import torch
-
     if torch.cuda.is_available() and device != "cpu":
         row["peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 1024**3
     held, outputs = getattr(recorder, "held", ({}, 0))

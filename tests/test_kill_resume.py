@@ -41,8 +41,7 @@ def reference(clips: dict[str, Path], tiny_models, tmp_path_factory: pytest.Temp
     return _dataset(ref_dir)
 
 
-@pytest.mark.parametrize(("executor", "stage"), [("local", "ingest"), ("local", "phrases"), ("local", "track"),
-                                               ("ray", "caption")])
+@pytest.mark.parametrize(("executor", "stage"), [("local", "ingest"), ("local", "track"), ("ray", "caption")])
 def test_killed_anywhere_resumes_to_the_same_dataset(executor: str, stage: str, clips: dict[str, Path],
                                                      reference: tuple, tmp_path: Path) -> None:
     """The whole process group dies (CLI, and on Ray its raylet and workers), as when a login session ends."""

@@ -46,5 +46,6 @@ def test_production_pipeline_finishes_at_production_size(pipeline: str, executor
     assert (summary.videos, summary.errors) == (1, 0)
     exported = [r["video_id"] for r in export_rows(tmp_path / "run", "videos")]
     assert (exported, summary.filtered) in ((["clip_a"], 0), ([], 1)), "finished: exported, or filtered with reason"
-    assert len(server.requests) == 2, "one caption request and one phrases request"
-    assert server.requests[0]["model"] == "Qwen/Qwen2.5-VL-7B-Instruct"
+    bodies = [r["body"] for r in server.requests]
+    assert len(bodies) == 2 and sum("response_format" in b for b in bodies) == 1, "one caption, one phrases request"
+    assert {b["model"] for b in bodies} == {"Qwen/Qwen2.5-VL-7B-Instruct"}
