@@ -59,8 +59,7 @@ def cost_of(model: str) -> WindowCost | None:
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
-def check_window(stage: str, model: str, window: int, gpu_gb: float | None, share: float,
-                 dtype: str = "float32") -> None:
+def check_window(model: str, window: int, gpu_gb: float | None, share: float, dtype: str = "float32") -> None:
     """Refuse (one line) a window that cannot fit its share of a GPU of `gpu_gb`, even with a single object."""
     cost = cost_of(model)
     if cost is None or gpu_gb is None or share <= 0:
@@ -81,12 +80,14 @@ def check_window_on_device(stage: str, model: str, window: int, dtype: str, devi
         return
     import torch
 
-    target = torch.device("cuda" if device == "auto" else device)
+    from annotator.models import refs
+
+    target = torch.device(refs.device(device))
     if target.type != "cuda" or not torch.cuda.is_available():
         return
     total = torch.cuda.get_device_properties(target.index or 0).total_memory
     try:
-        check_window(stage, model, window, total / GIB, 1.0, dtype)
+        check_window(model, window, total / GIB, 1.0, dtype)
     except ValueError as exc:
         raise RuntimeError(f"{stage}: {exc}") from None
 

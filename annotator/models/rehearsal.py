@@ -78,15 +78,9 @@ def _clip_tokenizer() -> Any:
     whole words, the rest unreachable fillers. SAM 3 pads and never truncates text prompts to 32 tokens."""
     from transformers import CLIPTokenizer
 
-    tokens = [c + end for end in ("", "</w>") for c in _LETTERS]
-    merges = []
-    for word in _WORDS:
-        acc, *rest = [*word[:-1], word[-1] + "</w>"]
-        for piece in rest:
-            merges.append((acc, piece))
-            acc += piece
-            if acc not in tokens:
-                tokens.append(acc)
+    from annotator.models.tiny import clip_pieces
+
+    tokens, merges = clip_pieces(_WORDS)
     tokens += [f"<|filler{i}|>" for i in range(49406 - len(tokens))]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, model_max_length=32)

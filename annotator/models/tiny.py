@@ -175,19 +175,26 @@ def build_sam2_video(out: Path) -> None:
     processor.save_pretrained(out)
 
 
-def _clip_tokenizer(words: list[str]) -> object:
-    """A CLIP BPE tokenizer built locally: every letter (any phrase tokenizes) plus merges making whole words."""
-    from transformers import CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}  # eos doubles as pad
-    vocab.update({c + end: 0 for end in ("", "</w>") for c in "abcdefghijklmnopqrstuvwxyz"})
+def clip_pieces(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """CLIP BPE tokens and merges built locally: every letter (any phrase tokenizes), plus the merges that make
+    each of `words` one token. Callers place the special tokens (their ids differ between checkpoints)."""
+    tokens = {c + end: None for end in ("", "</w>") for c in "abcdefghijklmnopqrstuvwxyz"}
     merges = []
     for word in words:
         acc, *rest = [*word[:-1], word[-1] + "</w>"]
         for piece in rest:
             merges.append((acc, piece))
             acc += piece
-            vocab[acc] = 0
+            tokens[acc] = None
+    return list(tokens), merges
+
+
+def _clip_tokenizer(words: list[str]) -> object:
+    """A CLIP BPE tokenizer built locally, its special tokens first (`eos` doubles as pad)."""
+    from transformers import CLIPTokenizer
+
+    tokens, merges = clip_pieces(words)
+    vocab = ["<|startoftext|>", "<|endoftext|>", *tokens]
     return CLIPTokenizer(vocab={tok: i for i, tok in enumerate(vocab)}, merges=merges)
 
 

@@ -60,7 +60,7 @@ class SegmentStage(PerItemStage):
             raise ValueError(f"overlap ({self.overlap}) must be smaller than window ({self.window})")
 
     def check_resources(self, resources: Resources) -> None:
-        memory.check_window(self.name, self.model, self.window, self.gpu_memory_gb, resources.gpus, self.dtype)
+        memory.check_window(self.model, self.window, self.gpu_memory_gb, resources.gpus, self.dtype)
 
     def setup(self) -> None:
         from annotator.models.sam3_video import Sam3VideoSegmenter

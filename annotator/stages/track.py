@@ -42,7 +42,7 @@ class TrackStage(PerItemStage):
         self.tracking_params()  # validate now, at config time
 
     def check_resources(self, resources: Resources) -> None:
-        memory.check_window(self.name, self.model, self.window, self.gpu_memory_gb, resources.gpus, self.dtype)
+        memory.check_window(self.model, self.window, self.gpu_memory_gb, resources.gpus, self.dtype)
 
     def tracking_params(self) -> TrackingParams:
         return TrackingParams(window=self.window, iou_threshold=self.iou_threshold,
