@@ -87,6 +87,8 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     kind = executor or config.executor.kind
     try:
         pipeline.check_executor(kind)
+        if dry_run:
+            pipeline.preflight()
     except ConfigError as exc:
         _fail(str(exc))
     _print_plan(pipeline.describe(), f"{config.name}: {kind} executor -> {output}")

@@ -7,6 +7,7 @@ The driver (this module) lists inputs, reads the stage indexes to learn what is 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections import Counter
@@ -24,6 +25,7 @@ from annotator.models import refs as model_refs
 from annotator.rundir import RunDir
 from annotator.stage import Stage
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class RunSummary:
@@ -90,6 +92,26 @@ class Pipeline:
         if engines and kind != "ray":
             raise ConfigError(f"{self.source}: stage(s) {', '.join(engines)} run in a vLLM engine inside Ray Data; "
                               "use the ray executor (--executor ray)")
+
+    def preflight(self) -> None:
+        """Every served stage's endpoints, asked for their models before any video starts: a server that is down
+        or serves another model stops the run here, with one line, instead of failing every video."""
+        import os
+
+        from annotator.models.endpoints import EndpointUnavailable, preflight
+
+        for built in self.stages:
+            served = built.stage.served()
+            if served is None:
+                continue
+            headers = {"Authorization": f"Bearer {os.environ.get(served.api_key_env, 'EMPTY')}"}
+            try:
+                good = preflight(built.name, served.endpoints, served.model, headers)
+            except EndpointUnavailable as exc:
+                raise ConfigError(str(exc)) from None
+            if len(good) < len(served.endpoints):
+                log.warning("stage %s: only %d of %d endpoints serve %s at start: %s", built.name, len(good),
+                            len(served.endpoints), served.model, ", ".join(good))
 
     def find_inputs(self, inputs: list[Any], recursive: bool = True) -> tuple[list[tuple[str, str]], list[Any]]:
         """Videos to run: discovered under `inputs`, or, with none given, the videos a `source` stage lists."""
@@ -171,6 +193,8 @@ class Pipeline:
         rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]
                             + [vars(s) for s in skipped])
         finished, todo, held = self.work(rundir, found)
+        if todo:
+            self.preflight()
         reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
         if on_start:
             on_start(len(found), len(finished))

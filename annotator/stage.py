@@ -48,6 +48,22 @@ class EngineSpec:
     sampling_params: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Served:
+    """Where a stage's model is served (OpenAI-compatible endpoints) and under which name: the stage is I/O-bound,
+    so executors give it a pool of its own, and a run checks the endpoints before any video starts."""
+
+    endpoints: tuple[str, ...]
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+
+    @staticmethod
+    def at(endpoint: str | list[str] | None, model: str | None, api_key_env: str = "OPENAI_API_KEY") -> Served:
+        """From a stage's `endpoint` param: one URL, or a list of the model's replicas."""
+        urls = [endpoint] if isinstance(endpoint, str) else list(endpoint or [])
+        return Served(tuple(u for u in urls if u), model or "", api_key_env)
+
+
 class Stage(ABC):
     """Base class. Subclasses are `@dataclass`es registered with `@register`."""
 
@@ -92,6 +108,10 @@ class Stage(ABC):
 
     def engine_spec(self) -> EngineSpec | None:
         """Set when the model runs in an executor-hosted engine; such a stage also implements the two below."""
+        return None
+
+    def served(self) -> Served | None:
+        """Set when the stage sends its work to a model server instead of running a model itself."""
         return None
 
     def engine_messages(self, item: VideoItem) -> list[dict[str, Any]]:

@@ -41,6 +41,14 @@ def run_source(pipeline: str, out: Path, annotations: Path | str, frames_root: P
         return result, server.requests
 
 
+def endpoint_sets(pipeline: Path, url: str) -> list[str]:
+    """`--set` arguments pointing every served stage of `pipeline` at `url` (a fake server)."""
+    from annotator.config import build_stages
+
+    built = build_stages(load_config(pipeline), str(pipeline))
+    return [arg for b in built if b.stage.served() for arg in ("--set", f"stages.{b.name}.params.endpoint={url}")]
+
+
 def demo_pipeline(*overrides: str) -> Pipeline:
     return Pipeline(load_config(DEMO, [*SMALL, *overrides]), str(DEMO))
 

@@ -8,6 +8,8 @@ from typer.testing import CliRunner
 from annotator import paths
 from annotator.cli import app
 from annotator.config import ConfigError, load_config
+from annotator.testing.fake_server import FakeServer
+from tests.helpers import endpoint_sets
 
 DEMO = paths.PIPELINES_DIR / "demo.yaml"
 RAW = paths.PIPELINES_DIR / "raw_videos.yaml"
@@ -78,8 +80,10 @@ def test_set_overrides_a_stage_param() -> None:
 def test_dry_run_prints_models_and_loads_none(tmp_path: Path) -> None:
     for mod in [m for m in sys.modules if m.startswith("transformers.models.")]:
         sys.modules.pop(mod)
-    result = CliRunner().invoke(app, ["run", str(RAW), "--input", str(paths.SAMPLES_DIR), "--output",
-                                      str(tmp_path / "dry"), "--dry-run"], terminal_width=200)
+    with FakeServer() as server:  # the dry run asks the served stages' endpoints for their models
+        result = CliRunner().invoke(app, ["run", str(RAW), "--input", str(paths.SAMPLES_DIR), "--output",
+                                          str(tmp_path / "dry"), "--dry-run", *endpoint_sets(RAW, server.url)],
+                                    terminal_width=200)
     assert result.exit_code == 0, result.output
     for expected in ("Qwen/Qwen2.5-VL-7B-Instruct", "IDEA-Research/grounding-dino-base",
                      "facebook/sam2.1-hiera-large", "config valid"):
@@ -95,8 +99,10 @@ def test_dry_run_of_the_sam3_pipeline_names_facebook_sam3_and_loads_nothing(tmp_
     for mod in [m for m in sys.modules if m.startswith("transformers.models.")]:
         sys.modules.pop(mod)
     pipeline = paths.PIPELINES_DIR / "raw_videos_sam3.yaml"
-    result = CliRunner().invoke(app, ["run", str(pipeline), "--input", str(paths.SAMPLES_DIR), "--output",
-                                      str(tmp_path / "dry"), "--dry-run"], terminal_width=200)
+    with FakeServer() as server:
+        result = CliRunner().invoke(app, ["run", str(pipeline), "--input", str(paths.SAMPLES_DIR), "--output",
+                                          str(tmp_path / "dry"), "--dry-run", *endpoint_sets(pipeline, server.url)],
+                                    terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "segment   model=facebook/sam3" in result.output and "config valid" in result.output
     assert "detect" not in result.output and "track " not in result.output
@@ -123,8 +129,10 @@ def test_cli_wrong_type_and_missing_model_exit_2(tmp_path: Path, edit, names: st
 @pytest.mark.parametrize("name", ["ytvis_masks", "mevis_refs", "refytvos_refs", "vidstg_boxes", "hcstvg_boxes",
                                   "anet_entities", "images"])
 def test_every_source_pipeline_validates_and_shows_its_plan(name: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["run", str(paths.PIPELINES_DIR / f"{name}.yaml"), "--output",
-                                      str(tmp_path / "dry"), "--dry-run"], terminal_width=200)
+    pipeline = paths.PIPELINES_DIR / f"{name}.yaml"
+    with FakeServer() as server:
+        result = CliRunner().invoke(app, ["run", str(pipeline), "--output", str(tmp_path / "dry"), "--dry-run",
+                                          *endpoint_sets(pipeline, server.url)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].startswith("  source") and "config valid" in result.output
     assert "inputs: " in result.output and not (tmp_path / "dry").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from annotator.config import PipelineConfig
+from annotator.config import ConfigError, PipelineConfig
 from annotator.models.vlm_openai import OpenAIChatClient
 from annotator.pipeline import Pipeline
 from annotator.rundir import RunDir
@@ -69,9 +69,9 @@ def pipeline(caption_url: str, phrase_url: str) -> Pipeline:
     endpoint = {"timeout_s": TIMEOUT_S, "max_retries": 1, "backoff_s": 0.01, "max_concurrency": 2}
     return Pipeline(PipelineConfig.model_validate({"name": "faults", "stages": [
         {"stage": "ingest", "params": {"target_fps": 4, "max_frames": 3}},
-        {"stage": "caption", "params": {"backend": "openai", "endpoint": caption_url, "model": "vlm",
+        {"stage": "caption", "params": {"backend": "openai", "endpoint": caption_url, "model": "served-vlm",
                                         "num_frames": 2, **endpoint}},
-        {"stage": "phrases", "params": {"backend": "llm", "endpoint": phrase_url, "model": "llm", **endpoint}},
+        {"stage": "phrases", "params": {"backend": "llm", "endpoint": phrase_url, "model": "served-llm", **endpoint}},
     ]}))
 
 
@@ -84,6 +84,11 @@ def test_a_fault_that_never_clears_is_an_item_error_naming_it_and_the_run_finish
           FakeServer(default=step if step is not None else 200, slow_s=SLOW_S) as broken):
         url = REFUSED if step is None else broken.url
         run = pipeline(url if target == "caption" else captioner.url, url if target == "phrases" else phraser.url)
+        if step is None:  # refused from the start: the preflight stops the run before any video
+            with pytest.raises(ConfigError, match=f"stage {target}: no endpoint serves model served-"):
+                run.run([clips["a"], clips["b"]], tmp_path, executor="local", show_progress=False)
+            assert not (tmp_path / "stages").exists() and not (tmp_path / "errors.parquet").exists()
+            return
         summary = run.run([clips["a"], clips["b"]], tmp_path, executor="local", show_progress=False)
     assert (summary.videos, summary.completed, summary.errors) == (2, 0, 2)
     errors = RunDir(str(tmp_path)).read_errors().to_pylist()

@@ -128,15 +128,19 @@ def fit_to_cluster(tasks: list[StageTask], cpus: float, gpus: float, headroom: f
     return [replace(t, cpus=down(t.cpus * cpu_scale), gpus=down(t.gpus * gpu_scale) if gpus else 0.0) for t in tasks]
 
 
+def _fusible(task: StageTask) -> bool:
+    """A plain CPU stage: no GPU, no custom resource, no engine, and no model server it waits on."""
+    stage = task.stage
+    return not task.gpus and not task.custom and stage.engine_spec() is None and stage.served() is None
+
+
 def fuse(tasks: list[StageTask]) -> list[list[StageTask]]:
-    """Consecutive stages that need no GPU, no custom resource and no engine share one actor pool: on CPU a
-    process per stage only adds start-up (each imports torch) and hand-offs, and buys no parallelism that
-    a larger pool would not."""
+    """Consecutive plain CPU stages share one actor pool: on CPU a process per stage only adds start-up (each
+    imports torch) and hand-offs, and buys no parallelism that a larger pool would not. A served stage is never
+    fused: it waits on its server, and inside a shared actor its requests would stop while the CPU stages work."""
     groups: list[list[StageTask]] = []
     for task in tasks:
-        plain = not task.gpus and not task.custom and task.stage.engine_spec() is None
-        if plain and groups and groups[-1][-1].gpus == 0 and not groups[-1][-1].custom and \
-                groups[-1][-1].stage.engine_spec() is None:
+        if _fusible(task) and groups and _fusible(groups[-1][-1]):
             groups[-1].append(task)
         else:
             groups.append([task])
@@ -225,7 +229,8 @@ class RayExecutor:
 
 
 def _pool(group: list[StageTask], cls: type) -> Pool:
-    """A group's actors, created at once so their start (imports, model loading) overlaps."""
+    """A group's actors, created at once so their start (imports, model loading) overlaps. A call carries the
+    largest batch of the group's stages; inside it, each stage takes the batches of its own size."""
     import ray
 
     task = group[0]
@@ -233,7 +238,7 @@ def _pool(group: list[StageTask], cls: type) -> Pool:
                                      resources=task.custom or None, max_restarts=-1, max_task_retries=0)
     size = max(t.concurrency for t in group)
     return Pool("+".join(t.stage.name for t in group), [remote.remote() for _ in range(size)],
-                max(1, task.batch_size))
+                max(1, *(t.batch_size for t in group)))
 
 
 def _check_custom(tasks: list[StageTask], resources: dict[str, float]) -> None:

@@ -6,7 +6,9 @@ are prepared and the server is not left idle. 408/409/429/5xx answers, timeouts 
 are retried with exponential backoff (waiting at least what a `Retry-After` header asks), and so are 200
 answers whose body arrived cut or garbled (not UTF-8, not whole JSON); any other failure, running out of
 retries, or running out of the request budget becomes that request's error, naming the last fault.
-`counters` says what happened, for the run manifest.
+`endpoint` may list several replicas of the model (`endpoints.Endpoints`): each request goes to the healthy one
+with the fewest in flight, and a retry after a refused connection or a 5xx goes at once to another replica when
+there is one. `counters` says what happened, per endpoint too, for the run manifest.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import email.utils
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ import httpx
 import numpy as np
 
 from annotator import frames
+from annotator.models.endpoints import Endpoints
 from annotator.models.protocols import CaptionRequest
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -46,8 +49,9 @@ class BrokenBody(ValueError):
         self.kind = kind
 
 
-def completion_text(body: bytes) -> str:
-    """The message content of a chat completion body; names how the body is broken when it is."""
+def completion_text(body: bytes) -> tuple[str, int]:
+    """The message content of a chat completion body and its output tokens (`usage.completion_tokens`, 0 when
+    the server does not say); names how the body is broken when it is."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -60,9 +64,12 @@ def completion_text(body: bytes) -> str:
         raise BrokenBody(kind, f"reply is {kind.replace('_', ' ')} ({exc.msg} at char {exc.pos} "
                                f"of {len(text)}): {text[:80]!r}") from None
     try:
-        return data["choices"][0]["message"]["content"] or ""
+        content = data["choices"][0]["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         raise EndpointError(f"response is not a chat completion: {text[:200]}") from None
+    usage = data.get("usage") if isinstance(data, dict) else None
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return content, tokens if isinstance(tokens, int) else 0
 
 
 def retry_after(value: str | None) -> float:
@@ -122,12 +129,13 @@ class Reply:
 
 
 class OpenAIChatClient:
-    def __init__(self, endpoint: str, model: str, api_key_env: str = "OPENAI_API_KEY", max_tokens: int = 256,
+    def __init__(self, endpoint: str | Sequence[str], model: str, api_key_env: str = "OPENAI_API_KEY",
+                 max_tokens: int = 256,
                  temperature: float = 0.0, timeout_s: float = 60.0, max_retries: int = 4,
                  backoff_s: float = 1.0, max_concurrency: int = 8, image_max_side: int | None = 448,
                  max_requests: int | None = None, prepare_threads: int = 2,
                  max_retry_after_s: float = 300.0) -> None:
-        self.url = endpoint.rstrip("/") + "/chat/completions"
+        self.endpoints = Endpoints([endpoint] if isinstance(endpoint, str) else endpoint)
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -153,46 +161,65 @@ class OpenAIChatClient:
                     reply: Reply) -> str:
         body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, **(extra or {})}
-        last, wait = "", 0.0
+        last, wait, previous, url = "", 0.0, "", ""
         for attempt in range(self.max_retries + 1):
+            base = self.endpoints.pick(avoid=previous)
             if attempt:
                 self._count(reply, "retries")
-                await asyncio.sleep(max(wait, self.backoff_s * 2 ** (attempt - 1)))
+                if base == previous:  # another replica takes a retry at once; the same one gets its backoff
+                    await asyncio.sleep(max(wait, self.backoff_s * 2 ** (attempt - 1)))
+                    base = self.endpoints.pick(avoid=previous)
+            url = base + "/chat/completions"
+            previous = base
             if self.max_requests is not None and self.counters["requests"] >= self.max_requests:
-                raise EndpointError(f"{self.url}: request budget of {self.max_requests} used up (last: {last})"
-                                    if last else f"{self.url}: request budget of {self.max_requests} used up")
+                raise EndpointError(f"{url}: request budget of {self.max_requests} used up (last: {last})"
+                                    if last else f"{url}: request budget of {self.max_requests} used up")
             self._count(reply, "requests")
-            wait = 0.0
+            wait, fault = 0.0, False
+            self.endpoints.start(base)
+            self._count(reply, f"requests@{base}")
             try:
-                response = await client.post(self.url, json=body)
+                response = await client.post(url, json=body)
             except httpx.TimeoutException as exc:
                 self._count(reply, "timeouts")
                 last = f"timeout after {self.timeout_s:g} s ({type(exc).__name__})"
+                # slow is not down (a long generation is no reason to bench a replica): no fault
                 continue
             except httpx.TransportError as exc:
                 self._count(reply, "connection_errors")
+                fault = True
                 last = f"connection error ({type(exc).__name__}{f': {exc}' if str(exc) else ''})"
                 continue
+            else:
+                fault = response.status_code >= 500
+            finally:
+                if fault:
+                    self._count(reply, f"faults@{base}")
+                if self.endpoints.finish(base, fault):
+                    self._count(reply, f"benched@{base}")
             if response.status_code in RETRY_STATUS:
                 self._count(reply, f"http_{response.status_code}")
                 last = f"HTTP {response.status_code}"
                 wait = retry_after(response.headers.get("Retry-After"))
                 if wait > self.max_retry_after_s:
-                    raise EndpointError(f"{self.url}: HTTP {response.status_code} asks to retry after {wait:g} s, "
+                    raise EndpointError(f"{url}: HTTP {response.status_code} asks to retry after {wait:g} s, "
                                         f"more than max_retry_after_s={self.max_retry_after_s:g}")
                 continue
             if response.status_code != 200:
                 self._count(reply, f"http_{response.status_code}")
-                raise EndpointError(f"{self.url}: HTTP {response.status_code}: {response.text[:200]}")
+                raise EndpointError(f"{url}: HTTP {response.status_code}: {response.text[:200]}")
             try:
-                return completion_text(response.content)
+                text, tokens = completion_text(response.content)
             except BrokenBody as exc:  # cut or garbled in transit: worth another try
                 self._count(reply, exc.kind)
                 last = str(exc)
                 continue
             except EndpointError as exc:
-                raise EndpointError(f"{self.url}: {exc}") from None
-        raise EndpointError(f"{self.url}: gave up after {self.max_retries + 1} attempts (last: {last})")
+                raise EndpointError(f"{url}: {exc}") from None
+            reply.counters["output_tokens"] += tokens
+            self.counters["output_tokens"] += tokens
+            return text
+        raise EndpointError(f"{url}: gave up after {self.max_retries + 1} attempts (last: {last})")
 
     def _client(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)

@@ -18,7 +18,7 @@ from annotator.models.json_reply import MalformedReply, parse_json
 from annotator.models.protocols import Captioner, CaptionRequest
 from annotator.models.vlm_openai import OpenAIChatClient, chat_messages, jpeg_messages
 from annotator.records import VideoItem
-from annotator.stage import Count, EngineSpec, NonNegative, Resources, Seconds, Stage, error_from, register
+from annotator.stage import Count, EngineSpec, NonNegative, Resources, Seconds, Served, Stage, error_from, register
 
 
 def even_positions(count: int, wanted: int) -> list[int]:
@@ -48,12 +48,12 @@ class CaptionStage(prompts.PromptedStage, Stage):
     resources = Resources(cpus=1.0)
     batch_size = 32  # served backend: a worker keeps max_concurrency requests in flight within one batch
     outputs = ("caption", "caption_model", "question")
-    runtime_params = ("api_key_env", "timeout_s", "max_retries", "backoff_s", "max_retry_after_s",
+    runtime_params = ("endpoint", "api_key_env", "timeout_s", "max_retries", "backoff_s", "max_retry_after_s",
                       "max_concurrency", "max_requests")
 
     backend: Literal["local", "openai", "vllm-engine"] = "local"
     model: str = "tiny:qwen2_vl"
-    endpoint: str | None = None  # e.g. http://127.0.0.1:8000/v1 for `vllm serve`
+    endpoint: str | list[str] | None = None  # `vllm serve` URL(s), e.g. http://127.0.0.1:8000/v1; a list: replicas
     api_key_env: str = "OPENAI_API_KEY"
     prompt: str = "prompts/caption.v1.md"  # a versioned template (prompts/qa.v1.md for free-form QA)
     reply: Literal["caption", "qa"] = "caption"
@@ -78,6 +78,9 @@ class CaptionStage(prompts.PromptedStage, Stage):
         if self.reply != "qa":
             return None
         return {"response_format": {"type": "json_schema", "json_schema": {"name": "qa", "schema": QA_SCHEMA}}}
+
+    def served(self) -> Served | None:
+        return Served.at(self.endpoint, self.model, self.api_key_env) if self.backend == "openai" else None
 
     def engine_spec(self) -> EngineSpec | None:
         if self.backend != "vllm-engine":
@@ -116,7 +119,7 @@ class CaptionStage(prompts.PromptedStage, Stage):
         self._captioner: Captioner
         if self.backend == "openai":
             self._captioner = OpenAIChatClient(
-                endpoint=self.endpoint or "", model=self.model, api_key_env=self.api_key_env,
+                endpoint=Served.at(self.endpoint, self.model).endpoints, model=self.model, api_key_env=self.api_key_env,
                 max_tokens=self.max_new_tokens, timeout_s=self.timeout_s, max_retries=self.max_retries,
                 backoff_s=self.backoff_s, max_concurrency=self.max_concurrency, image_max_side=self.image_max_side,
                 max_requests=self.max_requests, max_retry_after_s=self.max_retry_after_s,

@@ -10,7 +10,7 @@ from pydantic import Field
 from annotator import prompts
 from annotator.models.protocols import PhraseExtractor, extract_all
 from annotator.records import VideoItem
-from annotator.stage import Count, NonNegative, Resources, Seconds, Stage, error_from, register
+from annotator.stage import Count, NonNegative, Resources, Seconds, Served, Stage, error_from, register
 
 
 @register
@@ -20,14 +20,14 @@ class PhrasesStage(prompts.PromptedStage, Stage):
     resources = Resources(cpus=0.25)
     batch_size = 32  # llm backend: the batch's requests are in flight together (up to max_concurrency)
     outputs = ("phrases", "dropped_phrases")
-    runtime_params = ("api_key_env", "timeout_s", "max_retries", "backoff_s", "max_retry_after_s",
+    runtime_params = ("endpoint", "api_key_env", "timeout_s", "max_retries", "backoff_s", "max_retry_after_s",
                       "max_concurrency", "max_requests")
 
     backend: Literal["vocabulary", "llm"] = "vocabulary"
     categories: list[str] | None = None  # vocabulary backend; None: the COCO category names
     max_phrases: Count | None = 8
     model: str | None = None  # llm backend: model name served at `endpoint`
-    endpoint: str | None = None
+    endpoint: str | list[str] | None = None  # `vllm serve` URL(s), e.g. http://127.0.0.1:8000/v1; a list: replicas
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: Seconds = 60.0
     max_retries: NonNegative = 4
@@ -48,6 +48,9 @@ class PhrasesStage(prompts.PromptedStage, Stage):
             from annotator.phrases.spacy_chunks import check_installed
 
             check_installed(self.spacy_model)
+
+    def served(self) -> Served | None:
+        return Served.at(self.endpoint, self.model, self.api_key_env) if self.backend == "llm" else None
 
     def uses_prompt(self) -> bool:
         return self.backend == "llm"
@@ -80,7 +83,8 @@ class PhrasesStage(prompts.PromptedStage, Stage):
             from annotator.models.vlm_openai import OpenAIChatClient
             from annotator.phrases.llm import LLMPhraser
 
-            client = OpenAIChatClient(self.endpoint or "", self.model or "", api_key_env=self.api_key_env,
+            served = Served.at(self.endpoint, self.model)
+            client = OpenAIChatClient(served.endpoints, served.model, api_key_env=self.api_key_env,
                                       max_tokens=1024, timeout_s=self.timeout_s, max_retries=self.max_retries,
                                       backoff_s=self.backoff_s, max_retry_after_s=self.max_retry_after_s,
                                       max_concurrency=self.max_concurrency, max_requests=self.max_requests)

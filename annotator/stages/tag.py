@@ -18,7 +18,7 @@ from annotator import prompts
 from annotator.models.vlm_openai import Reply
 from annotator.records import DroppedObject, VideoItem
 from annotator.sources.tagging import Tagged, TaggingError, parse_tagged
-from annotator.stage import Count, NonNegative, Resources, Seconds, Stage, error_from, register
+from annotator.stage import Count, NonNegative, Resources, Seconds, Served, Stage, error_from, register
 
 
 @register
@@ -28,11 +28,11 @@ class TagStage(prompts.PromptedStage, Stage):
     resources = Resources(cpus=0.25)
     batch_size = 16
     outputs = ("caption", "caption_model", "phrases", "objects", "dropped_objects")
-    runtime_params = ("api_key_env", "timeout_s", "max_retries", "backoff_s", "max_concurrency")
+    runtime_params = ("endpoint", "api_key_env", "timeout_s", "max_retries", "backoff_s", "max_concurrency")
 
     backend: Literal["openai", "local"] = "openai"  # a served endpoint, or an in-process VLM shown the frames
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    endpoint: str = "http://127.0.0.1:8000/v1"
+    endpoint: str | list[str] = "http://127.0.0.1:8000/v1"  # a list: replicas of the model
     num_frames: Count = 4  # local backend: frames shown with the request
     api_key_env: str = "OPENAI_API_KEY"
     prompt: str = "prompts/tag_ids.v1.md"
@@ -44,6 +44,9 @@ class TagStage(prompts.PromptedStage, Stage):
 
     def __post_init__(self) -> None:
         prompts.check(self.prompt, slot="{objects}")
+
+    def served(self) -> Served | None:
+        return Served.at(self.endpoint, self.model, self.api_key_env) if self.backend == "openai" else None
 
     def setup(self) -> None:
         if self.backend == "local":

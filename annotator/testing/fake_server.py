@@ -4,7 +4,8 @@ Each POST takes the next script entry: an int is an HTTP status (200 answers wit
 is one way a real endpoint misbehaves (see `FAULTS`), any other string is the message content of a 200
 answer. After the script, every request gets `default` (200 with `content` unless set, or with what
 `reply(request body)` writes). `latency_s`
-delays every answer; `max_in_flight` records the most requests the server held at once.
+delays every answer; `max_in_flight` records the most requests the server held at once. Answers carry
+`usage.completion_tokens` (the content's words), and `GET /v1/models` lists `models`, as vLLM's server does.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+MODELS = ("served-vlm", "served-llm", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")  # what a FakeServer serves unless told
 FAULTS = ("slow", "hold", "reset", "malformed-json", "truncated-json", "empty", "not-utf8", "status")
 
 
@@ -54,7 +56,8 @@ def caption_and_phrases(caption: str, phrases: list[str]) -> Callable[[dict], st
 
 
 def _completion(content: str) -> bytes:
-    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
+                       "usage": {"completion_tokens": len(content.split())}}).encode()
 
 
 def _body(step: Step, content: str) -> tuple[int, bytes]:
@@ -66,7 +69,7 @@ def _body(step: Step, content: str) -> tuple[int, bytes]:
     good = _completion(content)
     match step.kind:
         case "malformed-json":
-            return 200, good.replace(b'"}}]}', b'",}}]}')  # a trailing comma
+            return 200, good.replace(b'"}}]', b'",}}]')  # a trailing comma
         case "truncated-json":
             return 200, good[: len(good) // 2]
         case "empty":
@@ -86,7 +89,8 @@ class _Server(ThreadingHTTPServer):
 class FakeServer:
     def __init__(self, script: list[Step] | None = None, content: str = "a rabbit sits on the grass",
                  latency_s: float = 0.0, slow_s: float = 2.0, default: Step = 200,
-                 reply: Callable[[dict], str] | None = None, hold_s: float = 300.0) -> None:
+                 reply: Callable[[dict], str] | None = None, hold_s: float = 300.0,
+                 models: Sequence[str] = MODELS) -> None:
         self.script = list(script or [])
         self.content = content
         self.reply = reply  # content computed from the request body (for 200 answers past the script)
@@ -94,6 +98,7 @@ class FakeServer:
         self.latency_s = latency_s
         self.slow_s = slow_s
         self.hold_s = hold_s
+        self.models = list(models)
         self.released = threading.Event()
         self.requests: list[dict] = []
         self.in_flight = 0
@@ -104,6 +109,20 @@ class FakeServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out as separate writes
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") != "/v1/models":
+                    self.send_error(404)
+                    return
+                data = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
+                self._send(200, data.encode())
+
+            def _send(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

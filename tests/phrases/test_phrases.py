@@ -77,7 +77,12 @@ def test_llm_malformed_twice_is_an_item_error_not_a_crash() -> None:
     assert len(failed) == 1 and failed[0].error.error_type == "MalformedReply" and failed[0].phrases == []
     (good,) = [it for it in out if it.error is None]
     assert [p.text for p in good.phrases] == [good.caption]  # repaired on its second request
-    assert len(server.requests) == 4 and all(it.counters == {"phrases.requests": 2} for it in out)
+    assert len(server.requests) == 4
+    for it in out:
+        assert set(it.counters) == {"phrases.requests", f"phrases.requests@{server.url}", "phrases.output_tokens"}
+        assert it.counters["phrases.requests"] == it.counters[f"phrases.requests@{server.url}"] == 2
+    # the fake server's usage is its answer's words: "nope", '{"phrases": 3}', "still nope", then `valid`
+    assert sum(it.counters["phrases.output_tokens"] for it in out) == 1 + 2 + 2 + len(valid.split())
 
 
 def test_llm_requests_of_a_batch_are_in_flight_together() -> None:

@@ -83,7 +83,9 @@ def test_retries_and_timeouts_are_counted_and_budget_enforced() -> None:
         client = OpenAIChatClient(server.url, "m", max_concurrency=1, backoff_s=0.01, timeout_s=0.3)
         (reply,) = client.run([lambda: [{"role": "user", "content": "q"}]])
         assert reply.text == "a rabbit sits on the grass"
-        assert dict(reply.counters) == {"requests": 4, "retries": 3, "http_429": 1, "http_503": 1, "timeouts": 1}
+        assert dict(reply.counters) == {"requests": 4, "retries": 3, "http_429": 1, "http_503": 1, "timeouts": 1,
+                                        f"requests@{server.url}": 4, f"faults@{server.url}": 1,  # the 503
+                                        "output_tokens": 6}  # the fake server's usage: words of its answer
         budget = OpenAIChatClient(server.url, "m", max_requests=2)
         replies = budget.run([lambda: [{"role": "user", "content": "q"}]] * 3)
     assert [r.text for r in replies[:2]] == ["a rabbit sits on the grass"] * 2
