@@ -146,7 +146,9 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
     assert (summary.completed, summary.errors) == (2, 0)
     counters = json.loads((tmp_path / "manifest.json").read_text())["counters"]
     assert counters == {"caption.http_429": 1, "caption.http_503": 1, "caption.timeouts": 1,
-                        "caption.requests": 5, "caption.retries": 3}
+                        "caption.requests": 5, "caption.retries": 3, f"caption.requests@{server.url}": 5,
+                        f"caption.faults@{server.url}": 1,  # the 503 (a 429 is busy, a timeout slow: not down)
+                        "caption.output_tokens": 2 * 8}  # the fake server's usage: words of the caption
     assert {r["caption"] for r in export_rows(tmp_path, "videos")} == {"a rabbit near a tree and a flower"}
 
 

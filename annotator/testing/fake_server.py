@@ -6,6 +6,7 @@ answer. After the script, every request gets `default` (200 with `content` unles
 `reply(request body)` writes). `latency_s`
 delays every answer; `max_in_flight` records the most requests the server held at once. Answers carry
 `usage.completion_tokens` (the content's words), and `GET /v1/models` lists `models`, as vLLM's server does.
+`down_after=N` scripts a replica that dies: after its N-th request it resets every connection and stops listening.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODELS = ("served-vlm", "served-llm", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")  # what a FakeServer serves unless told
+# what a FakeServer serves unless told: the tests' names and the shipped pipelines' models
+MODELS = ("served-vlm", "served-llm", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")
 FAULTS = ("slow", "hold", "reset", "malformed-json", "truncated-json", "empty", "not-utf8", "status")
 
 
@@ -90,7 +92,7 @@ class FakeServer:
     def __init__(self, script: list[Step] | None = None, content: str = "a rabbit sits on the grass",
                  latency_s: float = 0.0, slow_s: float = 2.0, default: Step = 200,
                  reply: Callable[[dict], str] | None = None, hold_s: float = 300.0,
-                 models: Sequence[str] = MODELS) -> None:
+                 models: Sequence[str] = MODELS, down_after: int | None = None) -> None:
         self.script = list(script or [])
         self.content = content
         self.reply = reply  # content computed from the request body (for 200 answers past the script)
@@ -99,6 +101,8 @@ class FakeServer:
         self.slow_s = slow_s
         self.hold_s = hold_s
         self.models = list(models)
+        self.down_after = down_after
+        self.down = threading.Event()
         self.released = threading.Event()
         self.requests: list[dict] = []
         self.in_flight = 0
@@ -111,6 +115,9 @@ class FakeServer:
             disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def do_GET(self) -> None:
+                if outer.down.is_set():
+                    self._reset()
+                    return
                 if self.path.rstrip("/") != "/v1/models":
                     self.send_error(404)
                     return
@@ -124,8 +131,21 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _reset(self) -> None:
+                """Close with a TCP reset (linger 0), as a crashed server's kernel would."""
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock:
+                    gone = outer.down.is_set()
+                    if not gone and outer.down_after is not None and len(outer.requests) + 1 >= outer.down_after:
+                        outer._go_down()
+                if gone:  # requests it got while down are not recorded: they never reached a live server
+                    self._reset()
+                    return
                 with lock:
                     outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
                                            "body": body, "time": time.monotonic()})
@@ -157,10 +177,7 @@ class FakeServer:
                 if isinstance(step, Fault) and step.kind == "reset":
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
-                    # linger 0: close() sends RST instead of FIN, as a crashed proxy or server would
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.connection.close()
-                    self.close_connection = True
+                    self._reset()
                     return
                 self.wfile.write(data)
 
@@ -177,14 +194,23 @@ class FakeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def _go_down(self) -> None:
+        """From now on: connections reset, the port closed (refused). The request that tripped it is answered."""
+        self.down.set()
+        threading.Thread(target=self._stop_listening, daemon=True).start()  # not from the handler thread
+
+    def _stop_listening(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
     def release(self) -> None:
         """Answer the held requests (and every later `hold` at once)."""
         self.released.set()
 
     def close(self) -> None:
         self.release()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if not self.down.is_set():
+            self._stop_listening()
 
     def __enter__(self) -> FakeServer:
         return self
