@@ -211,7 +211,7 @@ def _open_run(run_dir: str) -> tuple[RunDir, dict]:
 @app.command()
 def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works while the run is going)")]) -> None:
     """Per-stage accounting of a run, read from its indexes: done, errors, time, nodes, rate, ETA."""
-    from annotator.status import stage_table
+    from annotator.status import cost_table, stage_table
 
     rundir, manifest = _open_run(run_dir)
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
@@ -227,6 +227,13 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
                       f"{row['model']:.1f}", str(row["nodes"]), f"{row['rate']:.2f}")
     console.print(table)
     console.print(summary, **_PLAIN)
+    costs = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title="cost", title_justify="left")
+    for column in ("stage", "pool", "GPU s/video", "GPU s/masklet", "requests/s", "out tokens/s"):
+        costs.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
+    for row in cost_table(rundir, manifest):
+        costs.add_row(row["stage"], *(_figure(row[k]) for k in ("pool", "gpu_s_per_video", "gpu_s_per_masklet",
+                                                                 "requests_per_s", "output_tokens_per_s")))
+    console.print(costs)
     counts = manifest.get("counts")
     if counts:
         console.print(f"videos: {counts['videos']}  completed: {counts['completed']}  errors: {counts['errors']}  "
@@ -244,6 +251,13 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
         console.print(f"{len(skipped)} inputs skipped:", **_PLAIN)
         for row in skipped:
             console.print(f"  {row['path']}: {row['reason']}", **_PLAIN)
+
+
+def _figure(value: float | int | None) -> str:
+    """A cost cell: '-' where it does not apply (no GPU, not served, the local executor's pools)."""
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.3g}"
 
 
 @app.command()

@@ -32,6 +32,7 @@ class StageSpec(_Strict):
     resources: ResourcesSpec | None = None
     concurrency: int = Field(default=1, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
+    call_timeout_s: float = Field(default=1800.0, gt=0)  # a call past it has hung: its actor restarts (Ray)
 
 
 class ExecutorSpec(_Strict):
@@ -56,11 +57,13 @@ class PipelineConfig(_Strict):
 class BuiltStage:
     """A validated stage instance with the resources the executor should give it."""
 
-    def __init__(self, stage: Stage, resources: Resources, concurrency: int, batch_size: int) -> None:
+    def __init__(self, stage: Stage, resources: Resources, concurrency: int, batch_size: int,
+                 call_timeout_s: float = 1800.0) -> None:
         self.stage = stage
         self.resources = resources
         self.concurrency = concurrency
         self.batch_size = batch_size
+        self.call_timeout_s = call_timeout_s
 
     @property
     def name(self) -> str:
@@ -158,5 +161,6 @@ def build_stages(
             stage.check_resources(resources)
         except ValueError as exc:
             raise ConfigError(f"{source}: stages.{spec.stage}: {exc}") from None
-        built.append(BuiltStage(stage, resources, spec.concurrency, spec.batch_size or cls.batch_size))
+        built.append(BuiltStage(stage, resources, spec.concurrency, spec.batch_size or cls.batch_size,
+                                spec.call_timeout_s))
     return built

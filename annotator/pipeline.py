@@ -24,6 +24,7 @@ from annotator.inputs import discover
 from annotator.models import refs as model_refs
 from annotator.rundir import RunDir
 from annotator.stage import Stage
+from annotator.status import cost_table
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Pipeline:
                 "custom": dict(b.resources.custom),
                 "concurrency": b.concurrency,
                 "batch_size": b.batch_size,
+                "call_timeout_s": b.call_timeout_s,
                 "outputs": list(b.stage.outputs),
             }
             for b in self.stages
@@ -75,7 +77,7 @@ class Pipeline:
             StageTask(stage=b.stage, fingerprint=self.fingerprints[b.name], run_root=run_root,
                       concurrency=b.concurrency, batch_size=b.batch_size, cpus=b.resources.cpus,
                       gpus=b.resources.gpus, custom=dict(b.resources.custom),
-                      export=export if i == len(self.stages) - 1 else None)
+                      export=export if i == len(self.stages) - 1 else None, call_timeout_s=b.call_timeout_s)
             for i, b in enumerate(self.stages)
         ]
 
@@ -250,6 +252,7 @@ class Pipeline:
                               "objects": summary.objects, "reused": reused,
                               "videos_without_qa": ok - len(set(qa.column("video_id").to_pylist()))}
         manifest["counters"] = dict(sorted(counters.items()))
+        manifest["costs"] = cost_table(rundir, manifest)
         manifest["seconds"] = summary.seconds
         rundir.write_manifest(manifest)
         return summary

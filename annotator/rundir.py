@@ -103,6 +103,14 @@ class RunDir:
             raise FileNotFoundError(f"{self.root} is not a run directory (no manifest.json)")
         return json.loads(storage.read_text(self.manifest_path))
 
+    def write_pools(self, sizes: dict[str, int]) -> None:
+        """The Ray executor's current pool sizes (actors per pool), rewritten when one changes: `status` shows them."""
+        storage.write_text(self.path("pools.json"), json.dumps(sizes, indent=2))
+
+    def read_pools(self) -> dict[str, int]:
+        path = self.path("pools.json")
+        return json.loads(storage.read_text(path)) if storage.exists(path) else {}
+
     def write_inputs(self, rows: list[dict[str, str]]) -> None:
         storage.write_table(self.inputs_path, pa.Table.from_pylist(rows, schema=INPUTS_SCHEMA))
 

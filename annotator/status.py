@@ -1,8 +1,14 @@
-"""Live accounting of a run from its indexes alone: works while workers are still writing them."""
+"""Live accounting of a run from its indexes alone: works while workers are still writing them.
+
+Costs are measured against the speed of light: GPU-seconds per video and per masklet (a stage's busy time times
+the GPU share of its actors), and for served stages requests/s and output tokens/s (from the replies' `usage`)
+over the time the stage was working, the figure to compare with `vllm bench throughput` on the same GPU.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -42,3 +48,46 @@ def stage_table(rundir: RunDir, manifest: dict[str, Any]) -> tuple[list[dict[str
     else:
         eta = "ETA unknown (no video finished yet)"
     return rows, f"{finished}/{total} videos finished, {eta}"
+
+
+def _span(rows: list[dict[str, Any]]) -> float:
+    """Seconds the stage was working: from its first batch's start to its last batch's end (a batch's rows share
+    their worker and end time; their busy shares add up to its wall time)."""
+    batches: dict[tuple[str, float], float] = defaultdict(float)
+    for r in rows:
+        batches[(r["worker"], r["finished"])] += r["busy"] or 0.0
+    if not batches:
+        return 0.0
+    return max(end for _, end in batches) - min(end - busy for (_, end), busy in batches.items())
+
+
+def cost_table(rundir: RunDir, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per stage: its pool size now (Ray), GPU-seconds per video and per masklet, and for served stages requests/s
+    and output tokens/s over the span this run invocation worked on it (the whole run's when it did none)."""
+    started = datetime.fromisoformat(manifest["started"]).timestamp()
+    pools = rundir.read_pools()
+    size = {stage: n for name, n in pools.items() for stage in name.split("+")}
+    latest = {e["stage"]: list(rundir.latest(e["stage"], manifest["fingerprints"][e["stage"]]).values())
+              for e in manifest["stages"]}
+    masklets = sum(sum(dict(r["counters"] or []).get(f"{stage}.masklets", 0) for r in rows)
+                   for stage, rows in latest.items())
+    out = []
+    for entry in manifest["stages"]:
+        stage, rows = entry["stage"], latest[entry["stage"]]
+        done = [r for r in rows if r["status"] == "ok"]
+        gpu_s = sum(r["busy"] or 0.0 for r in rows) * float(entry.get("gpus") or 0.0)
+        recent = [r for r in rows if r["finished"] >= started] or rows
+        counters: dict[str, int] = defaultdict(int)
+        for r in recent:
+            for key, value in r["counters"] or []:
+                counters[key] += value
+        span = _span(recent)
+        rate = span > 0 and f"{stage}.requests" in counters  # a served stage that worked
+        out.append({
+            "stage": stage, "pool": size.get(stage),
+            "gpu_s_per_video": gpu_s / len(done) if entry.get("gpus") and done else None,
+            "gpu_s_per_masklet": gpu_s / masklets if entry.get("gpus") and masklets else None,
+            "requests_per_s": counters[f"{stage}.requests"] / span if rate else None,
+            "output_tokens_per_s": counters[f"{stage}.output_tokens"] / span if rate else None,
+        })
+    return out

@@ -29,9 +29,10 @@ import numpy as np
 from annotator.config import ConfigError
 from annotator.executors import ray_local
 from annotator.executors.ray_chain import chain, status_columns
-from annotator.executors.ray_stream import Pool, StreamScheduler
+from annotator.executors.ray_stream import RESTART_WAIT_S, Pool, StreamScheduler
 from annotator.executors.runner import StageRunner, StageTask, WorkRef, load_items, status_row
 from annotator.records import VideoItem
+from annotator.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,14 @@ class _StageActor:
                 os.environ[var] = str(threads)
             if "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(threads)
-        node = ray.get_runtime_context().get_node_id()[:12]
-        self.runners = [StageRunner(task, node=node) for task in tasks]
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.runners = [StageRunner(task, node=self.node_id[:12]) for task in tasks]
         self.outputs = outputs
         self.last = last
 
-    def ready(self) -> bool:
-        """Answered once the actor is up again after a restart (the stream pings before sending work)."""
-        return True
+    def ready(self) -> str:
+        """Answered once the actor is up again after a restart (the stream pings before sending work): its node."""
+        return self.node_id
 
     def _process(self, items: list[VideoItem]) -> list[VideoItem]:
         for runner in self.runners:
@@ -69,16 +70,23 @@ class _StageActor:
         return items
 
     def run(self, *inputs: WorkRef | str) -> Any:
-        """A stream call (`ray_stream`): work refs or item JSON in; each item's JSON and a receipt out, or,
-        from the last pool, only the status rows."""
-        if inputs and isinstance(inputs[0], WorkRef):
-            items = load_items(self.runners[0].rundir, list(inputs), self.outputs)  # type: ignore[arg-type]
-        else:
-            items = [VideoItem.from_json(text) for text in inputs]  # type: ignore[arg-type]
+        """A stream call (`ray_stream`): work refs (admitted or re-admitted videos, rebuilt from their checkpoints)
+        or item JSON in; each item's JSON and a receipt out (the node, per item the shards written and its status
+        row), or, from the last pool, a receipt with the status rows only."""
+        refs = [(i, ref) for i, ref in enumerate(inputs) if isinstance(ref, WorkRef)]
+        loaded = iter(load_items(self.runners[0].rundir, [ref for _, ref in refs], self.outputs))
+        rebuilt = {i for i, _ in refs}
+        items = [next(loaded) if i in rebuilt else VideoItem.from_json(text)  # type: ignore[arg-type]
+                 for i, text in enumerate(inputs)]
+        for runner in self.runners:
+            runner.shards.clear()
         done = self._process(items)
+        rows = [status_row(it) for it in done]
         if self.last:
-            return [status_row(it) for it in done]
-        return (*(it.to_json() for it in done), len(done))
+            return {"node": self.node_id, "rows": rows}
+        written = [[(r.stage.name, r.shards[it.video_id]) for r in self.runners if it.video_id in r.shards]
+                   for it in done]
+        return (*(it.to_json() for it in done), {"node": self.node_id, "done": written, "rows": rows})
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A Ray Data call (`ray_chain`, for pipelines with an engine-hosted stage): columns in and out."""
@@ -163,8 +171,10 @@ def runtime_env(joining: bool) -> dict[str, Any]:
 
 class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None,
-                 show_progress: bool = True, verbose: bool = False, fuse_cpu_stages: bool = True) -> None:
+                 show_progress: bool = True, verbose: bool = False, fuse_cpu_stages: bool = True,
+                 restart_wait_s: float = RESTART_WAIT_S) -> None:
         self.address = address
+        self.restart_wait_s = restart_wait_s
         self.fuse_cpu_stages = fuse_cpu_stages
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
@@ -220,8 +230,10 @@ class RayExecutor:
         else:
             pools = [_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]
             _python_sigint()
+            rundir = RunDir(tasks[0].run_root)
             try:
-                yield from StreamScheduler(pools, refs).run()
+                yield from StreamScheduler(pools, refs, on_pools=rundir.write_pools,
+                                           restart_wait_s=self.restart_wait_s).run()
             finally:  # no graceful exit to wait for: every finished result is written and indexed already
                 for pool in pools:
                     for actor in pool.actors:
@@ -230,15 +242,18 @@ class RayExecutor:
 
 def _pool(group: list[StageTask], cls: type) -> Pool:
     """A group's actors, created at once so their start (imports, model loading) overlaps. A call carries the
-    largest batch of the group's stages; inside it, each stage takes the batches of its own size."""
+    largest batch of the group's stages; inside it, each stage takes the batches of its own size. Its deadline is
+    the largest of theirs."""
     import ray
 
     task = group[0]
-    remote = ray.remote(cls).options(num_cpus=max(t.cpus for t in group), num_gpus=task.gpus or None,
+    cpus = max(t.cpus for t in group)
+    remote = ray.remote(cls).options(num_cpus=cpus, num_gpus=task.gpus or None,
                                      resources=task.custom or None, max_restarts=-1, max_task_retries=0)
     size = max(t.concurrency for t in group)
     return Pool("+".join(t.stage.name for t in group), [remote.remote() for _ in range(size)],
-                max(1, *(t.batch_size for t in group)))
+                max(1, *(t.batch_size for t in group)), call_timeout_s=max(t.call_timeout_s for t in group),
+                demand={"CPU": cpus, "GPU": task.gpus, **task.custom})
 
 
 def _check_custom(tasks: list[StageTask], resources: dict[str, float]) -> None:

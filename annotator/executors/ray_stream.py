@@ -1,11 +1,20 @@
 """Streaming over Ray actor pools, scheduled by the driver from object references alone.
 
 Each pool (one stage, or consecutive CPU stages fused) is a set of actors. A call takes a batch of item
-references and returns one reference per item (`num_returns`), so the next pool can batch them its own way;
-item data moves worker to worker through the object store, and the driver only ever fetches the last pool's
-`(video_id, status, …)` rows. Admission is bounded (enough work for every actor to hold two batches), which
-keeps the object store small whatever the number of videos, and a pool's partial batch leaves only when
-nothing upstream can still fill it.
+references and returns one reference per item (`num_returns`) plus a receipt, so the next pool can batch them its
+own way; item data moves worker to worker through the object store. The driver reads only receipts: the shards
+each call wrote per video and, from the last pool, the `(video_id, status, …)` rows. Admission is bounded (enough
+work for every actor to hold two batches), which keeps the object store small whatever the number of videos,
+and a pool's partial batch leaves only when nothing upstream can still fill it.
+
+Losses cost only in-flight work. The driver knows each in-stream video's finished checkpoints from the receipts,
+so when a call is lost (its worker crashed, its node went away, its input object went with a node, or it ran past
+its pool's `call_timeout_s` and its actor was killed) each of its videos re-enters the same pool as a `WorkRef`,
+rebuilt from the run directory at its first stage without a checkpoint. A loss on a node that is still alive
+may be the video's own doing: its videos are retried one per call, and a video whose isolated call is lost too
+ends as an error, and only it. An actor whose restart cannot be placed (its node gone, the cluster full) leaves
+its pool when the pool has others; when it was the pool's last, the largest pool holding the same resources is
+drained of one actor to make room. The loop never sleeps: it waits on its calls up to the next deadline.
 
 Why not Ray Data: its planner, stats actor, autoscaling coordinator and actor-location tracker each start a
 worker process next to ours; on a small machine that start-up is most of a short run's wall time.
@@ -17,8 +26,8 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from annotator.executors.runner import STATUS_KEYS, WorkRef
@@ -26,6 +35,8 @@ from annotator.executors.runner import STATUS_KEYS, WorkRef
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_ACTOR = 2  # one batch running, one queued: an actor never waits on the driver
+CALL_TIMEOUT_S = 1800.0  # a call past this has hung (a wedged kernel, a stalled mount): its actor is restarted
+RESTART_WAIT_S = 30.0  # an actor not back after this cannot be placed: its pool shrinks or another makes room
 
 
 @dataclass
@@ -35,20 +46,33 @@ class Pool:
     name: str
     actors: list[Any]
     batch_size: int
+    call_timeout_s: float = CALL_TIMEOUT_S
+    demand: dict[str, float] = field(default_factory=dict)  # one actor's resources: what retiring one frees
     queue: deque[tuple[str, Any]] = field(default_factory=deque)
-    retry: deque[tuple[str, Any]] = field(default_factory=deque)  # from failed calls: sent one item per call
+    retry: deque[tuple[str, Any]] = field(default_factory=deque)  # from lost calls: sent one video per call
     busy: list[int] = field(default_factory=list)
     healthy: list[bool] = field(default_factory=list)
+    retired: list[bool] = field(default_factory=list)  # left the pool for good (shrunk or drained)
+    draining: list[bool] = field(default_factory=list)  # takes no new call; retired once its calls are done
+    nodes: list[str] = field(default_factory=list)  # the node each actor last answered from ("" before)
     gone: str = ""  # why an actor is gone for good (e.g. its constructor raised), for the videos left waiting
 
     def __post_init__(self) -> None:
-        self.busy = [0] * len(self.actors)
-        self.healthy = [True] * len(self.actors)
+        n = len(self.actors)
+        self.busy, self.healthy, self.retired, self.draining, self.nodes = [0] * n, [True] * n, [False] * n, \
+            [False] * n, [""] * n
+
+    def live(self) -> list[int]:
+        """Actors that take work now."""
+        return [i for i in range(len(self.actors))
+                if self.healthy[i] and not self.retired[i] and not self.draining[i]]
+
+    def size(self) -> int:
+        return sum(not r for r in self.retired)
 
     def free_actor(self, idle: bool = False) -> int | None:
         """The least busy live actor that can take another call (with `idle`, one running nothing), if any."""
-        live = [i for i in range(len(self.actors)) if self.healthy[i]]
-        best = min(live, key=self.busy.__getitem__, default=None)
+        best = min(self.live(), key=self.busy.__getitem__, default=None)
         room = 1 if idle else IN_FLIGHT_PER_ACTOR
         return best if best is not None and self.busy[best] < room else None
 
@@ -65,8 +89,10 @@ class _Call:
     actor: int
     batch: list[tuple[str, Any]]  # (video id, input reference or work ref)
     items: list[Any]  # one output reference per item (none from the last pool, none for a ping)
+    deadline: float
     ping: bool = False
     weight: int = 1  # an isolated retry fills its actor: nothing queued behind it can die with it
+    timed_out: bool = False
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -86,22 +112,30 @@ def _lost_row(video_id: str, pool: Pool, exc: BaseException, what: str = "worker
             "reason": f"{what}: {_first_line(exc)}"}
 
 
+def _alive_nodes() -> set[str]:
+    import ray
+
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
+
 class StreamScheduler:
-    """Feeds work refs into the first pool and moves each finished call's item references to the next one.
+    """Feeds work refs into the first pool and moves each finished call's item references to the next one."""
 
-    A call returns its items' references plus a receipt (the last pool: only the status rows); the driver
-    reads receipts, which are a few bytes, so it learns that a call failed without ever fetching an item.
-    When a worker dies (a crash, the OOM killer), its actor restarts and is pinged before it gets work again;
-    the videos of its lost calls are retried one per call on an otherwise idle actor, and a video whose
-    isolated call fails too is the cause: it ends as an error naming the loss, and only it.
-    """
-
-    def __init__(self, pools: list[Pool], refs: list[WorkRef]) -> None:
+    def __init__(self, pools: list[Pool], refs: list[WorkRef], on_pools: Callable[[dict[str, int]], None] | None = None,
+                 restart_wait_s: float = RESTART_WAIT_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.pools = pools
         self.pending: deque[WorkRef] = deque(refs)
         self.calls: dict[Any, _Call] = {}
         self.admitted = 0
         self.limit = sum(p.capacity() for p in pools) + pools[0].batch_size
+        self.videos: dict[str, WorkRef] = {}  # in-stream videos: their path and the checkpoints they have so far
+        self.settled: dict[str, dict[str, str]] = {}  # in-stream videos no longer ok: the row they end with
+        self.lost_at: dict[tuple[int, int], float] = {}  # (pool, actor) -> when it was lost
+        self.check_at: dict[tuple[int, int], float] = {}  # (pool, actor) -> when to act if it is not back
+        self.on_pools = on_pools
+        self.restart_wait_s = restart_wait_s
+        self.clock = clock
+        self._report_pools()
 
     def run(self) -> Iterator[dict[str, str]]:
         import ray
@@ -114,20 +148,24 @@ class StreamScheduler:
             if not self.calls:
                 yield from self._abandon()
                 continue
-            ready, _ = ray.wait(list(self.calls), num_returns=1)
+            soonest = min(c.deadline for c in self.calls.values())
+            timeout = None if soonest == float("inf") else max(0.0, soonest - self.clock())
+            ready, _ = ray.wait(list(self.calls), num_returns=1, timeout=timeout)
             for receipt in ready:
                 yield from self._finish(receipt, self.calls.pop(receipt))
+            self._expire()
 
     def _admit(self) -> None:
         """Work refs into the first pool while the stream holds fewer items than the pools can work on."""
         while self.pending and self.admitted < self.limit:
             ref = self.pending.popleft()
+            self.videos[ref.video_id] = replace(ref, done=list(ref.done))
             self.pools[0].queue.append((ref.video_id, ref))
             self.admitted += 1
 
     def _more_coming(self, index: int) -> bool:
         return bool(self.pending) or any(self.pools[i].waiting() for i in range(index)) or any(
-            c.pool < index for c in self.calls.values())
+            c.pool < index and not c.ping for c in self.calls.values())
 
     def _dispatch(self, flush: bool = False) -> None:
         for index in reversed(range(len(self.pools))):  # downstream first: finishing work frees the stream
@@ -150,64 +188,171 @@ class StreamScheduler:
         refs = pool.actors[actor].run.options(num_returns=returns).remote(*(ref for _, ref in batch))
         refs = refs if isinstance(refs, list) else [refs]
         pool.busy[actor] += weight
-        self.calls[refs[-1]] = _Call(index, actor, batch, refs[:-1], weight=weight)
+        self.calls[refs[-1]] = _Call(index, actor, batch, refs[:-1], self.clock() + pool.call_timeout_s,
+                                     weight=weight)
 
     def _ping(self, index: int, actor: int) -> None:
         """Ask a restarting actor whether it is back; it gets work again once it answers."""
         pool = self.pools[index]
         pool.healthy[actor] = False
-        self.calls[pool.actors[actor].ready.remote()] = _Call(index, actor, [], [], ping=True)
+        self.lost_at.setdefault((index, actor), self.clock())
+        deadline = self.check_at.setdefault((index, actor), self.clock() + self.restart_wait_s)
+        self.calls[pool.actors[actor].ready.remote()] = _Call(index, actor, [], [], deadline, ping=True)
 
     def _finish(self, receipt: Any, call: _Call) -> Iterator[dict[str, str]]:
         import ray
 
         pool = self.pools[call.pool]
         if call.ping:
-            try:
-                ray.get(receipt)
-                pool.healthy[call.actor] = True
-            except ray.exceptions.ActorUnavailableError:
-                time.sleep(0.2)  # still restarting
-                self._ping(call.pool, call.actor)
-            except ray.exceptions.RayError as exc:  # gone for good
-                log.error("pool %s: an actor is gone: %s", pool.name, exc)
-                pool.gone = _first_line(exc)
+            yield from self._pinged(receipt, call)
             return
         pool.busy[call.actor] -= call.weight
         try:
-            rows = ray.get(receipt)
+            answer = ray.get(receipt)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                 ray.exceptions.OutOfMemoryError, ray.exceptions.ObjectLostError) as exc:
-            log.warning("pool %s: a worker was lost (%s); retrying its videos one by one", pool.name, exc)
-            if pool.healthy[call.actor]:
-                self._ping(call.pool, call.actor)
-            if call.weight == IN_FLIGHT_PER_ACTOR:  # it ran alone: this video is the cause
-                self.admitted -= 1
-                yield _lost_row(call.batch[0][0], pool, exc)
-            else:
-                pool.retry.extend(call.batch)
+            yield from self._lost(call, exc)
             return
         except ray.exceptions.RayError as exc:  # the call itself raised: not a worker's loss, no retry
-            self.admitted -= len(call.batch)
             for vid, _ in call.batch:
-                yield _lost_row(vid, pool, exc, "worker failed")
+                yield self._leave(vid, _lost_row(vid, pool, exc, "worker failed"))
             return
-        if call.pool < len(self.pools) - 1:
-            self.pools[call.pool + 1].queue.extend(
-                (vid, ref) for (vid, _), ref in zip(call.batch, call.items, strict=True))
+        finally:
+            self._retire_if_drained(call.pool, call.actor)
+        pool.nodes[call.actor] = answer["node"]
+        if call.pool == len(self.pools) - 1:
+            for row in answer["rows"]:
+                yield self._leave(row["video_id"], {k: str(row[k]) for k in STATUS_KEYS})
             return
-        self.admitted -= len(call.batch)
-        for row in rows:
-            yield {k: str(row[k]) for k in STATUS_KEYS}
+        for (vid, _), done, row in zip(call.batch, answer["done"], answer["rows"], strict=True):
+            self.videos[vid].done.extend((stage, shard) for stage, shard in done)
+            if row["status"] != "ok":
+                self.settled[vid] = {k: str(row[k]) for k in STATUS_KEYS}
+        self.pools[call.pool + 1].queue.extend(
+            (vid, ref) for (vid, _), ref in zip(call.batch, call.items, strict=True))
+
+    def _leave(self, vid: str, row: dict[str, str]) -> dict[str, str]:
+        """A video's last row: it leaves the stream."""
+        self.admitted -= 1
+        self.videos.pop(vid, None)
+        self.settled.pop(vid, None)
+        return row
+
+    def _lost(self, call: _Call, exc: BaseException) -> Iterator[dict[str, str]]:
+        """Each video of a lost call re-enters its pool from its checkpoints; one alone when it may be the cause."""
+        import ray
+
+        pool = self.pools[call.pool]
+        node = pool.nodes[call.actor]
+        node_lost = isinstance(exc, ray.exceptions.ObjectLostError) or bool(node and node not in _alive_nodes())
+        why = f"call timed out after {pool.call_timeout_s:g} s" if call.timed_out else "worker lost"
+        log.warning("pool %s: %s (%s); re-admitting its %d video(s) from their checkpoints", pool.name,
+                    "a node was lost" if node_lost else why, _first_line(exc), len(call.batch))
+        if pool.healthy[call.actor] and not pool.retired[call.actor]:
+            self._ping(call.pool, call.actor)
+        for vid, _ in call.batch:
+            if vid in self.settled:  # no more work to do: the row it already has stands
+                yield self._leave(vid, self.settled[vid])
+            elif call.weight == IN_FLIGHT_PER_ACTOR and not node_lost:  # it ran alone: this video is the cause
+                yield self._leave(vid, _lost_row(vid, pool, exc, why))
+            else:
+                ref = replace(self.videos[vid], done=list(self.videos[vid].done))
+                (pool.queue if node_lost else pool.retry).append((vid, ref))
+
+    def _pinged(self, receipt: Any, call: _Call) -> Iterator[dict[str, str]]:
+        import ray
+
+        pool = self.pools[call.pool]
+        if pool.retired[call.actor]:
+            return
+        try:
+            pool.nodes[call.actor] = ray.get(receipt)
+            pool.healthy[call.actor] = True
+            self.lost_at.pop((call.pool, call.actor), None)
+            self.check_at.pop((call.pool, call.actor), None)
+        except ray.exceptions.ActorUnavailableError:  # still restarting (Ray answers after its own wait)
+            self._ping(call.pool, call.actor)
+        except ray.exceptions.RayError as exc:  # gone for good
+            log.error("pool %s: an actor is gone: %s", pool.name, exc)
+            pool.gone = _first_line(exc)
+            self._retire(call.pool, call.actor)
+        yield from ()
+
+    def _expire(self) -> None:
+        """Calls past their deadline: kill (and so restart) their actor; actors not back in time: make room."""
+        import ray
+
+        now = self.clock()
+        for ref, call in list(self.calls.items()):
+            if call.deadline > now:
+                continue
+            pool = self.pools[call.pool]
+            if call.ping:
+                del self.calls[ref]
+                self._cannot_restart(call.pool, call.actor)
+            else:  # its receipt (and those of the calls queued behind it) fail once the actor is down
+                log.warning("pool %s: a call ran past call_timeout_s=%g; restarting its actor", pool.name,
+                            pool.call_timeout_s)
+                for other in self.calls.values():
+                    if (other.pool, other.actor) == (call.pool, call.actor) and not other.ping:
+                        other.timed_out, other.deadline = True, float("inf")
+                ray.kill(pool.actors[call.actor], no_restart=False)
+
+    def _cannot_restart(self, index: int, actor: int) -> None:
+        """An actor whose restart has not been placed in `restart_wait_s`: with others in its pool it leaves;
+        as the pool's last, another pool with the same resources gives one up (drained), and it waits on."""
+        pool = self.pools[index]
+        since = self.clock() - self.lost_at.get((index, actor), self.clock())
+        if pool.live():
+            log.warning("pool %s: an actor could not restart in %.0f s; the pool shrinks to %d", pool.name, since,
+                        pool.size() - 1)
+            self._retire(index, actor)
+            return
+        donors = [i for i, p in enumerate(self.pools) if i != index and len(p.live()) > 1 and not any(p.draining)
+                  and all(p.demand.get(k, 0.0) >= v for k, v in pool.demand.items() if v)]
+        if donors:
+            donor = max(donors, key=lambda i: len(self.pools[i].live()))
+            giver = self.pools[donor]
+            victim = min(giver.live(), key=giver.busy.__getitem__)
+            log.warning("pool %s has no actor left and cannot restart one; pool %s gives one up", pool.name,
+                        giver.name)
+            giver.draining[victim] = True
+            self._retire_if_drained(donor, victim)
+        elif since > 10 * self.restart_wait_s:
+            pool.gone = f"no actor could be restarted in {since:.0f} s: the cluster lacks {pool.demand}"
+            self._retire(index, actor)
+            return
+        self.check_at[(index, actor)] = self.clock() + self.restart_wait_s
+        self._ping(index, actor)
+
+    def _retire_if_drained(self, index: int, actor: int) -> None:
+        pool = self.pools[index]
+        if pool.draining[actor] and pool.busy[actor] == 0 and not pool.retired[actor]:
+            self._retire(index, actor)
+
+    def _retire(self, index: int, actor: int) -> None:
+        import ray
+
+        pool = self.pools[index]
+        pool.retired[actor] = True
+        pool.healthy[actor] = pool.draining[actor] = False
+        self.lost_at.pop((index, actor), None)
+        self.check_at.pop((index, actor), None)
+        ray.kill(pool.actors[actor], no_restart=True)
+        self._report_pools()
+
+    def _report_pools(self) -> None:
+        if self.on_pools is not None:
+            self.on_pools({p.name: p.size() for p in self.pools})
 
     def _abandon(self) -> Iterator[dict[str, str]]:
         """Every actor of a pool is gone for good: what waits for it ends as errors instead of waiting forever."""
         for pool in self.pools:
-            while pool.waiting() and not any(pool.healthy):
+            while pool.waiting() and pool.size() == 0:
                 vid, _ = (pool.retry or pool.queue).popleft()
-                self.admitted -= 1
-                yield _lost_row(vid, pool, RuntimeError(f"no live actor left in pool {pool.name}: {pool.gone}"))
+                yield self._leave(vid, _lost_row(vid, pool, RuntimeError(
+                    f"no live actor left in pool {pool.name}: {pool.gone}")))
         first = self.pools[0]
-        while self.pending and not any(first.healthy):
+        while self.pending and first.size() == 0:
             ref = self.pending.popleft()
             yield _lost_row(ref.video_id, first, RuntimeError(f"no live actor left in pool {first.name}: {first.gone}"))

@@ -41,6 +41,7 @@ class StageTask:
     gpus: float
     custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources (pin to node types)
     export: ExportSpec | None = None  # set on the last stage
+    call_timeout_s: float = 1800.0  # Ray: a call past it has hung; its actor is restarted and its videos retried
 
 
 @dataclass
@@ -96,6 +97,7 @@ class StageRunner:
         self.node = node or socket.gethostname()
         self.worker = new_worker_id()
         self.seq = 0
+        self.shards: dict[str, str] = {}  # video id -> the shard this runner wrote it to (cleared by its caller)
         self._ready = False
 
     def _setup(self) -> None:
@@ -145,8 +147,12 @@ class StageRunner:
             ok = [it for it in kept if it.state == "ok"]
             if self.task.export is not None and ok:
                 self._export(ok, shard)  # exports hold only ok items
+        masklets = "tracks" in self.stage.outputs  # what GPU-seconds per masklet divide by (`status`)
         for it in kept:
             it.stages_done.append(name)
+            self.shards[it.video_id] = shard
+            if masklets:
+                it.counters[f"{name}.masklets"] = len(it.tracks)
         finished = time.time()
         share = 1.0 / max(1, len(answered))
         busy = time.perf_counter() - started

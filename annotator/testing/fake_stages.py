@@ -8,7 +8,8 @@ Costs follow DESIGN §10: caption per video, detect per keyframe, track per fram
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -115,6 +116,28 @@ class FakeTrack(PerItemStage):
                 masks=MaskTrack(frames=list(range(n)), rles=masks.encode_batch(stack), scores=[0.9] * n),
                 first_frame=0, last_frame=n - 1, visible_frames=n, mean_score=0.9,
             ))
+        return item
+
+
+@dataclass
+class Gate(PerItemStage):
+    """Holds the videos in `hold` until the file `release` exists: a test acts on a run at a known point (a node
+    removed while these videos are in flight). Waits at most `wait_s`, never for ever."""
+
+    name = "gate"
+    resources = Resources(cpus=0.1)
+    outputs = ()
+
+    release: str = ""
+    hold: list[str] = field(default_factory=list)
+    wait_s: float = 300.0
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        deadline = time.monotonic() + self.wait_s
+        while item.video_id in self.hold and not Path(self.release).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gate: {self.release} did not appear in {self.wait_s:g} s")
+            time.sleep(0.05)
         return item
 
 

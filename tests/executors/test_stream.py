@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,11 @@ def test_each_pool_batches_its_own_way_and_every_video_comes_back(ray_cluster) -
         def run(self, *inputs: WorkRef | str) -> object:
             texts = [f"{x.video_id}|" if isinstance(x, WorkRef) else x for x in inputs]
             out = [f"{t}{len(inputs)}," for t in texts]
+            rows = [{"video_id": t.split("|")[0], "status": "ok", "stage": "c", "error_type": "",
+                     "reason": t.split("|")[1]} for t in out]
             if self.last:
-                return [{"video_id": t.split("|")[0], "status": "ok", "stage": "c", "error_type": "",
-                         "reason": t.split("|")[1]} for t in out]
-            return (*out, len(out))
+                return {"node": "n", "rows": rows}
+            return (*out, {"node": "n", "done": [[] for _ in out], "rows": rows})
 
     def pool(name: str, size: int, batch: int, last: bool = False) -> Pool:
         return Pool(name, [ray.remote(Step).options(num_cpus=0.1).remote(last) for _ in range(size)], batch)
@@ -87,13 +89,32 @@ class Crash(PerItemStage):
         return item
 
 
-def tasks(root: str, crash: Crash | None = None, batch: int = 1) -> list[StageTask]:
+@dataclass
+class Hang(PerItemStage):
+    """Hangs on one video (a wedged kernel, a stalled mount), each time counted by a marker file."""
+
+    name = "hang"
+    outputs = ()
+
+    victim: str = "v03"
+    marker: str = ""
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        if item.video_id == self.victim:
+            Path(f"{self.marker}{len(list(Path(self.marker).parent.glob(Path(self.marker).name + '*')))}").touch()
+            time.sleep(3600)
+        return item
+
+
+def tasks(root: str, crash: PerItemStage | None = None, batch: int = 1, timeout_s: float = 1800.0
+          ) -> list[StageTask]:
     stages = [*fake_stages(caption_s=0.0, detect_s=0.0, track_s=0.0)]
     if crash is not None:
         stages.insert(1, crash)
     export = ExportSpec("fake", "run1", {s.name: "fp" for s in stages})
     return [StageTask(s, f"fp-{s.name}", root, concurrency=1, batch_size=batch, cpus=0.2, gpus=0.0,
-                      export=export if i == len(stages) - 1 else None) for i, s in enumerate(stages)]
+                      export=export if i == len(stages) - 1 else None,
+                      call_timeout_s=timeout_s if s is crash else 1800.0) for i, s in enumerate(stages)]
 
 
 def test_a_video_that_kills_its_worker_ends_as_the_only_error(ray_cluster, tmp_path: Path) -> None:
@@ -114,6 +135,19 @@ def test_a_worker_lost_once_costs_nothing(ray_cluster, tmp_path: Path) -> None:
     rows = list(RayExecutor(fuse_cpu_stages=False).run(tasks(str(tmp_path / "run"), crash, batch=3), work))
     assert sorted((r["video_id"], r["status"]) for r in rows) == [(r.video_id, "ok") for r in work]
     assert len(list(tmp_path.glob("crash*"))) == 1
+
+
+def test_a_call_that_hangs_past_its_deadline_is_isolated_and_the_rest_of_the_run_finishes(
+        ray_cluster, tmp_path: Path) -> None:
+    hang = Hang(marker=str(tmp_path / "hang"))
+    work = refs(8)
+    rows = {r["video_id"]: r for r in RayExecutor(fuse_cpu_stages=False).run(
+        tasks(str(tmp_path / "run"), hang, batch=3, timeout_s=3.0), work)}
+    assert sorted(rows) == [r.video_id for r in work]
+    assert {v for v, r in rows.items() if r["status"] != "ok"} == {"v03"}, rows
+    assert rows["v03"]["stage"] == "hang" and rows["v03"]["reason"].startswith("call timed out after 3 s"), rows
+    assert len(list(tmp_path.glob("hang*"))) == 2, "in its batch, then alone: two hangs, each cut at the deadline"
+    assert {r["video_id"] for r in part_rows(tmp_path / "run", "qa")} == {r.video_id for r in work} - {"v03"}
 
 
 @dataclass
