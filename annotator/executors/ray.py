@@ -241,9 +241,8 @@ class RayExecutor:
 
 
 def _pool(group: list[StageTask], cls: type) -> Pool:
-    """A group's actors, created at once so their start (imports, model loading) overlaps. A call carries the
-    largest batch of the group's stages; inside it, each stage takes the batches of its own size. Its deadline is
-    the largest of theirs."""
+    """A group's actors, created at once so their start (imports, model loading) overlaps. Inside a call each stage
+    takes batches of its own size (`call_batch`). Its deadline is the largest of theirs."""
     import ray
 
     task = group[0]
@@ -252,8 +251,16 @@ def _pool(group: list[StageTask], cls: type) -> Pool:
                                      resources=task.custom or None, max_restarts=-1, max_task_retries=0)
     size = max(t.concurrency for t in group)
     return Pool("+".join(t.stage.name for t in group), [remote.remote() for _ in range(size)],
-                max(1, *(t.batch_size for t in group)), call_timeout_s=max(t.call_timeout_s for t in group),
+                call_batch([t.batch_size for t in group]), call_timeout_s=max(t.call_timeout_s for t in group),
                 demand={"CPU": cpus, "GPU": task.gpus, **task.custom})
+
+
+def call_batch(sizes: list[int]) -> int:
+    """Videos per call of a pool whose stages batch `sizes`: a multiple of each when one is near (8 and 64: 64;
+    2 and 5: 10), so no stage gets a partial batch inside a full call; else the largest."""
+    largest = max(1, *sizes)
+    common = math.lcm(*(max(1, s) for s in sizes))
+    return common if common <= 4 * largest else largest
 
 
 def _check_custom(tasks: list[StageTask], resources: dict[str, float]) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from annotator.config import ConfigError
-from annotator.executors.ray import _check_custom, fit_to_cluster
-from annotator.executors.runner import StageTask
+from annotator.executors.ray import RayExecutor, _check_custom, fit_to_cluster, fuse
+from annotator.executors.runner import StageTask, WorkRef
+from annotator.records import VideoItem
+from annotator.rundir import RunDir
+from annotator.stage import Stage
+from annotator.stages.caption import CaptionStage
 from annotator.stages.link import LinkStage
 from tests.helpers import demo_pipeline, export_rows
 
@@ -43,3 +49,41 @@ def test_a_custom_resource_no_node_offers_is_a_one_line_error() -> None:
     with pytest.raises(ConfigError, match=r"custom resource a100=0.01, but the Ray cluster has 0.0") as err:
         _check_custom([task], {"CPU": 2.0})
     assert "\n" not in str(err.value) and "--resources='{\"a100\": 0.01}'" in str(err.value)
+
+
+@dataclass
+class BatchProbe(Stage):
+    """Counts, on each item, the size of the batch it was processed in."""
+
+    name: ClassVar[str] = "probe_a"
+    outputs: ClassVar[tuple[str, ...]] = ()
+
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        for item in batch:
+            item.counters[f"{self.name}.batch"] = len(batch)
+        return batch
+
+
+@dataclass
+class OtherProbe(BatchProbe):
+    name: ClassVar[str] = "probe_b"
+
+
+def test_fused_stages_keep_their_own_batch_sizes(ray_cluster, tmp_path: Path) -> None:
+    root = str(tmp_path / "run")
+    tasks = [StageTask(BatchProbe(), "fa", root, concurrency=1, batch_size=2, cpus=0.1, gpus=0.0),
+             StageTask(OtherProbe(), "fb", root, concurrency=1, batch_size=5, cpus=0.1, gpus=0.0)]
+    assert len(fuse(tasks)) == 1
+    rows = list(RayExecutor().run(tasks, [WorkRef(f"v{i}", f"/fake/v{i}.mp4") for i in range(10)]))
+    assert len(rows) == 10 and {r["status"] for r in rows} == {"ok"}
+    run = RunDir(root)
+    for stage, size in (("probe_a", 2), ("probe_b", 5)):
+        sizes = [dict(r["counters"])[f"{stage}.batch"] for r in run.read_index(stage).to_pylist()]
+        assert sizes == [size] * 10, (stage, sizes)
+
+
+def test_a_served_stage_never_shares_a_pool() -> None:
+    served = CaptionStage(backend="openai", endpoint="http://127.0.0.1:9/v1", model="served-vlm")
+    tasks = [StageTask(stage, "f", "/tmp", concurrency=1, batch_size=1, cpus=0.5, gpus=0.0)
+             for stage in (LinkStage(), served, LinkStage(), LinkStage())]
+    assert [[t.stage is served for t in group] for group in fuse(tasks)] == [[False], [True], [False, False]]
