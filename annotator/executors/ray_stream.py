@@ -55,12 +55,17 @@ class Pool:
     retired: list[bool] = field(default_factory=list)  # left the pool for good (shrunk or drained)
     draining: list[bool] = field(default_factory=list)  # takes no new call; retired once its calls are done
     nodes: list[str] = field(default_factory=list)  # the node each actor last answered from ("" before)
+    # when each actor last made progress (came up, took work while idle, finished a call); None while it is
+    # starting or restarting: an actor busy for call_timeout_s past it has hung, and a call's deadline never
+    # counts model loading at start-up or the time it waited behind the actor's other call
+    progress: list[float | None] = field(default_factory=list)
     gone: str = ""  # why an actor is gone for good (e.g. its constructor raised), for the videos left waiting
 
     def __post_init__(self) -> None:
         n = len(self.actors)
         self.busy, self.healthy, self.retired, self.draining, self.nodes = [0] * n, [True] * n, [False] * n, \
             [False] * n, [""] * n
+        self.progress = [None] * n
 
     def live(self) -> list[int]:
         """Actors that take work now."""
@@ -89,7 +94,7 @@ class _Call:
     actor: int
     batch: list[tuple[str, Any]]  # (video id, input reference or work ref)
     items: list[Any]  # one output reference per item (none from the last pool, none for a ping)
-    deadline: float
+    deadline: float = float("inf")  # pings only: when to act on an actor not back (work calls: `Pool.progress`)
     ping: bool = False
     weight: int = 1  # an isolated retry fills its actor: nothing queued behind it can die with it
     timed_out: bool = False
@@ -135,6 +140,9 @@ class StreamScheduler:
         self.on_pools = on_pools
         self.restart_wait_s = restart_wait_s
         self.clock = clock
+        for index, pool in enumerate(pools):  # each actor's progress clock starts once it is up
+            for actor in range(len(pool.actors)):
+                self.calls[pool.actors[actor].ready.remote()] = _Call(index, actor, [], [], ping=True)
         self._report_pools()
 
     def run(self) -> Iterator[dict[str, str]]:
@@ -143,12 +151,12 @@ class StreamScheduler:
         while self.pending or self.calls or any(p.waiting() for p in self.pools):
             self._admit()
             self._dispatch()
-            if not self.calls:  # nothing running that could fill a partial batch: send what there is
+            if all(c.ping for c in self.calls.values()):  # nothing running that could fill a partial batch
                 self._dispatch(flush=True)
             if not self.calls:
                 yield from self._abandon()
                 continue
-            soonest = min(c.deadline for c in self.calls.values())
+            soonest = min([c.deadline for c in self.calls.values()] + [at for _, _, at in self._busy_actors()])
             timeout = None if soonest == float("inf") else max(0.0, soonest - self.clock())
             ready, _ = ray.wait(list(self.calls), num_returns=1, timeout=timeout)
             for receipt in ready:
@@ -187,9 +195,10 @@ class StreamScheduler:
         returns = 1 if last else len(batch) + 1
         refs = pool.actors[actor].run.options(num_returns=returns).remote(*(ref for _, ref in batch))
         refs = refs if isinstance(refs, list) else [refs]
+        if pool.busy[actor] == 0 and pool.progress[actor] is not None:
+            pool.progress[actor] = self.clock()  # idle until now: its clock starts with this call
         pool.busy[actor] += weight
-        self.calls[refs[-1]] = _Call(index, actor, batch, refs[:-1], self.clock() + pool.call_timeout_s,
-                                     weight=weight)
+        self.calls[refs[-1]] = _Call(index, actor, batch, refs[:-1], weight=weight)
 
     def _ping(self, index: int, actor: int) -> None:
         """Ask a restarting actor whether it is back; it gets work again once it answers."""
@@ -207,6 +216,8 @@ class StreamScheduler:
             yield from self._pinged(receipt, call)
             return
         pool.busy[call.actor] -= call.weight
+        if pool.progress[call.actor] is not None:
+            pool.progress[call.actor] = self.clock()
         try:
             answer = ray.get(receipt)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
@@ -248,6 +259,7 @@ class StreamScheduler:
         why = f"call timed out after {pool.call_timeout_s:g} s" if call.timed_out else "worker lost"
         log.warning("pool %s: %s (%s); re-admitting its %d video(s) from their checkpoints", pool.name,
                     "a node was lost" if node_lost else why, _first_line(exc), len(call.batch))
+        pool.progress[call.actor] = None
         if pool.healthy[call.actor] and not pool.retired[call.actor]:
             self._ping(call.pool, call.actor)
         for vid, _ in call.batch:
@@ -268,6 +280,7 @@ class StreamScheduler:
         try:
             pool.nodes[call.actor] = ray.get(receipt)
             pool.healthy[call.actor] = True
+            pool.progress[call.actor] = self.clock()
             self.lost_at.pop((call.pool, call.actor), None)
             self.check_at.pop((call.pool, call.actor), None)
         except ray.exceptions.ActorUnavailableError:  # still restarting (Ray answers after its own wait)
@@ -278,25 +291,32 @@ class StreamScheduler:
             self._retire(call.pool, call.actor)
         yield from ()
 
+    def _busy_actors(self) -> list[tuple[int, int, float]]:
+        """(pool, actor, deadline) of every actor that is up and working."""
+        return [(i, a, at + pool.call_timeout_s) for i, pool in enumerate(self.pools)
+                for a, at in enumerate(pool.progress) if at is not None and pool.busy[a] > 0]
+
     def _expire(self) -> None:
-        """Calls past their deadline: kill (and so restart) their actor; actors not back in time: make room."""
+        """Actors busy past their deadline: killed (so restarted), their calls lost; actors not back in time:
+        make room."""
         import ray
 
         now = self.clock()
-        for ref, call in list(self.calls.items()):
-            if call.deadline > now:
+        for index, actor, deadline in self._busy_actors():
+            if deadline > now:
                 continue
-            pool = self.pools[call.pool]
-            if call.ping:
+            pool = self.pools[index]
+            log.warning("pool %s: a call ran past call_timeout_s=%g; restarting its actor", pool.name,
+                        pool.call_timeout_s)
+            pool.progress[actor] = None  # its receipts (the call, the one queued behind it) fail once it is down
+            for call in self.calls.values():
+                if (call.pool, call.actor) == (index, actor) and not call.ping:
+                    call.timed_out = True
+            ray.kill(pool.actors[actor], no_restart=False)
+        for ref, call in list(self.calls.items()):
+            if call.ping and call.deadline <= now:
                 del self.calls[ref]
                 self._cannot_restart(call.pool, call.actor)
-            else:  # its receipt (and those of the calls queued behind it) fail once the actor is down
-                log.warning("pool %s: a call ran past call_timeout_s=%g; restarting its actor", pool.name,
-                            pool.call_timeout_s)
-                for other in self.calls.values():
-                    if (other.pool, other.actor) == (call.pool, call.actor) and not other.ping:
-                        other.timed_out, other.deadline = True, float("inf")
-                ray.kill(pool.actors[call.actor], no_restart=False)
 
     def _cannot_restart(self, index: int, actor: int) -> None:
         """An actor whose restart has not been placed in `restart_wait_s`: with others in its pool it leaves;

@@ -47,6 +47,9 @@ def test_each_pool_batches_its_own_way_and_every_video_comes_back(ray_cluster) -
         def __init__(self, last: bool) -> None:
             self.last = last
 
+        def ready(self) -> str:
+            return "node"
+
         def run(self, *inputs: WorkRef | str) -> object:
             texts = [f"{x.video_id}|" if isinstance(x, WorkRef) else x for x in inputs]
             out = [f"{t}{len(inputs)}," for t in texts]
