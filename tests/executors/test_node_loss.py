@@ -20,14 +20,14 @@ from tests.executors.test_cluster import _free_port
 
 pytestmark = pytest.mark.slow
 
-VIDEOS, FIRST_DONE, IN_FLIGHT = 16, 4, 4  # the node goes once 4 videos are done, with 4 more let into the flow
+VIDEOS, FIRST_DONE, IN_FLIGHT = 12, 4, 4  # the node goes once 4 videos are done, with 4 more let into the flow
 
 DRIVER = textwrap.dedent("""
     import json, sys
     from annotator.executors.ray import RayExecutor
     from tests.executors.test_node_loss import refs, tasks
     root, address, release, out = sys.argv[1:5]
-    executor = RayExecutor(address=address, restart_wait_s=3.0)
+    executor = RayExecutor(address=address, restart_wait_s=2.0)
     rows = list(executor.run(tasks(root, release), refs()))
     with open(out, "w") as f:
         json.dump(rows, f)

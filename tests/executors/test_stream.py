@@ -1,6 +1,6 @@
-"""The Ray stream scheduler: each pool batches its own way, every video comes back as one row, a worker that
-dies costs only the videos it held (as errors naming the loss), and the Ray Data form of the executor gives the
-same dataset. The embedded cluster is gone, every process of it, once the executor is stopped."""
+"""The Ray stream scheduler: each pool batches its own way, every video comes back as one row, a video that kills
+its worker or hangs past its deadline is the only error (naming the loss), and the Ray Data form of the executor
+gives the same dataset. The embedded cluster is gone, every process of it, once the executor is stopped."""
 
 from __future__ import annotations
 
@@ -109,27 +109,31 @@ class Hang(PerItemStage):
         return item
 
 
-def tasks(root: str, crash: PerItemStage | None = None, batch: int = 1, timeout_s: float = 1800.0
-          ) -> list[StageTask]:
+def tasks(root: str, *faults: PerItemStage, batch: int = 1, timeout_s: float = 1800.0) -> list[StageTask]:
+    """The fake flow with `faults` after ingest, each in its own pool (with `fuse_cpu_stages=False`); `timeout_s`
+    is their calls' deadline."""
     stages = [*fake_stages(caption_s=0.0, detect_s=0.0, track_s=0.0)]
-    if crash is not None:
-        stages.insert(1, crash)
+    stages[1:1] = faults
     export = ExportSpec("fake", "run1", {s.name: "fp" for s in stages})
     return [StageTask(s, f"fp-{s.name}", root, concurrency=1, batch_size=batch, cpus=0.2, gpus=0.0,
                       export=export if i == len(stages) - 1 else None,
-                      call_timeout_s=timeout_s if s is crash else 1800.0) for i, s in enumerate(stages)]
+                      call_timeout_s=timeout_s if s in faults else 1800.0) for i, s in enumerate(stages)]
 
 
-def test_a_video_that_kills_its_worker_ends_as_the_only_error(ray_cluster, tmp_path: Path) -> None:
-    crash = Crash(marker=str(tmp_path / "crash"), times=99)
+def test_a_video_that_kills_its_worker_or_hangs_ends_as_the_only_error(ray_cluster, tmp_path: Path) -> None:
+    crash = Crash(victim="v03", marker=str(tmp_path / "crash"), times=99)
+    hang = Hang(victim="v05", marker=str(tmp_path / "hang"))
     work = refs(8)
-    run = RayExecutor(fuse_cpu_stages=False).run(tasks(str(tmp_path / "run"), crash, batch=3), work)
+    run = RayExecutor(fuse_cpu_stages=False).run(tasks(str(tmp_path / "run"), crash, hang, batch=3, timeout_s=3.0),
+                                                 work)
     rows = {r["video_id"]: r for r in run}
     assert sorted(rows) == [r.video_id for r in work]
-    assert {v for v, r in rows.items() if r["status"] != "ok"} == {"v03"}, rows
+    assert {v for v, r in rows.items() if r["status"] != "ok"} == {"v03", "v05"}, rows
     assert rows["v03"]["stage"] == "crash" and rows["v03"]["reason"].startswith("worker lost: ")
+    assert rows["v05"]["stage"] == "hang" and rows["v05"]["reason"].startswith("call timed out after 3 s"), rows
     assert len(list(tmp_path.glob("crash*"))) == 2, "its batch, then itself alone: two deaths, no more"
-    assert {r["video_id"] for r in part_rows(tmp_path / "run", "qa")} == {r.video_id for r in work} - {"v03"}
+    assert len(list(tmp_path.glob("hang*"))) == 2, "in its batch, then alone: two hangs, each cut at the deadline"
+    assert {r["video_id"] for r in part_rows(tmp_path / "run", "qa")} == {r.video_id for r in work} - {"v03", "v05"}
 
 
 def test_a_worker_lost_once_costs_nothing(ray_cluster, tmp_path: Path) -> None:
@@ -138,19 +142,6 @@ def test_a_worker_lost_once_costs_nothing(ray_cluster, tmp_path: Path) -> None:
     rows = list(RayExecutor(fuse_cpu_stages=False).run(tasks(str(tmp_path / "run"), crash, batch=3), work))
     assert sorted((r["video_id"], r["status"]) for r in rows) == [(r.video_id, "ok") for r in work]
     assert len(list(tmp_path.glob("crash*"))) == 1
-
-
-def test_a_call_that_hangs_past_its_deadline_is_isolated_and_the_rest_of_the_run_finishes(
-        ray_cluster, tmp_path: Path) -> None:
-    hang = Hang(marker=str(tmp_path / "hang"))
-    work = refs(8)
-    rows = {r["video_id"]: r for r in RayExecutor(fuse_cpu_stages=False).run(
-        tasks(str(tmp_path / "run"), hang, batch=3, timeout_s=3.0), work)}
-    assert sorted(rows) == [r.video_id for r in work]
-    assert {v for v, r in rows.items() if r["status"] != "ok"} == {"v03"}, rows
-    assert rows["v03"]["stage"] == "hang" and rows["v03"]["reason"].startswith("call timed out after 3 s"), rows
-    assert len(list(tmp_path.glob("hang*"))) == 2, "in its batch, then alone: two hangs, each cut at the deadline"
-    assert {r["video_id"] for r in part_rows(tmp_path / "run", "qa")} == {r.video_id for r in work} - {"v03"}
 
 
 @dataclass
