@@ -124,13 +124,13 @@ def test_a_video_that_kills_its_worker_or_hangs_ends_as_the_only_error(ray_clust
     crash = Crash(victim="v03", marker=str(tmp_path / "crash"), times=99)
     hang = Hang(victim="v05", marker=str(tmp_path / "hang"))
     work = refs(8)
-    run = RayExecutor(fuse_cpu_stages=False).run(tasks(str(tmp_path / "run"), crash, hang, batch=3, timeout_s=3.0),
+    run = RayExecutor(fuse_cpu_stages=False).run(tasks(str(tmp_path / "run"), crash, hang, batch=3, timeout_s=2.0),
                                                  work)
     rows = {r["video_id"]: r for r in run}
     assert sorted(rows) == [r.video_id for r in work]
     assert {v for v, r in rows.items() if r["status"] != "ok"} == {"v03", "v05"}, rows
     assert rows["v03"]["stage"] == "crash" and rows["v03"]["reason"].startswith("worker lost: ")
-    assert rows["v05"]["stage"] == "hang" and rows["v05"]["reason"].startswith("call timed out after 3 s"), rows
+    assert rows["v05"]["stage"] == "hang" and rows["v05"]["reason"].startswith("call timed out after 2 s"), rows
     assert len(list(tmp_path.glob("crash*"))) == 2, "its batch, then itself alone: two deaths, no more"
     assert len(list(tmp_path.glob("hang*"))) == 2, "in its batch, then alone: two hangs, each cut at the deadline"
     assert {r["video_id"] for r in part_rows(tmp_path / "run", "qa")} == {r.video_id for r in work} - {"v03", "v05"}
