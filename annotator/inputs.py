@@ -59,10 +59,23 @@ def is_video_file(path: str) -> bool:
         return False
 
 
-def video_id(root: str, path: str, folder: bool = False) -> str:
+# 2: a name changed to become an id carries its path's hash; 1: a hash only when two ids collide (run directories
+# made before rule 2 keep it, so their ids never change)
+ID_RULE = 2
+
+
+def _path_hash(path: str) -> str:
+    return hashlib.sha256(path.encode()).hexdigest()[:8]
+
+
+def video_id(root: str, path: str, folder: bool = False, rule: int = ID_RULE) -> str:
+    """The id of the video at `path`, from its path relative to `root` alone: letters, digits, `_` and `-`. Under
+    rule 2, a name that had to change (a space, a dot, a subfolder's `/`, a non-ASCII letter) ends in the short
+    hash of its path, so no file added later can take its id and force a rename."""
     rel = path[len(root):].strip("/") if path.startswith(root) else storage.name(path)
     stem = rel if folder or "." not in storage.name(rel) else rel.rsplit(".", 1)[0]
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "video"
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "video"
+    return f"{base}-{_path_hash(path)}" if rule >= 2 and base != stem else base
 
 
 class _Walk:
@@ -134,8 +147,9 @@ class _Walk:
                 self.skip(sub, "subfolder not searched (--no-recursive)")
 
 
-def discover(paths: list[str | Path], recursive: bool = True) -> tuple[list[tuple[str, str]], list[Input]]:
-    """(video_id, path) of every video input, and every path skipped with its reason."""
+def discover(paths: list[str | Path], recursive: bool = True, id_rule: int = ID_RULE
+             ) -> tuple[list[tuple[str, str]], list[Input]]:
+    """(video_id, path) of every video input (ids by `id_rule`), and every path skipped with its reason."""
     walk = _Walk(recursive)
     for raw in paths:
         p = str(raw).rstrip("/") if storage.is_uri(raw) else str(Path(raw).absolute())
@@ -145,15 +159,15 @@ def discover(paths: list[str | Path], recursive: bool = True) -> tuple[list[tupl
             walk.folder(p, p)
         else:
             walk.file(p.rsplit("/", 1)[0], p)
-    return assign_ids(walk.found), walk.skipped
+    return assign_ids(walk.found, id_rule), walk.skipped
 
 
-def assign_ids(found: list[tuple[str, str, bool]]) -> list[tuple[str, str]]:
-    """(video_id, path) pairs in order; the same path named twice is one input."""
+def assign_ids(found: list[tuple[str, str, bool]], rule: int = ID_RULE) -> list[tuple[str, str]]:
+    """(video_id, path) pairs in order; the same path named twice is one input. Ids that still collide (rule 1,
+    or a file literally named like another's hashed id) get their path's hash."""
     unique: dict[str, tuple[str, bool]] = {}
     for root, path, folder in found:
         unique.setdefault(path, (root, folder))
-    base = [(video_id(root, path, folder), path) for path, (root, folder) in unique.items()]
+    base = [(video_id(root, path, folder, rule), path) for path, (root, folder) in unique.items()]
     counts = Counter(vid for vid, _ in base)
-    return [(f"{vid}-{hashlib.sha256(path.encode()).hexdigest()[:8]}" if counts[vid] > 1 else vid, path)
-            for vid, path in base]
+    return [(f"{vid}-{_path_hash(path)}" if counts[vid] > 1 else vid, path) for vid, path in base]

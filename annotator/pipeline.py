@@ -20,7 +20,7 @@ from annotator import __version__, storage
 from annotator.config import BuiltStage, ConfigError, PipelineConfig, build_stages
 from annotator.executors import make_executor
 from annotator.executors.runner import ExportSpec, StageTask, WorkRef
-from annotator.inputs import discover
+from annotator.inputs import ID_RULE, discover
 from annotator.models import refs as model_refs
 from annotator.rundir import RunDir
 from annotator.stage import Stage
@@ -115,12 +115,22 @@ class Pipeline:
                 log.warning("stage %s: only %d of %d endpoints serve %s at start: %s", built.name, len(good),
                             len(served.endpoints), served.model, ", ".join(good))
 
-    def find_inputs(self, inputs: list[Any], recursive: bool = True) -> tuple[list[tuple[str, str]], list[Any]]:
+    def find_inputs(self, inputs: list[Any], recursive: bool = True, id_rule: int = ID_RULE
+                    ) -> tuple[list[tuple[str, str]], list[Any]]:
         """Videos to run: discovered under `inputs`, or, with none given, the videos a `source` stage lists."""
         first = self.stages[0].stage
         if not inputs and hasattr(first, "inputs"):
             return first.inputs(), []
-        return discover(inputs, recursive)
+        return discover(inputs, recursive, id_rule)
+
+    @staticmethod
+    def id_rule(rundir: RunDir) -> int:
+        """The id rule a run directory was made with (its manifest says; before rules were recorded: 1), so
+        existing runs keep their ids; a new run directory takes today's."""
+        try:
+            return int((rundir.read_manifest().get("inputs") or {}).get("id_rule", 1))
+        except FileNotFoundError:
+            return ID_RULE
 
     def work(self, rundir: RunDir, inputs: list[tuple[str, str]]
              ) -> tuple[list[WorkRef], list[WorkRef], dict[str, dict[str, Any]]]:
@@ -188,8 +198,10 @@ class Pipeline:
         self.check_executor(kind)
         runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
         rundir = RunDir(output)
-        found, skipped = self.find_inputs(list(inputs), recursive)
+        id_rule = self.id_rule(rundir)
+        found, skipped = self.find_inputs(list(inputs), recursive, id_rule)
         manifest = self._manifest(rundir, kind, found, force_new_inputs)
+        manifest["inputs"]["id_rule"] = id_rule
         manifest["inputs"]["skipped"] = len(skipped)
         rundir.write_manifest(manifest)
         rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]

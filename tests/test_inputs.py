@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def test_every_path_is_found_or_skipped_with_its_reason(tree: Path) -> None:
     assert dict(found) == {
         "a": str(tree / "a.mp4"), "broadcast": str(tree / "broadcast.ts"), "old": str(tree / "old.mpg"),
         "web": str(tree / "web.flv"), "no_suffix_video": str(tree / "no_suffix_video"),
-        "nested_deeper_b": str(tree / "nested" / "deeper" / "b.mp4"), "frames": str(tree / "frames"),
+        f"nested_deeper_b-{digest(tree / 'nested' / 'deeper' / 'b.mp4')}": str(tree / "nested" / "deeper" / "b.mp4"),
+        "frames": str(tree / "frames"),
     }
     reasons = {Path(s.path).name: s.reason for s in skipped}
     assert reasons["cover.jpg"].startswith("stray image in a folder of videos")
@@ -71,7 +73,7 @@ def test_every_path_is_found_or_skipped_with_its_reason(tree: Path) -> None:
 
 def test_no_recursive_reports_the_subfolders_it_did_not_search(tree: Path) -> None:
     found, skipped = discover([tree], recursive=False)
-    assert "nested_deeper_b" not in dict(found) and "frames" not in dict(found)
+    assert set(dict(found)) == {"a", "broadcast", "old", "web", "no_suffix_video"}
     assert {Path(s.path).name for s in skipped if "--no-recursive" in s.reason} == {"nested", "frames"}
 
 
@@ -81,16 +83,24 @@ def test_ids_do_not_depend_on_the_other_inputs(tree: Path) -> None:
     clip(tree / "nested" / "a.mp4")
     after = dict(discover([tree])[0])
     assert {k: after[k] for k in before} == before
-    assert after["nested_a"] == str(tree / "nested" / "a.mp4")
+    assert after[f"nested_a-{digest(tree / 'nested' / 'a.mp4')}"] == str(tree / "nested" / "a.mp4")
 
 
-def test_duplicate_inputs_and_colliding_names(tmp_path: Path) -> None:
+def test_duplicate_inputs_and_names_that_had_to_change(tmp_path: Path) -> None:
     a = clip(tmp_path / "x" / "clip one.mp4")
     b = clip(tmp_path / "x" / "clip_one.mp4")
     found, skipped = discover([a, a, b, tmp_path / "x"])
-    ids = [vid for vid, _ in found]
     assert len(found) == 2 and not skipped, "each path once, however often it is named"
-    assert len(set(ids)) == 2 and all(i.startswith("clip_one-") for i in ids), "collisions get a path hash"
+    assert dict(found) == {f"clip_one-{digest(a)}": str(a), "clip_one": str(b)}, "a changed name carries its hash"
+    alone, _ = discover([tmp_path / "x" / "clip one.mp4"])
+    assert alone == [(f"clip_one-{digest(a)}", str(a))], "whatever else is there"
+    legacy, _ = discover([tmp_path / "x"], id_rule=1)  # run directories made before rule 2 keep their ids
+    assert dict(legacy) == {f"clip_one-{digest(a)}": str(a), f"clip_one-{digest(b)}": str(b)}
+    assert discover([b], id_rule=1)[0] == [("clip_one", str(b))]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(str(path).encode()).hexdigest()[:8]
 
 
 def test_a_frame_folder_given_itself_and_an_image_file(tmp_path: Path) -> None:

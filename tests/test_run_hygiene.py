@@ -3,6 +3,7 @@ time with one line and exit status 2."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,38 @@ def test_another_input_set_is_refused_unless_forced(clips: dict[str, Path], tiny
     assert sorted(RunDir(str(run_dir)).finished_videos()) == ["clip_b"]
     result = CliRunner().invoke(app, ["status", str(run_dir)], terminal_width=200)
     assert "1/1 videos finished" in result.output
+
+
+def test_adding_a_file_never_renames_a_finished_video(clips: dict[str, Path], tiny_models, tmp_path: Path) -> None:
+    folder, run_dir = tmp_path / "videos", tmp_path / "run"
+    folder.mkdir()
+    shutil.copy(clips["a"], folder / "a b.mp4")
+    demo_pipeline().run([folder], run_dir, executor="local", show_progress=False)
+    before = {(r["stage"], r["video_id"]): (r["shard"], r["finished"])
+              for stage in ("ingest", "caption", "track", "assemble")
+              for r in RunDir(str(run_dir)).read_index(stage).to_pylist()}
+    (existing,) = {vid for _, vid in before}
+    assert existing.startswith("a_b-"), "a name that had to change carries its path's hash"
+    shutil.copy(clips["b"], folder / "a_b.mp4")
+    summary = demo_pipeline().run([folder], run_dir, executor="local", show_progress=False, force_new_inputs=True)
+    assert (summary.videos, summary.completed) == (2, 2)
+    assert sorted(r["video_id"] for r in export_rows(run_dir, "videos")) == ["a_b", existing], "no id changed"
+    after = {(r["stage"], r["video_id"]): (r["shard"], r["finished"])
+             for stage in ("ingest", "caption", "track", "assemble")
+             for r in RunDir(str(run_dir)).read_index(stage).to_pylist()}
+    assert {k: v for k, v in after.items() if k[1] == existing} == before, "nothing finished ran again"
+    assert summary.reused == {"assemble": 1}
+
+
+def test_a_run_directory_keeps_the_id_rule_it_was_made_with(tmp_path: Path) -> None:
+    from annotator.pipeline import Pipeline
+
+    run = RunDir(str(tmp_path / "run"))
+    assert Pipeline.id_rule(run) == 2, "a new run directory takes today's rule"
+    run.write_manifest({"inputs": {"count": 1, "sha256": "x", "history": []}})
+    assert Pipeline.id_rule(run) == 1, "made before rules were recorded: ids collide-and-hash, as they were made"
+    run.write_manifest({"inputs": {"count": 1, "sha256": "x", "history": [], "id_rule": 2}})
+    assert Pipeline.id_rule(run) == 2
 
 
 @pytest.mark.parametrize(("setting", "message"), [
