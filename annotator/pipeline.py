@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 import uuid
 from collections import Counter
@@ -27,6 +28,7 @@ from annotator.stage import Stage
 from annotator.status import cost_table
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class RunSummary:
@@ -98,8 +100,6 @@ class Pipeline:
     def preflight(self) -> None:
         """Every served stage's endpoints, asked for their models before any video starts: a server that is down
         or serves another model stops the run here, with one line, instead of failing every video."""
-        import os
-
         from annotator.models.endpoints import EndpointUnavailable, preflight
 
         for built in self.stages:
@@ -215,6 +215,7 @@ class Pipeline:
         if todo:
             self.prepare_models()
         export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
+        rundir.write_pools({})  # an earlier run's pool sizes are not this one's (the Ray executor writes its own)
         rows: list[dict[str, str]] = [
             {"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"], "error_type": "",
              "reason": held[r.video_id]["reason"]} if r.video_id in held else
