@@ -139,21 +139,21 @@ class FakeServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
+                with lock:  # one block: the N-th request, and only it, is the last one answered
                     gone = outer.down.is_set()
-                    if not gone and outer.down_after is not None and len(outer.requests) + 1 >= outer.down_after:
-                        outer._go_down()
+                    if not gone:
+                        if outer.down_after is not None and len(outer.requests) + 1 >= outer.down_after:
+                            outer._go_down()
+                        outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                               "body": body, "time": time.monotonic()})
+                        step = outer.script.pop(0) if outer.script else outer.default
+                        if step == 200 and outer.reply is not None:
+                            step = outer.reply(body)
+                        outer.in_flight += 1
+                        outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 if gone:  # requests it got while down are not recorded: they never reached a live server
                     self._reset()
                     return
-                with lock:
-                    outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                           "body": body, "time": time.monotonic()})
-                    step = outer.script.pop(0) if outer.script else outer.default
-                    if step == 200 and outer.reply is not None:
-                        step = outer.reply(body)
-                    outer.in_flight += 1
-                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 try:
                     slow = isinstance(step, Fault) and step.kind == "slow"
                     time.sleep(outer.latency_s + (outer.slow_s if slow else 0.0))
