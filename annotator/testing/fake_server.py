@@ -4,7 +4,8 @@ Each POST takes the next script entry: an int is an HTTP status (200 answers wit
 is one way a real endpoint misbehaves (see `FAULTS`), any other string is the message content of a 200
 answer. After the script, every request gets `default` (200 with `content` unless set, or with what
 `reply(request body)` writes). `latency_s`
-delays every answer; `max_in_flight` records the most requests the server held at once. Answers carry
+delays every answer; `max_in_flight` records the most requests the server held at once; each request's record
+has its arrival `time` and, once answered, `answered` (monotonic clock). Answers carry
 `usage.completion_tokens` (the content's words), and `GET /v1/models` lists `models`, as vLLM's server does.
 `down_after=N` scripts a replica that dies: after its N-th request it resets every connection and stops listening.
 """
@@ -144,8 +145,9 @@ class FakeServer:
                     if not gone:
                         if outer.down_after is not None and len(outer.requests) + 1 >= outer.down_after:
                             outer._go_down()
-                        outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                               "body": body, "time": time.monotonic()})
+                        record = {"path": self.path, "auth": self.headers.get("Authorization"), "body": body,
+                                  "time": time.monotonic()}
+                        outer.requests.append(record)
                         step = outer.script.pop(0) if outer.script else outer.default
                         if step == 200 and outer.reply is not None:
                             step = outer.reply(body)
@@ -160,6 +162,7 @@ class FakeServer:
                     if isinstance(step, Fault) and step.kind == "hold":
                         outer.released.wait(outer.hold_s)
                     self._answer(step)
+                    record["answered"] = time.monotonic()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout)
                 finally:
