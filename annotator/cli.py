@@ -211,12 +211,13 @@ def _open_run(run_dir: str) -> tuple[RunDir, dict]:
 @app.command()
 def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works while the run is going)")]) -> None:
     """Per-stage accounting of a run, read from its indexes: done, errors, time, nodes, rate, ETA."""
-    from annotator.status import cost_table, stage_table
+    from annotator.status import cost_table, latest_rows, stage_table
 
     rundir, manifest = _open_run(run_dir)
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
-    rows, summary = stage_table(rundir, manifest)
+    latest = latest_rows(rundir, manifest)
+    rows, summary = stage_table(rundir, manifest, latest)
     # no vertical rules, no doubled padding: the nine columns fit an 80-column terminal whole
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("stage", "done", "errors", "filtered", "pending", "busy s", "model s", "nodes", "videos/s"):
@@ -230,7 +231,7 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     costs = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title="cost", title_justify="left")
     for column in ("stage", "pool", "GPU s/video", "GPU s/masklet", "requests/s", "out tokens/s"):
         costs.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
-    for row in cost_table(rundir, manifest):
+    for row in cost_table(rundir, manifest, latest):
         costs.add_row(row["stage"], *(_figure(row[k]) for k in ("pool", "gpu_s_per_video", "gpu_s_per_masklet",
                                                                  "requests_per_s", "output_tokens_per_s")))
     console.print(costs)

@@ -25,7 +25,7 @@ from annotator.inputs import ID_RULE, discover
 from annotator.models import refs as model_refs
 from annotator.rundir import RunDir
 from annotator.stage import Stage
-from annotator.status import cost_table
+from annotator.status import cost_table, latest_rows
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +238,13 @@ class Pipeline:
         errors = [{"video_id": r["video_id"], "path": paths[r["video_id"]], "stage": r["stage"],
                    "error_type": r["error_type"], "message": r["reason"]} for r in rows if r["status"] == "error"]
         rundir.write_errors(sorted(errors, key=lambda r: r["video_id"]))
-        counters: Counter[str] = Counter()
         for built in self.stages:
             rundir.compact_index(built.name)
             rundir.collect_garbage(built.name)
-            for row in rundir.latest(built.name, self.fingerprints[built.name]).values():
+        latest = latest_rows(rundir, manifest)  # once, for the counters and the cost table
+        counters: Counter[str] = Counter()
+        for stage_rows in latest.values():
+            for row in stage_rows:
                 if row["video_id"] in paths:
                     counters.update({k: v for k, v in (row["counters"] or []) if "._" not in k})
         finished = rundir.finished_videos()
@@ -265,7 +267,7 @@ class Pipeline:
                               "objects": summary.objects, "reused": reused,
                               "videos_without_qa": ok - len(set(qa.column("video_id").to_pylist()))}
         manifest["counters"] = dict(sorted(counters.items()))
-        manifest["costs"] = cost_table(rundir, manifest)
+        manifest["costs"] = cost_table(rundir, manifest, latest)
         manifest["seconds"] = summary.seconds
         rundir.write_manifest(manifest)
         return summary

@@ -14,28 +14,39 @@ from typing import Any
 
 from annotator.rundir import RunDir
 
+Latest = dict[str, list[dict[str, Any]]]  # stage -> its latest index row per video, today's fingerprint
 
-def stage_table(rundir: RunDir, manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+
+def latest_rows(rundir: RunDir, manifest: dict[str, Any]) -> Latest:
+    """Every stage's latest rows, read once for the tables below (each index read is a listing and its parts)."""
+    return {e["stage"]: list(rundir.latest(e["stage"], manifest["fingerprints"][e["stage"]]).values())
+            for e in manifest["stages"]}
+
+
+def stage_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None = None
+                ) -> tuple[list[dict[str, Any]], str]:
     """Per stage (flow order): videos of the current input set done and errored with today's fingerprint, busy
-    and model seconds, the nodes that ran it, videos/s since the run started; and a one-line summary with an ETA."""
+    and model seconds, the nodes that ran it, videos/s since the run started; and a one-line summary with an ETA.
+    `latest`: `latest_rows`, when the caller has them."""
     started = datetime.fromisoformat(manifest["started"]).timestamp()
     end = datetime.fromisoformat(manifest["finished"]).timestamp() if manifest.get("finished") else time.time()
     elapsed = max(1e-6, end - started)
     total = int((manifest.get("inputs") or {}).get("count", 0))
     current = rundir.current_inputs()
+    every = latest_rows(rundir, manifest) if latest is None else latest
     rows = []
     for entry in manifest["stages"]:
         stage = entry["stage"]
-        latest = [r for r in rundir.latest(stage, manifest["fingerprints"][stage]).values()
-                  if not current or (r["video_id"], r["path"]) in current]  # this input set only, as the export
-        done = [r for r in latest if r["status"] == "ok"]
+        kept = [r for r in every[stage]  # this input set only, as the export
+                if not current or (r["video_id"], r["path"]) in current]
+        done = [r for r in kept if r["status"] == "ok"]
         recent = [r for r in done if r["finished"] >= started]  # this invocation's work, for the rate
         rows.append({
-            "stage": stage, "done": len(done), "errors": sum(1 for r in latest if r["status"] == "error"),
-            "filtered": sum(1 for r in latest if r["status"] == "filtered"),
-            "pending": sum(1 for r in latest if r["status"] == "pending"),
-            "busy": sum(r["busy"] or 0.0 for r in latest), "model": sum(r["seconds"] or 0.0 for r in latest),
-            "nodes": len({r["node"] for r in latest}), "node_ids": sorted({r["node"] for r in latest}),
+            "stage": stage, "done": len(done), "errors": sum(1 for r in kept if r["status"] == "error"),
+            "filtered": sum(1 for r in kept if r["status"] == "filtered"),
+            "pending": sum(1 for r in kept if r["status"] == "pending"),
+            "busy": sum(r["busy"] or 0.0 for r in kept), "model": sum(r["seconds"] or 0.0 for r in kept),
+            "nodes": len({r["node"] for r in kept}), "node_ids": sorted({r["node"] for r in kept}),
             "rate": len(recent) / elapsed,
         })
     finished = rows[-1]["done"] if rows else 0
@@ -61,14 +72,14 @@ def _span(rows: list[dict[str, Any]]) -> float:
     return max(end for _, end in batches) - min(end - busy for (_, end), busy in batches.items())
 
 
-def cost_table(rundir: RunDir, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def cost_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None = None) -> list[dict[str, Any]]:
     """Per stage: its pool size now (Ray), GPU-seconds per video and per masklet, and for served stages requests/s
-    and output tokens/s over the span this run invocation worked on it (the whole run's when it did none)."""
+    and output tokens/s over the span this run invocation worked on it (the whole run's when it did none).
+    `latest`: `latest_rows`, when the caller has them."""
     started = datetime.fromisoformat(manifest["started"]).timestamp()
     pools = rundir.read_pools()
     size = {stage: n for name, n in pools.items() for stage in name.split("+")}
-    latest = {e["stage"]: list(rundir.latest(e["stage"], manifest["fingerprints"][e["stage"]]).values())
-              for e in manifest["stages"]}
+    latest = latest_rows(rundir, manifest) if latest is None else latest
     masklets = sum(sum(dict(r["counters"] or []).get(f"{stage}.masklets", 0) for r in rows)
                    for stage, rows in latest.items())
     out = []

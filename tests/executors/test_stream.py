@@ -72,6 +72,11 @@ def test_each_pool_batches_its_own_way_and_every_video_comes_back(ray_cluster) -
     assert per_pool[2] == {"4": 8, "3": 3}
 
 
+def _marks(marker: str) -> int:
+    """How many marker files `marker0`, `marker1`, ... a fault stage has left: the times it struck."""
+    return len(list(Path(marker).parent.glob(Path(marker).name + "*")))
+
+
 @dataclass
 class Crash(PerItemStage):
     """Kills its worker process on one video, `times` times (marker files count them)."""
@@ -84,11 +89,9 @@ class Crash(PerItemStage):
     times: int = 1
 
     def process_item(self, item: VideoItem) -> VideoItem:
-        if item.video_id == self.victim:
-            seen = sorted(Path(self.marker).parent.glob(Path(self.marker).name + "*"))
-            if len(seen) < self.times:
-                Path(f"{self.marker}{len(seen)}").touch()
-                os._exit(1)
+        if item.video_id == self.victim and (seen := _marks(self.marker)) < self.times:
+            Path(f"{self.marker}{seen}").touch()
+            os._exit(1)
         return item
 
 
@@ -104,7 +107,7 @@ class Hang(PerItemStage):
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.video_id == self.victim:
-            Path(f"{self.marker}{len(list(Path(self.marker).parent.glob(Path(self.marker).name + '*')))}").touch()
+            Path(f"{self.marker}{_marks(self.marker)}").touch()
             time.sleep(3600)
         return item
 
