@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from annotator import paths
 from annotator.stage import Resources, Stage, stage_class
@@ -26,13 +26,43 @@ class ResourcesSpec(_Strict):
     custom: dict[str, float] = Field(default_factory=dict)  # Ray custom resources, e.g. {node_a100: 0.01}
 
 
+class ScaleSpec(_Strict):
+    """An autoscaled pool's bounds (`concurrency: auto` is `{min: 1}`): the Ray executor sizes it in between."""
+
+    min: int = Field(default=1, ge=1)
+    max: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScaleSpec:
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+
 class StageSpec(_Strict):
     stage: str
     params: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesSpec | None = None
-    concurrency: int = Field(default=1, ge=1)
+    concurrency: int | ScaleSpec = 1  # a fixed pool size, `auto`, or {min: a, max: b}
     batch_size: int | None = Field(default=None, ge=1)
     call_timeout_s: float = Field(default=1800.0, gt=0)  # a call past it has hung: its actor restarts (Ray)
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> int | ScaleSpec:
+        if value == "auto":
+            return ScaleSpec()
+        if isinstance(value, dict):
+            try:
+                return ScaleSpec.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                msg = first["msg"].removeprefix("Value error, ")
+                raise ValueError(f"{where}: {msg}" if where else msg) from None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ValueError(f"expected a number of actors (1 or more), auto, or {{min: a, max: b}}; got {value!r}")
 
 
 class ExecutorSpec(_Strict):
@@ -40,6 +70,7 @@ class ExecutorSpec(_Strict):
     address: str | None = None  # None: embedded local Ray; "auto" or host:port joins a cluster
     num_cpus: int | None = Field(default=None, ge=1)
     num_gpus: float | None = Field(default=None, ge=0)
+    autoscale_interval_s: float = Field(default=10.0, gt=0)  # how often autoscaled pools are re-planned
 
 
 class ExportSpec(_Strict):
@@ -57,11 +88,13 @@ class PipelineConfig(_Strict):
 class BuiltStage:
     """A validated stage instance with the resources the executor should give it."""
 
-    def __init__(self, stage: Stage, resources: Resources, concurrency: int, batch_size: int,
+    def __init__(self, stage: Stage, resources: Resources, concurrency: int | ScaleSpec, batch_size: int,
                  call_timeout_s: float = 1800.0) -> None:
         self.stage = stage
         self.resources = resources
-        self.concurrency = concurrency
+        fixed = isinstance(concurrency, int)
+        self.concurrency = concurrency if fixed else concurrency.min  # the pool's size at start
+        self.scale = None if fixed else (concurrency.min, concurrency.max)  # autoscaled between these
         self.batch_size = batch_size
         self.call_timeout_s = call_timeout_s
 
@@ -86,7 +119,7 @@ def _loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
 def _one_line(source: str, err: ValidationError, data: dict[str, Any], prefix: tuple[Any, ...] = ()) -> str:
     first = err.errors()[0]
     loc = _loc(prefix + tuple(first["loc"]), data)
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         msg = "unknown key (check the spelling, or see the stage's parameters in the README)"
     elif "input" in first and not isinstance(first["input"], dict | list):

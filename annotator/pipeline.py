@@ -30,6 +30,12 @@ from annotator.status import cost_table, latest_rows
 log = logging.getLogger(__name__)
 
 
+def _scale_text(scale: tuple[int, int | None]) -> str:
+    """An autoscaled pool's bounds as `concurrency` reads: `auto`, `2..8`, `2..auto`."""
+    low, high = scale
+    return "auto" if (low, high) == (1, None) else f"{low}..{high if high is not None else 'auto'}"
+
+
 @dataclass
 class RunSummary:
     run_dir: str
@@ -66,7 +72,7 @@ class Pipeline:
                 "cpus": b.resources.cpus,
                 "gpus": b.resources.gpus,
                 "custom": dict(b.resources.custom),
-                "concurrency": b.concurrency,
+                "concurrency": b.concurrency if b.scale is None else _scale_text(b.scale),
                 "batch_size": b.batch_size,
                 "call_timeout_s": b.call_timeout_s,
                 "outputs": list(b.stage.outputs),
@@ -79,7 +85,8 @@ class Pipeline:
             StageTask(stage=b.stage, fingerprint=self.fingerprints[b.name], run_root=run_root,
                       concurrency=b.concurrency, batch_size=b.batch_size, cpus=b.resources.cpus,
                       gpus=b.resources.gpus, custom=dict(b.resources.custom),
-                      export=export if i == len(self.stages) - 1 else None, call_timeout_s=b.call_timeout_s)
+                      export=export if i == len(self.stages) - 1 else None, call_timeout_s=b.call_timeout_s,
+                      scale=b.scale)
             for i, b in enumerate(self.stages)
         ]
 
@@ -196,7 +203,8 @@ class Pipeline:
         spec = self.config.executor
         kind = executor or spec.kind
         self.check_executor(kind)
-        runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose)
+        runner = make_executor(kind, address or spec.address, spec.num_cpus, spec.num_gpus, show_progress, verbose,
+                               spec.autoscale_interval_s)
         rundir = RunDir(output)
         id_rule = self.id_rule(rundir)
         found, skipped = self.find_inputs(list(inputs), recursive, id_rule)

@@ -119,3 +119,13 @@ def gone_within(family: set[int], seconds: float) -> list[int]:
     while (alive := still_alive(family)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return alive
+
+
+def current_export(run: RunDir, table: str, key: tuple[str, ...]) -> list[tuple]:
+    """The table's rows of each video's current part (a recomputed video's earlier part does not count), sorted:
+    two runs made the same dataset when these are equal."""
+    import json
+
+    finished = run.latest("assemble")
+    data = run.read_export(table, list(key), finished).to_pylist()
+    return sorted(tuple(json.dumps(r[k]) for k in key) for r in data)

@@ -16,7 +16,8 @@ class Executor(Protocol):
 
 
 def make_executor(kind: str, address: str | None = None, num_cpus: int | None = None,
-                  num_gpus: float | None = None, show_progress: bool = True, verbose: bool = False) -> Executor:
+                  num_gpus: float | None = None, show_progress: bool = True, verbose: bool = False,
+                  autoscale_interval_s: float = 10.0) -> Executor:
     if kind == "local":
         from annotator.executors.local import LocalExecutor
 
@@ -24,5 +25,6 @@ def make_executor(kind: str, address: str | None = None, num_cpus: int | None = 
     if kind == "ray":
         from annotator.executors.ray import RayExecutor
 
-        return RayExecutor(address, num_cpus, num_gpus, show_progress, verbose)
+        return RayExecutor(address, num_cpus, num_gpus, show_progress, verbose,
+                           autoscale_interval_s=autoscale_interval_s)
     raise ValueError(f"unknown executor {kind!r}: use local or ray")

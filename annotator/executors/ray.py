@@ -28,6 +28,7 @@ import numpy as np
 
 from annotator.config import ConfigError
 from annotator.executors import ray_local
+from annotator.executors.autoscale import AUTOSCALE_INTERVAL_S
 from annotator.executors.ray_chain import chain, status_columns
 from annotator.executors.ray_stream import RESTART_WAIT_S, Pool, StreamScheduler
 from annotator.executors.runner import StageRunner, StageTask, WorkRef, load_items, status_row
@@ -55,13 +56,14 @@ class _StageActor:
             if "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(threads)
         self.node_id = ray.get_runtime_context().get_node_id()
+        self.gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         self.runners = [StageRunner(task, node=self.node_id[:12]) for task in tasks]
         self.outputs = outputs
         self.last = last
 
-    def ready(self) -> str:
-        """Answered once the actor is up again after a restart (the stream pings before sending work): its node."""
-        return self.node_id
+    def ready(self) -> tuple[str, list[str]]:
+        """Answered once the actor is up (the stream pings before sending work): its node and GPU ids."""
+        return self.node_id, self.gpu_ids
 
     def _process(self, items: list[VideoItem]) -> list[VideoItem]:
         for runner in self.runners:
@@ -172,8 +174,9 @@ def runtime_env(joining: bool) -> dict[str, Any]:
 class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None,
                  show_progress: bool = True, verbose: bool = False, fuse_cpu_stages: bool = True,
-                 restart_wait_s: float = RESTART_WAIT_S) -> None:
+                 restart_wait_s: float = RESTART_WAIT_S, autoscale_interval_s: float = AUTOSCALE_INTERVAL_S) -> None:
         self.address = address
+        self.autoscale_interval_s = autoscale_interval_s
         self.restart_wait_s = restart_wait_s
         self.fuse_cpu_stages = fuse_cpu_stages
         self.num_cpus = num_cpus
@@ -208,13 +211,10 @@ class RayExecutor:
             for name in ("ray", "ray.data", "ray.data._internal"):
                 logging.getLogger(name).setLevel(logging.ERROR)
 
-    def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
+    def _plan(self, tasks: list[StageTask]) -> tuple[list[list[StageTask]], list[type]]:
+        """The stage groups (fused CPU stages) scaled to the cluster, and each group's actor class."""
         import ray
 
-        if not refs:
-            return
-        self._init()
-        self._quiet()
         resources = ray.cluster_resources()
         _check_custom(tasks, resources)
         tasks = fit_to_cluster(tasks, float(resources.get("CPU", 1)), float(resources.get("GPU", 0)))
@@ -224,23 +224,37 @@ class RayExecutor:
         # on it) the cores are shared among the actor processes instead
         actors = sum(max(t.concurrency for t in g) for g in groups)
         threads = max(1, int(resources.get("CPU", 1)) // actors) if self._started else None
-        classes = [_actor_class(g, outputs, i == len(groups) - 1, threads) for i, g in enumerate(groups)]
+        return groups, [_actor_class(g, outputs, i == len(groups) - 1, threads) for i, g in enumerate(groups)]
+
+    def pools(self, tasks: list[StageTask]) -> list[Pool]:
+        """The stream's pools for `tasks` on the cluster this process is connected to (tests drive the
+        scheduler with them)."""
+        return [make_pool(g, cls) for g, cls in zip(*self._plan(tasks), strict=True)]
+
+    def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
+        import ray
+
+        if not refs:
+            return
+        self._init()
+        self._quiet()
+        groups, classes = self._plan(tasks)
         if any(t.stage.engine_spec() is not None for t in tasks):
             yield from chain(groups, classes, refs, self.verbose)
         else:
-            pools = [_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]
+            pools = [make_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]
             _python_sigint()
             rundir = RunDir(tasks[0].run_root)
             try:
-                yield from StreamScheduler(pools, refs, on_pools=rundir.write_pools,
-                                           restart_wait_s=self.restart_wait_s).run()
+                yield from StreamScheduler(pools, refs, on_pools=rundir.write_pools, restart_wait_s=self.restart_wait_s,
+                                           autoscale_interval_s=self.autoscale_interval_s).run()
             finally:  # no graceful exit to wait for: every finished result is written and indexed already
                 for pool in pools:
                     for actor in pool.actors:
                         ray.kill(actor)
 
 
-def _pool(group: list[StageTask], cls: type) -> Pool:
+def make_pool(group: list[StageTask], cls: type) -> Pool:
     """A group's actors, created at once so their start (imports, model loading) overlaps. Inside a call each stage
     takes batches of its own size (`call_batch`). Its deadline is the largest of theirs."""
     import ray
@@ -252,7 +266,19 @@ def _pool(group: list[StageTask], cls: type) -> Pool:
     size = max(t.concurrency for t in group)
     return Pool("+".join(t.stage.name for t in group), [remote.remote() for _ in range(size)],
                 call_batch([t.batch_size for t in group]), call_timeout_s=max(t.call_timeout_s for t in group),
-                demand={"CPU": cpus, "GPU": task.gpus, **task.custom})
+                demand={"CPU": cpus, "GPU": task.gpus, **task.custom}, scale=group_scale(group),
+                factory=remote.remote)
+
+
+def group_scale(group: list[StageTask]) -> tuple[int, int | None] | None:
+    """A fused pool's bounds: autoscaled when any of its stages is, never below a fixed stage's size."""
+    scales = [t.scale for t in group if t.scale is not None]
+    if not scales:
+        return None
+    fixed = [t.concurrency for t in group if t.scale is None]
+    highs = [high for _, high in scales]
+    low = max([low for low, _ in scales] + fixed)
+    return low, None if None in highs else max([h for h in highs if h is not None] + fixed)
 
 
 def call_batch(sizes: list[int]) -> int:

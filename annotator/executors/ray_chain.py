@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,7 @@ def chain(groups: list[list[StageTask]], classes: list[type], refs: list[WorkRef
             continue
         ds = ds.map_batches(
             cls, batch_size=task.batch_size, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=max(t.concurrency for t in group),
-                                               max_tasks_in_flight_per_actor=2),
+            compute=_strategy(group),
             num_cpus=max(t.cpus for t in group), num_gpus=task.gpus or None, resources=task.custom or None,
         )
     if not last_is_actor:
@@ -54,3 +54,16 @@ def chain(groups: list[list[StageTask]], classes: list[type], refs: list[WorkRef
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         for i in range(len(batch["video_id"])):
             yield {k: str(batch[k][i]) for k in STATUS_KEYS}
+
+
+def _strategy(group: list[StageTask]) -> Any:
+    """The group's pool: fixed, or autoscaled by Ray Data itself between the bounds when any stage asks for it."""
+    import ray
+
+    scales = [t.scale for t in group if t.scale is not None]
+    if not scales:
+        return ray.data.ActorPoolStrategy(size=max(t.concurrency for t in group), max_tasks_in_flight_per_actor=2)
+    highs = [high for _, high in scales]
+    return ray.data.ActorPoolStrategy(min_size=max(low for low, _ in scales),
+                                      max_size=None if None in highs else max(highs),  # type: ignore[type-var]
+                                      max_tasks_in_flight_per_actor=2)

@@ -30,10 +30,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from annotator.executors.autoscale import AUTOSCALE_INTERVAL_S, PoolLoad, fits, plan
 from annotator.executors.runner import STATUS_KEYS, WorkRef
 
 log = logging.getLogger(__name__)
 
+SETTLE_PLANS = 3  # a pool turns from growing to shrinking (or back) only this many plans after its last change
 IN_FLIGHT_PER_ACTOR = 2  # one batch running, one queued: an actor never waits on the driver
 CALL_TIMEOUT_S = 1800.0  # a call past this has hung (a wedged kernel, a stalled mount): its actor is restarted
 RESTART_WAIT_S = 30.0  # an actor not back after this cannot be placed: its pool shrinks or another makes room
@@ -55,17 +57,25 @@ class Pool:
     retired: list[bool] = field(default_factory=list)  # left the pool for good (shrunk or drained)
     draining: list[bool] = field(default_factory=list)  # takes no new call; retired once its calls are done
     nodes: list[str] = field(default_factory=list)  # the node each actor last answered from ("" before)
+    gpus: list[tuple[str, ...]] = field(default_factory=list)  # the GPU ids Ray gave each actor (known once up)
     # when each actor last made progress (came up, took work while idle, finished a call); None while it is
     # starting or restarting: an actor busy for call_timeout_s past it has hung, and a call's deadline never
     # counts model loading at start-up or the time it waited behind the actor's other call
     progress: list[float | None] = field(default_factory=list)
     gone: str = ""  # why an actor is gone for good (e.g. its constructor raised), for the videos left waiting
+    scale: tuple[int, int | None] | None = None  # autoscaled between (min, max) actors; None: fixed
+    factory: Callable[[], Any] | None = None  # starts one more actor (autoscaled pools)
+    work_s: float = 0.0  # actor-seconds spent on finished calls lately, and the videos they finished:
+    work_videos: float = 0.0  # their ratio is one actor's rate
+    last_way: int = 0  # the autoscaler's last change: +1 grew, -1 shrank, at plan number `last_plan`
+    last_plan: int = -SETTLE_PLANS
 
     def __post_init__(self) -> None:
         n = len(self.actors)
         self.busy, self.healthy, self.retired, self.draining, self.nodes = [0] * n, [True] * n, [False] * n, \
             [False] * n, [""] * n
         self.progress = [None] * n
+        self.gpus = [()] * n
 
     def live(self) -> list[int]:
         """Actors that take work now."""
@@ -85,7 +95,23 @@ class Pool:
         return bool(self.queue or self.retry)
 
     def capacity(self) -> int:
-        return len(self.actors) * self.batch_size * IN_FLIGHT_PER_ACTOR
+        return self.size() * self.batch_size * IN_FLIGHT_PER_ACTOR
+
+    def staying(self) -> int:
+        """Actors neither retired nor draining: the size the autoscaler plans from."""
+        return sum(not r and not d for r, d in zip(self.retired, self.draining, strict=True))
+
+    def add(self, actor: Any) -> int:
+        """One more actor (not yet up): its index."""
+        self.actors.append(actor)
+        for column, value in ((self.busy, 0), (self.healthy, False), (self.retired, False), (self.draining, False),
+                              (self.nodes, ""), (self.progress, None), (self.gpus, ())):
+            column.append(value)  # type: ignore[attr-defined]
+        return len(self.actors) - 1
+
+    def rate(self) -> float | None:
+        """Videos one working actor finishes per second, as measured lately."""
+        return self.work_videos / self.work_s if self.work_s > 0 and self.work_videos > 0 else None
 
 
 @dataclass
@@ -117,6 +143,14 @@ def _lost_row(video_id: str, pool: Pool, exc: BaseException, what: str = "worker
             "reason": f"{what}: {_first_line(exc)}"}
 
 
+def _cluster_capacity() -> dict[str, float]:
+    """What the live nodes hold: the autoscaler plans within it (a lost node shrinks it)."""
+    import ray
+
+    return {k: float(v) for k, v in ray.cluster_resources().items() if not k.startswith(("node:", "memory",
+                                                                                         "object_store_memory"))}
+
+
 def _alive_nodes() -> set[str]:
     import ray
 
@@ -127,12 +161,13 @@ class StreamScheduler:
     """Feeds work refs into the first pool and moves each finished call's item references to the next one."""
 
     def __init__(self, pools: list[Pool], refs: list[WorkRef], on_pools: Callable[[dict[str, int]], None] | None = None,
-                 restart_wait_s: float = RESTART_WAIT_S, clock: Callable[[], float] = time.monotonic) -> None:
+                 restart_wait_s: float = RESTART_WAIT_S, clock: Callable[[], float] = time.monotonic,
+                 autoscale_interval_s: float = AUTOSCALE_INTERVAL_S,
+                 capacity: Callable[[], dict[str, float]] | None = None) -> None:
         self.pools = pools
         self.pending: deque[WorkRef] = deque(refs)
         self.calls: dict[Any, _Call] = {}
         self.admitted = 0
-        self.limit = sum(p.capacity() for p in pools) + pools[0].batch_size
         self.videos: dict[str, WorkRef] = {}  # in-stream videos: their path and the checkpoints they have so far
         self.settled: dict[str, dict[str, str]] = {}  # in-stream videos no longer ok: the row they end with
         self.lost_at: dict[tuple[int, int], float] = {}  # (pool, actor) -> when it was lost
@@ -140,6 +175,11 @@ class StreamScheduler:
         self.on_pools = on_pools
         self.restart_wait_s = restart_wait_s
         self.clock = clock
+        self.autoscale_interval_s = autoscale_interval_s
+        self.capacity = capacity or _cluster_capacity
+        self.plans = 0
+        scaled = any(p.scale is not None for p in pools)
+        self.plan_at = clock() if scaled else float("inf")  # the first plan (all stages equally fast) at once
         for index, pool in enumerate(pools):  # each actor's progress clock starts once it is up
             for actor in range(len(pool.actors)):
                 self.calls[pool.actors[actor].ready.remote()] = _Call(index, actor, [], [], ping=True)
@@ -149,6 +189,9 @@ class StreamScheduler:
         import ray
 
         while self.pending or self.calls or any(p.waiting() for p in self.pools):
+            if self.clock() >= self.plan_at:
+                self._autoscale()
+                self.plan_at = self.clock() + self.autoscale_interval_s
             self._admit()
             self._dispatch()
             if all(c.ping for c in self.calls.values()):  # nothing running that could fill a partial batch
@@ -156,7 +199,8 @@ class StreamScheduler:
             if not self.calls:
                 yield from self._abandon()
                 continue
-            soonest = min([c.deadline for c in self.calls.values()] + [at for _, _, at in self._busy_actors()])
+            soonest = min([c.deadline for c in self.calls.values()] + [at for _, _, at in self._busy_actors()]
+                          + [self.plan_at])
             timeout = None if soonest == float("inf") else max(0.0, soonest - self.clock())
             ready, _ = ray.wait(list(self.calls), num_returns=1, timeout=timeout)
             for receipt in ready:
@@ -165,7 +209,8 @@ class StreamScheduler:
 
     def _admit(self) -> None:
         """Work refs into the first pool while the stream holds fewer items than the pools can work on."""
-        while self.pending and self.admitted < self.limit:
+        limit = sum(p.capacity() for p in self.pools) + self.pools[0].batch_size
+        while self.pending and self.admitted < limit:
             ref = self.pending.popleft()
             self.videos[ref.video_id] = replace(ref, done=list(ref.done))
             self.pools[0].queue.append((ref.video_id, ref))
@@ -216,7 +261,8 @@ class StreamScheduler:
             yield from self._pinged(receipt, call)
             return
         pool.busy[call.actor] -= call.weight
-        if pool.progress[call.actor] is not None:
+        started = pool.progress[call.actor]
+        if started is not None:
             pool.progress[call.actor] = self.clock()
         try:
             answer = ray.get(receipt)
@@ -231,6 +277,9 @@ class StreamScheduler:
         finally:
             self._retire_if_drained(call.pool, call.actor)
         pool.nodes[call.actor] = answer["node"]
+        if started is not None:  # the actor's time on this call: calls run one after another on an actor
+            pool.work_s += self.clock() - started
+            pool.work_videos += len(call.batch)
         if call.pool == len(self.pools) - 1:
             for row in answer["rows"]:
                 yield self._leave(row["video_id"], {k: str(row[k]) for k in STATUS_KEYS})
@@ -278,7 +327,9 @@ class StreamScheduler:
         if pool.retired[call.actor]:
             return
         try:
-            pool.nodes[call.actor] = ray.get(receipt)
+            answer = ray.get(receipt)
+            node, gpus = (answer, ()) if isinstance(answer, str) else answer
+            pool.nodes[call.actor], pool.gpus[call.actor] = node, tuple(gpus)
             pool.healthy[call.actor] = True
             pool.progress[call.actor] = self.clock()
             self.lost_at.pop((call.pool, call.actor), None)
@@ -316,7 +367,8 @@ class StreamScheduler:
         for ref, call in list(self.calls.items()):
             if call.ping and call.deadline <= now:
                 del self.calls[ref]
-                self._cannot_restart(call.pool, call.actor)
+                if not self.pools[call.pool].retired[call.actor]:
+                    self._cannot_restart(call.pool, call.actor)
 
     def _cannot_restart(self, index: int, actor: int) -> None:
         """An actor whose restart has not been placed in `restart_wait_s`: with others in its pool it leaves;
@@ -361,9 +413,65 @@ class StreamScheduler:
         ray.kill(pool.actors[actor], no_restart=True)
         self._report_pools()
 
+    def _autoscale(self) -> None:
+        """Resize the autoscaled pools to the plan (`autoscale.plan`): start actors, or drain the least busy."""
+        in_calls = [0] * len(self.pools)
+        for call in self.calls.values():
+            in_calls[call.pool] += len(call.batch)
+        loads, ahead = [], len(self.pending)
+        for index, pool in enumerate(self.pools):
+            queued = len(pool.queue) + len(pool.retry) + in_calls[index]
+            size = pool.staying()
+            low, high = pool.scale if pool.scale is not None else (size, size)
+            loads.append(PoolLoad(pool.name, pool.demand, size, low, high, pool.rate(), queued, ahead,
+                                  held=pool.batch_size * IN_FLIGHT_PER_ACTOR, first=index == 0))
+            ahead += queued
+            pool.work_s, pool.work_videos = pool.work_s / 2, pool.work_videos / 2  # recent calls weigh most
+        capacity = self.capacity()
+        sizes = plan(loads, capacity)
+        self.plans += 1
+        now = [load.size for load in loads]
+        if fits(loads, now, capacity):  # while the cluster holds every pool, none turns back too soon
+            sizes = [now[i] if (size > now[i]) != (pool.last_way > 0) and self.plans - pool.last_plan < SETTLE_PLANS
+                     else size for i, (pool, size) in enumerate(zip(self.pools, sizes, strict=True))]
+            if not fits(loads, sizes, capacity):  # a pool held back still holds what another would grow into
+                sizes = [min(size, n) for size, n in zip(sizes, now, strict=True)]
+        changed = False
+        for index, (pool, size) in enumerate(zip(self.pools, sizes, strict=True)):
+            if pool.scale is None or size == pool.staying():
+                continue
+            pool.last_way, pool.last_plan = (1 if size > pool.staying() else -1), self.plans
+            changed = True
+            log.info("pool %s: %d -> %d actors (%.2f videos/s per actor, %d queued)", pool.name, pool.staying(),
+                     size, pool.rate() or 0.0, loads[index].queued)
+            while pool.staying() < size and pool.factory is not None:
+                actor = pool.add(pool.factory())
+                self._ping(index, actor)
+            while pool.staying() > size:
+                self._drain_one(index)
+        if changed:
+            self._report_pools()
+
+    def _drain_one(self, index: int) -> None:
+        """Drain the actor whose leaving frees most: one not started yet, else one on the GPU the fewest
+        staying actors share (so whole GPUs come free for whole-GPU stages), else the idlest."""
+        held: dict[tuple[str, str], float] = {}
+        for pool in self.pools:
+            for a in range(len(pool.actors)):
+                if not pool.retired[a] and not pool.draining[a]:
+                    for gpu in pool.gpus[a]:
+                        key = (pool.nodes[a], gpu)
+                        held[key] = held.get(key, 0.0) + pool.demand.get("GPU", 0.0) / len(pool.gpus[a])
+        pool = self.pools[index]
+        staying = [a for a in range(len(pool.actors)) if not pool.retired[a] and not pool.draining[a]]
+        victim = min(staying, key=lambda a: (pool.healthy[a], sum(held[(pool.nodes[a], g)] for g in pool.gpus[a]),
+                                             pool.busy[a]))
+        pool.draining[victim] = True
+        self._retire_if_drained(index, victim)
+
     def _report_pools(self) -> None:
         if self.on_pools is not None:
-            self.on_pools({p.name: p.size() for p in self.pools})
+            self.on_pools({p.name: p.staying() for p in self.pools})
 
     def _abandon(self) -> Iterator[dict[str, str]]:
         """Every actor of a pool is gone for good: what waits for it ends as errors instead of waiting forever."""

@@ -42,6 +42,7 @@ class StageTask:
     custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources (pin to node types)
     export: ExportSpec | None = None  # set on the last stage
     call_timeout_s: float = 1800.0  # Ray: a call past it has hung; its actor is restarted and its videos retried
+    scale: tuple[int, int | None] | None = None  # Ray: autoscaled between (min, max); None: `concurrency` actors
 
 
 @dataclass

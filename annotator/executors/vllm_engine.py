@@ -38,13 +38,23 @@ def processor_config(task: StageTask) -> Any:
         model_source=refs.resolve(spec.model),  # hub id, local path, or a built tiny checkpoint
         engine_kwargs=spec.engine_kwargs,
         batch_size=task.batch_size,
-        concurrency=task.concurrency,
+        concurrency=_replicas(task),
         chat_template_stage=True,
         prepare_multimodal_stage={"enabled": True},
         tokenize_stage=True,
         detokenize_stage=True,
         should_continue_on_error=True,  # one bad video becomes that item's error, not a failed run
     )
+
+
+def _replicas(task: StageTask) -> int | tuple[int, int]:
+    """Engine replicas: fixed, or Ray Data's autoscaled (min, max); `auto` goes up to one replica per GPU."""
+    if task.scale is None:
+        return task.concurrency
+    import ray
+
+    low, high = task.scale
+    return low, high if high is not None else max(low, int(ray.cluster_resources().get("GPU", 1)))
 
 
 class Prepare:

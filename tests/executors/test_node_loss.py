@@ -17,6 +17,7 @@ import pytest
 from annotator.executors.local import LocalExecutor
 from annotator.rundir import RunDir
 from tests.executors.test_cluster import _free_port
+from tests.helpers import current_export
 
 pytestmark = pytest.mark.slow
 
@@ -121,13 +122,7 @@ def test_a_lost_node_costs_only_its_in_flight_work(tmp_path: Path) -> None:
     assert {r["status"] for r in LocalExecutor(show_progress=False).run(local, refs())} == {"ok"}
     for table, key in (("qa", ("video_id", "question", "answer", "object_ids")),
                        ("objects", ("video_id", "object_id", "frame_indices", "mask_rles"))):
-        got = _export(run, table, key)
-        want = _export(RunDir(str(undisturbed)), table, key)
+        got = current_export(run, table, key)
+        want = current_export(RunDir(str(undisturbed)), table, key)
         assert got == want and len(want) >= VIDEOS, table
 
-
-def _export(run: RunDir, table: str, key: tuple[str, ...]) -> list[tuple]:
-    """The table's rows of each video's current part (a recomputed video's earlier part does not count)."""
-    finished = run.latest("assemble")
-    data = run.read_export(table, list(key), finished).to_pylist()
-    return sorted(tuple(json.dumps(r[k]) for k in key) for r in data)

@@ -1,0 +1,129 @@
+"""Pool sizes from measured throughput: the autoscaler, apart from the stream loop (Xenna's shape).
+
+The loop measures, per pool, how many videos one actor finishes per second of work and how many videos wait
+for it or are still upstream of it; every `autoscale_interval_s` it asks `plan` for new sizes and grows or
+drains its pools to match. `plan` is pure arithmetic, so it is tested without Ray.
+
+The plan: the fixed pools keep their size; the autoscaled ones share what is left of the cluster. It finds
+the largest stream rate T (videos/s) that every pool can sustain at once, where a pool needs
+`ceil((T + drain) / rate)` actors and `drain` clears, within `horizon_s`, a queue that outgrew what its minimum
+holds. A pool with no work left falls to its minimum. Resources still free after that go, one actor at a time, to
+the pool (past the first) whose work would take longest to clear, while its queue has work for one more actor.
+A pool not yet measured counts as fast as the measured median (all equal before the first call ends). An actor's
+share is what the stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is
+checked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+AUTOSCALE_INTERVAL_S = 10.0
+HORIZON_S = 30.0
+
+
+@dataclass
+class PoolLoad:
+    """What the planner knows of one pool."""
+
+    name: str
+    demand: dict[str, float]  # one actor's resources
+    size: int  # actors now (draining ones excluded)
+    lo: int  # fixed pools: lo == hi == size
+    hi: int | None  # None: as many as the cluster holds
+    rate: float | None = None  # videos per second per working actor, measured; None before the first call ends
+    queued: int = 0  # videos waiting for it or in its calls
+    upstream: int = 0  # videos that have still to reach it
+    held: int = 2  # videos one actor holds at once (batch x calls in flight): a queue beyond that is a backlog
+    first: bool = False  # its queue is the input: never a backlog to drain, never an extra actor
+
+    @property
+    def fixed(self) -> bool:
+        return self.hi is not None and self.lo == self.hi
+
+    def work(self) -> int:
+        return self.queued + self.upstream
+
+
+def fits(loads: list[PoolLoad], sizes: list[int], capacity: dict[str, float]) -> bool:
+    """Whether pools of these sizes fit the cluster: every resource in total, and GPU shares packed per GPU."""
+    for resource, total in capacity.items():
+        used = sum(n * load.demand.get(resource, 0.0) for n, load in zip(sizes, loads, strict=True))
+        if used > total + 1e-9:
+            return False
+    shares = [load.demand.get("GPU", 0.0) for n, load in zip(sizes, loads, strict=True) for _ in range(n)]
+    return packs([s for s in shares if s > 0], int(capacity.get("GPU", 0.0) + 1e-9))
+
+
+def packs(shares: list[float], gpus: int) -> bool:
+    """Whether actors of these GPU shares fit on `gpus` GPUs: a share of 1 or more takes whole GPUs, fractions
+    share one GPU each (first fit, largest first), never more than it holds."""
+    free = gpus - sum(math.ceil(s - 1e-9) for s in shares if s >= 1)
+    if free < 0:
+        return False
+    bins: list[float] = []
+    for share in sorted((s for s in shares if s < 1), reverse=True):
+        for i, room in enumerate(bins):
+            if room >= share - 1e-9:
+                bins[i] -= share
+                break
+        else:
+            if len(bins) == free:
+                return False
+            bins.append(1.0 - share)
+    return True
+
+
+def _clamp(n: int, load: PoolLoad) -> int:
+    n = max(n, load.lo)
+    return min(n, load.hi) if load.hi is not None else n
+
+
+def plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float = HORIZON_S) -> list[int]:
+    """New sizes, one per pool, within `capacity` (resource -> total)."""
+    known = sorted(load.rate for load in loads if load.rate)
+    default = known[len(known) // 2] if known else 1.0
+    rates = [load.rate or default for load in loads]
+
+    def drain(load: PoolLoad) -> float:
+        if load.first:
+            return 0.0
+        return max(0, load.queued - load.lo * load.held) / horizon_s  # not its size now: that would oscillate
+
+    def sizes_at(rate: float) -> list[int]:
+        out = []
+        for load, per_actor in zip(loads, rates, strict=True):
+            if load.fixed:
+                out.append(_clamp(load.size, load))
+            elif not load.work():
+                out.append(_clamp(0, load))
+            else:  # never more actors than its work can occupy
+                wanted = math.ceil((rate + drain(load)) / per_actor - 1e-9)
+                out.append(_clamp(min(wanted, math.ceil(load.work() / load.held)), load))
+        return out
+
+    floor = sizes_at(0.0)
+    if not fits(loads, floor, capacity):
+        return floor  # the minimums alone overfill the cluster: nothing to plan (a lost node shrinks them)
+    capped = [load.hi * load.rate for load in loads
+              if load.hi is not None and load.rate]  # a bounded pool bounds the stream, once measured
+    low, high = 0.0, min([max(rates) * 1000.0, *capped])
+    for _ in range(40):  # largest sustainable rate, by bisection: sizes only grow with it
+        mid = (low + high) / 2
+        low, high = (mid, high) if fits(loads, sizes_at(mid), capacity) else (low, mid)
+    sizes = sizes_at(low)
+    while True:  # what is left: one actor at a time to the pool whose queue takes longest to clear
+        best, best_wait = None, 0.0
+        for i, load in enumerate(loads):
+            if load.fixed or load.first or (load.hi is not None and sizes[i] >= load.hi):
+                continue
+            if load.queued <= sizes[i] * load.held:
+                continue  # nothing for another actor to do now
+            wait = load.work() / (sizes[i] * rates[i]) if sizes[i] else math.inf
+            trial = [*sizes[:i], sizes[i] + 1, *sizes[i + 1 :]]
+            if wait > best_wait and fits(loads, trial, capacity):
+                best, best_wait = i, wait
+        if best is None:
+            return sizes
+        sizes[best] += 1

@@ -1,0 +1,150 @@
+"""The autoscaler: its plan (pool sizes from measured rates and queues, within the cluster; no Ray needed), and
+pools that grow, then drain to a smaller cluster, on Ray without losing or repeating work."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from annotator.executors.autoscale import PoolLoad, packs, plan
+from annotator.executors.runner import ExportSpec, StageTask, WorkRef
+from annotator.rundir import RunDir
+from annotator.testing.fake_stages import Gate, fake_stages
+from tests.helpers import current_export
+
+GPUS = {"CPU": 2.0, "GPU": 4.0}
+
+
+def flow(caption: int = 100, detect: int = 0, track: int = 0, upstream: int = 0,
+         bounds: dict[str, tuple[int, int | None]] | None = None) -> list[PoolLoad]:
+    """The calibrated fake flow's GPU pools (per-actor rates of `bench/pipeline_overhead.py`), all on auto, with
+    `caption` videos still to caption and `detect`/`track` queued in front of those pools."""
+    def load(name: str, gpu: float, rate: float, queued: int, ahead: int, first: bool = False) -> PoolLoad:
+        low, high = (bounds or {}).get(name, (1, None))
+        return PoolLoad(name, {"CPU": 0.1, "GPU": gpu}, 1, low, high, rate, queued, ahead, first=first)
+
+    return [load("caption", 1.0, 1 / 2.0, caption, upstream, first=True),
+            load("detect", 0.25, 1 / 0.48, detect, caption + upstream),
+            load("track", 0.5, 1 / 0.76, track, caption + detect + upstream)]
+
+
+def test_steady_state_takes_the_best_whole_actor_sizes() -> None:
+    # 3 caption (1.5 videos/s) + 1 detect + 1 track (1.32 videos/s): 3.75 GPUs; a 4th caption would leave no GPU
+    assert plan(flow(), GPUS) == [3, 1, 1]
+
+
+def test_a_stage_with_no_work_left_frees_its_gpus_for_the_backlog() -> None:
+    # nothing left to caption: caption falls to its minimum; track's queue takes what caption held
+    sizes = plan(flow(caption=0, detect=0, track=30), GPUS)
+    assert sizes[0] == 1
+    assert sizes[2] == 5  # 1 + 0.25 + 5 x 0.5 = 3.75 GPUs; a 6th track actor would need 4.25
+    assert 1.0 * sizes[0] + 0.25 * sizes[1] + 0.5 * sizes[2] <= 4.0
+
+
+def test_a_growing_queue_takes_gpus_from_upstream() -> None:
+    calm, backed_up = plan(flow(track=2), GPUS), plan(flow(track=40), GPUS)
+    assert calm == [3, 1, 1]
+    assert backed_up[2] > calm[2] and backed_up[0] < calm[0], backed_up
+
+
+def test_bounds_and_fixed_pools_hold() -> None:
+    loads = flow(caption=100, track=40, bounds={"caption": (2, 2), "track": (1, 2)})
+    sizes = plan(loads, GPUS)
+    assert sizes[0] == 2 and sizes[2] == 2
+    fixed = flow()
+    fixed[0] = PoolLoad("caption", {"GPU": 1.0}, 2, 2, 2, 0.5, 50, 0, first=True)
+    assert plan(fixed, GPUS)[0] == 2  # a fixed pool keeps its size, and what it holds is not planned again
+
+
+def test_a_smaller_cluster_shrinks_the_pools_to_fit() -> None:
+    sizes = plan(flow(track=10), {"CPU": 2.0, "GPU": 2.0})  # a node with 2 of the 4 GPUs was lost
+    assert 1.0 * sizes[0] + 0.25 * sizes[1] + 0.5 * sizes[2] <= 2.0
+    assert min(sizes) >= 1
+
+
+def test_unmeasured_pools_count_as_the_median_and_never_outgrow_their_work() -> None:
+    loads = flow(caption=3)
+    for load in loads:
+        load.rate = None
+    sizes = plan(loads, GPUS)
+    # all equally fast: every pool gets the same count, and no pool more actors than 3 videos can keep busy
+    assert sizes == [2, 2, 2]
+
+
+def test_gpu_shares_never_pack_past_a_gpu() -> None:
+    assert packs([0.6] * 4, 4) and not packs([0.6] * 5, 4)  # 3.0 GPUs of shares, but two never share a GPU
+    assert packs([1.0, 0.5, 0.5, 0.25, 0.25, 0.5], 3) and not packs([1.0, 0.5, 0.5, 0.25, 0.25, 0.5, 0.25], 3)
+    assert not packs([2.0, 1.0, 1.0], 3)
+    loads = [PoolLoad("a", {"GPU": 0.6}, 1, 1, None, 1.0, 50, 0, first=True)]
+    assert plan(loads, {"GPU": 4.0}) == [4]
+
+
+VIDEOS, FIRST = 12, 4  # videos after the first 4 wait at a gate until the pools fit a smaller cluster
+
+
+@pytest.mark.slow
+def test_pools_grow_then_drain_to_a_smaller_cluster_and_lose_nothing(ray_cluster, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from annotator.executors.local import LocalExecutor
+    from annotator.executors.ray import RayExecutor
+    from annotator.executors.ray_stream import StreamScheduler
+
+    root, release = tmp_path / "run", tmp_path / "release"
+    refs = [WorkRef(f"v{i:02d}", f"/fake/v{i:02d}.mp4") for i in range(VIDEOS)]
+    held = [f"v{i:02d}" for i in range(FIRST, VIDEOS)]
+    plans: list[float] = []
+    reports: list[dict[str, int]] = []
+    applied: dict[str, int] = {}  # the sizes once the smaller cluster's first plan is applied, and reports then
+
+    def capacity() -> dict[str, float]:
+        """Scripted, not raced: the first plan sees 2 GPUs, every later one 1 (as if a node went); once the
+        second plan is applied, the gate lets the held videos go on."""
+        plans.append(2.0 if not plans else 1.0)
+        if len(plans) == 3:
+            applied.update({p.name: p.staying() for p in scheduler.pools}, reports=len(reports))
+            release.touch()
+        return {"CPU": 2.0, "GPU": plans[-1]}
+
+    tasks = _tasks(str(root), str(release), held)
+    scheduler = StreamScheduler(RayExecutor().pools(tasks), refs, on_pools=reports.append,
+                                autoscale_interval_s=0.2, capacity=capacity)
+    try:
+        with caplog.at_level(logging.INFO, logger="annotator.executors.ray_stream"):
+            rows = list(scheduler.run())
+    finally:
+        for pool in scheduler.pools:
+            for actor in pool.actors:
+                ray_cluster.kill(actor)
+    assert sorted(r["video_id"] for r in rows) == [r.video_id for r in refs]
+    assert {r["status"] for r in rows} == {"ok"}, [r for r in rows if r["status"] != "ok"]
+    # before any call ended every stage counts as fast as the others: detect and track share the 2 GPUs equally
+    assert set(reports[0].values()) == {1} and (reports[1]["detect"], reports[1]["track"]) == (2, 2), reports
+    assert (applied["detect"], applied["track"]) == (1, 1), applied  # the next plan fits the smaller cluster
+    assert all(0.5 * (r["detect"] + r["track"]) <= 1.0 for r in reports[applied["reports"]:]), reports
+    assert "re-admitting" not in caplog.text, "a drained actor was killed with work in it"
+    run = RunDir(str(root))
+    for task in tasks:  # each stage ran each video once: a drained actor finished its calls first
+        assert run.read_index(task.stage.name).num_rows == VIDEOS, task.stage.name
+
+    undisturbed, open_gate = tmp_path / "undisturbed", tmp_path / "open"
+    open_gate.touch()
+    local = _tasks(str(undisturbed), str(open_gate), held)
+    assert {r["status"] for r in LocalExecutor(show_progress=False).run(local, refs)} == {"ok"}
+    for table, key in (("qa", ("video_id", "question", "answer", "object_ids")),
+                       ("objects", ("video_id", "object_id", "frame_indices", "mask_rles"))):
+        assert current_export(run, table, key) == current_export(RunDir(str(undisturbed)), table, key), table
+
+
+def _tasks(root: str, release: str, held: list[str]) -> list[StageTask]:
+    """The calibrated fake flow (fast) with a gate after ingest; detect and track on auto at half a GPU."""
+    stages = fake_stages(caption_s=0.02, detect_s=0.1, track_s=0.01, frames=8)
+    stages.insert(1, Gate(release=release, hold=held, wait_s=120.0))
+    export = ExportSpec("fake", "run1", {s.name: "fp" for s in stages})
+    out = []
+    for i, stage in enumerate(stages):
+        gpus = 0.5 if stage.name in ("detect", "track") else 0.0
+        out.append(StageTask(stage, f"fp-{stage.name}", root, concurrency=1, batch_size=1, cpus=0.1, gpus=gpus,
+                             export=export if i == len(stages) - 1 else None, scale=(1, None) if gpus else None))
+    return out
