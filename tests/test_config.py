@@ -43,6 +43,10 @@ def test_shipped_pipelines_validate() -> None:
          "stages.track.params.model: path ./models/no-such-sam2 does not exist"),
         (lambda d: stage(d, "caption")["params"].update(prompt="prompts/missing.md"), "prompts/missing.md"),
         (lambda d: stage(d, "caption").update(concurrency=0), "stages.caption.concurrency"),
+        (lambda d: stage(d, "detect").update(concurrency="many"), "stages.detect.concurrency: expected a number"),
+        (lambda d: stage(d, "detect").update(concurrency={"min": 4, "max": 2}),
+         "stages.detect.concurrency: max (2) is below min (4)"),
+        (lambda d: stage(d, "detect").update(concurrency={"mn": 1}), "stages.detect.concurrency: mn:"),
         (lambda d: stage(d, "caption")["params"].update(prompt="prompts/gcg_questions.md"),
          "prompts/gcg_questions.md: prompt templates are versioned"),
         (lambda d: stage(d, "assemble").update(params={"questions": "prompts/caption.v1.md"}),
@@ -68,6 +72,20 @@ def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "stages.detect.params.box_treshold" in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_concurrency_auto_or_bounds_reach_the_executor() -> None:
+    from annotator.pipeline import Pipeline
+
+    config = load_config(DEMO, ["stages.detect.concurrency=auto", "stages.track.concurrency={min: 2, max: 6}",
+                                "stages.caption.concurrency=3"])
+    pipeline = Pipeline(config, str(DEMO))
+    plan = {row["stage"]: row["concurrency"] for row in pipeline.describe()}
+    assert (plan["detect"], plan["track"], plan["caption"]) == ("auto", "2..6", 3)
+    tasks = {t.stage.name: t for t in pipeline.tasks("/tmp/run")}
+    assert (tasks["detect"].scale, tasks["detect"].concurrency) == ((1, None), 1)  # starts at its minimum
+    assert (tasks["track"].scale, tasks["track"].concurrency) == ((2, 6), 2)
+    assert (tasks["caption"].scale, tasks["caption"].concurrency) == (None, 3)
 
 
 def test_set_overrides_a_stage_param() -> None:
