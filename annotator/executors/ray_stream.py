@@ -143,12 +143,8 @@ def _lost_row(video_id: str, pool: Pool, exc: BaseException, what: str = "worker
             "reason": f"{what}: {_first_line(exc)}"}
 
 
-def _cluster_capacity() -> dict[str, float]:
-    """What the live nodes hold: the autoscaler plans within it (a lost node shrinks it)."""
-    import ray
-
-    return {k: float(v) for k, v in ray.cluster_resources().items() if not k.startswith(("node:", "memory",
-                                                                                         "object_store_memory"))}
+def _resources(amounts: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in amounts.items() if not k.startswith(("node:", "memory", "object_store_memory"))}
 
 
 def _alive_nodes() -> set[str]:
@@ -176,7 +172,7 @@ class StreamScheduler:
         self.restart_wait_s = restart_wait_s
         self.clock = clock
         self.autoscale_interval_s = autoscale_interval_s
-        self.capacity = capacity or _cluster_capacity
+        self.capacity = capacity or self._cluster_capacity
         self.plans = 0
         scaled = any(p.scale is not None for p in pools)
         self.plan_at = clock() if scaled else float("inf")  # the first plan (all stages equally fast) at once
@@ -451,6 +447,19 @@ class StreamScheduler:
                 self._drain_one(index)
         if changed:
             self._report_pools()
+
+    def _cluster_capacity(self) -> dict[str, float]:
+        """What the autoscaler may plan with: what is free on the live nodes plus what our actors hold (on a
+        shared cluster other jobs keep theirs; a lost node takes its share away)."""
+        import ray
+
+        total = _resources(ray.available_resources())
+        for pool in self.pools:
+            placed = sum(bool(node) and not gone for node, gone in zip(pool.nodes, pool.retired, strict=True))
+            for resource, amount in pool.demand.items():
+                total[resource] = total.get(resource, 0.0) + amount * placed
+        cluster = _resources(ray.cluster_resources())
+        return {k: min(v, cluster.get(k, 0.0)) for k, v in total.items()}
 
     def _drain_one(self, index: int) -> None:
         """Drain the actor whose leaving frees most: one not started yet, else one on the GPU the fewest
