@@ -7,11 +7,12 @@ drains its pools to match. `plan` is pure arithmetic, so it is tested without Ra
 The plan: the fixed pools keep their size; the autoscaled ones share what is left of the cluster. It finds
 the largest stream rate T (videos/s) that every pool can sustain at once, where a pool needs
 `ceil((T + drain) / rate)` actors and `drain` clears, within `horizon_s`, a queue that outgrew what its minimum
-holds. A pool with no work left falls to its minimum. Resources still free after that go, one actor at a time, to
-the pool (past the first) whose work would take longest to clear, while its queue has work for one more actor.
-A pool not yet measured counts as fast as the measured median (all equal before the first call ends). An actor's
-share is what the stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is
-checked.
+holds; T is no faster than the first pool can let the remaining work in. A pool never gets more actors than its
+work can occupy, and one with no work left falls to its minimum. Resources still free after that go, one actor
+at a time, to the pool (past the first) whose work would take longest to clear, while its queue has work for one
+more actor. A pool not yet measured counts as fast as the measured median (all equal before the first call
+ends). An actor's share is what the stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as
+every resource is checked.
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float = H
         return floor  # the minimums alone overfill the cluster: nothing to plan (a lost node shrinks them)
     capped = [load.hi * load.rate for load in loads
               if load.hi is not None and load.rate]  # a bounded pool bounds the stream, once measured
-    low, high = 0.0, min([max(rates) * 1000.0, *capped])
+    source = loads[0]  # and nothing flows faster than the first pool can let its remaining work in
+    sources = source.size if source.fixed else _clamp(math.ceil(source.work() / source.held), source)
+    low, high = 0.0, min([max(rates) * 1000.0, sources * rates[0], *capped])
     for _ in range(40):  # largest sustainable rate, by bisection: sizes only grow with it
         mid = (low + high) / 2
         low, high = (mid, high) if fits(loads, sizes_at(mid), capacity) else (low, mid)
