@@ -16,6 +16,10 @@ ends as an error, and only it. An actor whose restart cannot be placed (its node
 its pool when the pool has others; when it was the pool's last, the largest pool holding the same resources is
 drained of one actor to make room. The loop never sleeps: it waits on its calls up to the next deadline.
 
+Autoscaled pools (`concurrency: auto` or `{min, max}`) are resized every `autoscale_interval_s` to what
+`autoscale.plan` makes of each pool's measured rate (videos per actor-second of its calls) and queue: new actors
+are pinged before they get work, and a pool shrinks by draining actors, which finish their calls first.
+
 Why not Ray Data: its planner, stats actor, autoscaling coordinator and actor-location tracker each start a
 worker process next to ours; on a small machine that start-up is most of a short run's wall time.
 """
