@@ -273,99 +273,41 @@ def demo(
     _run(paths.PIPELINES_DIR / "demo.yaml", [str(paths.SAMPLES_DIR)], output, executor, None, False, [], verbose)
 
 
-EXPORT_FORMATS = ("parquet", "coco", "ytvis", "videoglamm-a", "videoglamm-b", "cvat", "cvat-images", "grandf", "points")
-
-
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[str, typer.Argument(help="a run directory")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="|".join(EXPORT_FORMATS))],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet, coco, ytvis, videoglamm-a, videoglamm-b, "
+                                                          "cvat, cvat-images, grandf or points")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
     split: Annotated[str, typer.Option(help="split name (VideoGLaMM layouts)")] = "train",
     rle: Annotated[str, typer.Option(help="compressed or uncompressed (YouTube-VIS ground truth)")] = "compressed",
     max_phrases: Annotated[int, typer.Option(help="grounded phrases kept per caption (VideoGLaMM)")] = 4,
     merge: Annotated[bool, typer.Option("--merge/--parts", help="parquet: one file per table, or the parts")] = True,
 ) -> None:
-    """Write a finished run's dataset in one of the supported formats."""
-    if fmt not in EXPORT_FORMATS:
-        _fail(f"--format {fmt}: use one of {', '.join(EXPORT_FORMATS)}")
+    """Write a finished run's dataset in one of the supported formats, video by video."""
+    from annotator.export.base import ExportOptions, exporter
+
+    try:
+        writer = exporter(fmt)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+        return
     if rle not in ("compressed", "uncompressed"):
         _fail(f"--rle {rle}: use compressed or uncompressed")
     run, _ = _open_run(run_dir)
-    if fmt == "parquet":  # straight from the export parts the workers wrote: no item is rebuilt
-        from annotator.export.parquet import SCHEMAS, write_parquet
-
-        if merge:
-            tables = {name: run.read_export(name) for name in SCHEMAS}
-            written = list(write_parquet(tables, str(out)).values())
-        else:
-            written = _copy_parts(run, out)
-        console.print(f"parquet: {len(run.finished_videos())} videos", highlight=False)
-        for path in written:
-            console.print(f"  {path}", **_PLAIN)
-        return
-    items = run.final_items()
-    if fmt.startswith("cvat"):
-        from annotator.export.cvat import write_cvat
-
-        items += _pending_items(run_dir)
-        written = write_cvat(items, out, fmt, run_root=run.root)
-    elif fmt == "grandf":
-        from annotator.export.grandf import write_grandf
-
-        written = [write_grandf(items, out, run_root=run.root)]
-    elif fmt == "points":
-        from annotator.export.points import write_points
-
-        written = [write_points(items, out)]
-    elif fmt == "coco":
-        from annotator.export.coco import write_coco
-
-        written = [write_coco(items, out)]
-    elif fmt == "ytvis":
-        from annotator.export.ytvis import write_ytvis
-
-        written = [write_ytvis(items, out, rle)]  # type: ignore[arg-type]
-    elif fmt == "videoglamm-a":
-        from annotator.export.videoglamm import write_format_a
-
-        count = write_format_a(items, out, split, max_phrases, run_root=run.root)
-        written = [out / "vidstg_gcg"]
-        console.print(f"{count} of {len(items)} videos have grounded phrases", highlight=False)
-    else:
-        from annotator.export.videoglamm import write_format_b
-
-        written = [write_format_b(items, out, split, max_phrases, rle)]  # type: ignore[arg-type]
-    console.print(f"{fmt}: {len(items)} videos", highlight=False)
-    for path in written:
-        console.print(f"  {path.resolve()}", **_PLAIN)
+    done = writer.write(run, out, ExportOptions(split, rle, max_phrases, merge))  # type: ignore[arg-type]
+    if done.note:
+        console.print(done.note, highlight=False)
+    console.print(f"{fmt}: {done.videos} videos", highlight=False)
+    for path in done.paths:
+        console.print(f"  {storage_display(path)}", **_PLAIN)
 
 
-def _pending_items(run_dir: str) -> list:
-    """Items waiting for review, as a reviewer sees them (decisions in force applied): CVAT is a review tool."""
-    from annotator.review.items import ReviewRun
-
-    try:
-        review = ReviewRun(run_dir)
-    except ValueError:  # no review gate in this pipeline
-        return []
-    return [review.current(q["video_id"]) for q in review.queue()]
-
-
-def _copy_parts(run: RunDir, out: Path) -> list[str]:
-    """Each current export part, filtered to its current videos, under `out/<table>/`."""
+def storage_display(path: str) -> str:
+    """A local path made absolute; a URI as it is."""
     from annotator import storage
-    from annotator.export.parquet import SCHEMAS
 
-    finished = run.finished_videos()
-    written = []
-    for name in SCHEMAS:
-        for part, data in run.current_parts(name, finished=finished):
-            if data.num_rows:
-                target = storage.join(str(out), name, storage.name(part))
-                storage.write_table(target, data)
-                written.append(target)
-    return written
+    return path if storage.is_uri(path) else str(Path(path).resolve())
 
 
 @app.command()

@@ -277,15 +277,18 @@ class RunDir:
                     removed += 1
         return removed
 
-    def final_items(self) -> list[VideoItem]:
-        """Every video that finished the run's last stage with the run's configuration, rebuilt, by video id."""
+    def iter_final_items(self) -> Iterator[VideoItem]:
+        """Every video that finished the run's last stage with the run's configuration, rebuilt one at a time,
+        by video id: exporters write each before the next is read."""
         manifest = self.read_manifest()
         stages = [(row["stage"], manifest["fingerprints"][row["stage"]]) for row in manifest["stages"]]
         outputs = {row["stage"]: tuple(row["outputs"]) for row in manifest["stages"]}
         finished = self.finished_videos()
-        items = []
         for vid, rows in sorted(self.progress(stages).items()):
             if vid in finished and len(rows) == len(stages):
-                items.append(self.load_item(vid, rows[0]["path"], [(r["stage"], outputs[r["stage"]], r["shard"])
-                                                                    for r in rows]))
-        return items
+                yield self.load_item(vid, rows[0]["path"], [(r["stage"], outputs[r["stage"]], r["shard"])
+                                                             for r in rows])
+
+    def final_items(self) -> list[VideoItem]:
+        """`iter_final_items`, all at once (small runs: the report, tests)."""
+        return list(self.iter_final_items())

@@ -159,6 +159,18 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(io.BytesIO(read_bytes(str(path))), columns=columns)
 
 
+def put_file(local: str, path: str) -> None:
+    """Move a finished local file to `path` in one step: a rename on local disk (same folder), one upload to an
+    object store (honours the umask, as `write_bytes`)."""
+    fs, p = filesystem(path)
+    if is_uri(path):
+        fs.put_file(local, p)
+        return
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    os.chmod(local, 0o666 & ~_umask())
+    os.replace(local, p)
+
+
 def write_text(path: str | Path, text: str) -> None:
     write_bytes(str(path), text.encode())
 

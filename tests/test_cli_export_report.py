@@ -73,7 +73,7 @@ def test_every_format_writes_what_its_reader_takes(run_dir: Path, tmp_path: Path
 
 def test_bad_format_is_one_line_exit_2(run_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(tmp_path), "--format", "labelme"])
-    assert result.exit_code == 2 and "use one of parquet, coco, ytvis" in result.output
+    assert result.exit_code == 2 and "use one of parquet, coco, cvat, cvat-images, grandf" in result.output
 
 
 class _Page(HTMLParser):

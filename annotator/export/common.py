@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +11,18 @@ from annotator import storage
 from annotator.records import LinkedObject, VideoItem
 
 
-def exportable(items: list[VideoItem]) -> list[VideoItem]:
-    """Items that finished without error, in video-id order."""
-    return sorted((it for it in items if it.error is None and it.info is not None), key=lambda it: it.video_id)
+def exportable(items: Iterable[VideoItem]) -> Iterable[VideoItem]:
+    """Items that finished without error, in video-id order: a list is sorted, a stream (`RunDir.iter_final_items`,
+    already by video id) is filtered as it goes."""
+    kept = (it for it in items if it.error is None and it.info is not None)
+    return sorted(kept, key=lambda it: it.video_id) if isinstance(items, list) else kept
 
 
 def category(item: VideoItem, obj: LinkedObject) -> str:
     return item.phrases[obj.phrase].norm
 
 
-def categories(items: list[VideoItem]) -> dict[str, int]:
+def categories(items: Iterable[VideoItem]) -> dict[str, int]:
     """Normalised phrase -> category id (1-based, alphabetical: stable across runs)."""
     names = sorted({category(it, o) for it in items for o in it.objects})
     return {name: i for i, name in enumerate(names, start=1)}
@@ -30,7 +32,7 @@ def frame_name(index: int) -> str:
     return f"{index:05d}.jpg"
 
 
-def objects(items: list[VideoItem]) -> Iterator[tuple[VideoItem, LinkedObject]]:
+def objects(items: Iterable[VideoItem]) -> Iterator[tuple[VideoItem, LinkedObject]]:
     for it in items:
         for obj in sorted(it.objects, key=lambda o: o.object_id):
             yield it, obj

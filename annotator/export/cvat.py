@@ -13,17 +13,21 @@ phrase or label renames, a deleted track drops, changed masks replace the object
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from annotator import frames, masks, storage
+from annotator.export.base import Counted, Exported, Exporter, ExportOptions, register_exporter
 from annotator.export.common import category, exportable
 from annotator.records import LinkedObject, VideoItem
 from annotator.review.store import Decision
+from annotator.rundir import RunDir
 
 FORMATS = ("cvat", "cvat-images")
 
@@ -140,9 +144,10 @@ def image_name(index: int) -> str:
     return f"frame_{index:06d}.jpg"
 
 
-def write_cvat(items: list[VideoItem], out: Path, layout: str = "cvat", run_root: str | None = None) -> list[Path]:
-    """One folder per video under `out`; `cvat-images` also copies the sampled frames into `images/`."""
-    written = []
+def write_cvat(items: Iterable[VideoItem], out: Path, layout: str = "cvat", run_root: str | None = None) -> int:
+    """One folder per video under `out`, video by video; `cvat-images` also copies the sampled frames into
+    `images/`. Returns how many folders were written."""
+    written = 0
     for item in exportable(items):
         folder = out / item.video_id
         folder.mkdir(parents=True, exist_ok=True)
@@ -157,8 +162,37 @@ def write_cvat(items: list[VideoItem], out: Path, layout: str = "cvat", run_root
             for position, frame in zip(positions, frames.read(item, positions, run_root), strict=True):
                 storage.write_bytes(str(folder / "images" / image_name(item.info.frame_indices[position])),
                                     frames.encode_jpeg(frame, 95))
-        written.append(path)
+        written += 1
     return written
+
+
+def pending_items(run_dir: str) -> Iterator[VideoItem]:
+    """Items waiting for review, as a reviewer sees them (decisions in force applied): CVAT is a review tool."""
+    from annotator.review.items import ReviewRun
+
+    try:
+        review = ReviewRun(run_dir)
+    except ValueError:  # no review gate in this pipeline
+        return
+    for entry in review.queue():
+        yield review.current(entry["video_id"])
+
+
+class _Cvat(Exporter):
+    def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
+        items = Counted(itertools.chain(run.iter_final_items(), pending_items(run.root)))
+        written = write_cvat(items, out, self.name, run_root=run.root)
+        return Exported([str(out)], items.count, f"{written} annotation files, one folder per video")
+
+
+@register_exporter
+class CvatExporter(_Cvat):
+    name = "cvat"
+
+
+@register_exporter
+class CvatImagesExporter(_Cvat):
+    name = "cvat-images"
 
 
 def read_tracks(path: str | Path) -> tuple[str, dict[int, dict[str, Any]]]:

@@ -10,12 +10,16 @@ is preferred, else the frame with most objects): `grandf.json` is a list of
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from annotator import frames, masks, storage
-from annotator.export.common import exportable, frame_name, write_json
+from annotator.export.base import Counted, Exported, Exporter, ExportOptions, register_exporter, spooled
+from annotator.export.common import exportable, frame_name
 from annotator.records import VideoItem
+from annotator.rundir import RunDir
 
 
 def best_position(item: VideoItem) -> int | None:
@@ -29,8 +33,8 @@ def best_position(item: VideoItem) -> int | None:
     return max(range(len(counts)), key=lambda p: (counts[p], -p)) if any(counts) else None
 
 
-def grandf_entries(items: list[VideoItem]) -> list[tuple[VideoItem, int, dict[str, Any]]]:
-    out = []
+def grandf_entries(items: Iterable[VideoItem]) -> Iterator[tuple[VideoItem, int, dict[str, Any]]]:
+    """(item, frame position, entry) per exportable video with a caption and a visible object."""
     for item in exportable(items):
         position = best_position(item)
         if position is None or not item.caption:
@@ -49,14 +53,27 @@ def grandf_entries(items: list[VideoItem]) -> list[tuple[VideoItem, int, dict[st
             groundings[key] = {"token_positives": [phrase.start, phrase.end],
                                "rle_masks": [{"size": [h, w], "counts": rle}], "object_id": obj.object_id}
         name = f"{item.video_id}/{frame_name(item.info.frame_indices[position])}"
-        out.append((item, position, {"file_name": name, "height": h, "width": w, "caption": item.caption,
-                                     "groundings": groundings}))
-    return out
+        yield item, position, {"file_name": name, "height": h, "width": w, "caption": item.caption,
+                               "groundings": groundings}
 
 
-def write_grandf(items: list[VideoItem], out: Path, run_root: str | None = None) -> Path:
-    entries = grandf_entries(items)
-    for item, position, entry in entries:
-        image = frames.read(item, [position], run_root)[0]
-        storage.write_bytes(str(out / "images" / entry["file_name"]), frames.encode_jpeg(image, 95))
-    return write_json(out / "grandf.json", [e for _, _, e in entries])
+def write_grandf(items: Iterable[VideoItem], out: Path, run_root: str | None = None) -> Path:
+    """The image and the entry of each video as it comes; the list is spooled and appears whole at the end."""
+    path = out / "grandf.json"
+    with spooled(str(path)) as handle:
+        handle.write("[")
+        for n, (item, position, entry) in enumerate(grandf_entries(items)):
+            image = frames.read(item, [position], run_root)[0]
+            storage.write_bytes(str(out / "images" / entry["file_name"]), frames.encode_jpeg(image, 95))
+            handle.write(("," if n else "") + json.dumps(entry))
+        handle.write("]")
+    return path
+
+
+@register_exporter
+class GrandfExporter(Exporter):
+    name = "grandf"
+
+    def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
+        items = Counted(run.iter_final_items())
+        return Exported([str(write_grandf(items, out, run_root=run.root))], items.count)

@@ -1,18 +1,25 @@
 """Canonical Parquet export: `videos`, `objects` (per-frame RLE masks) and `qa` tables.
 
 During a run the final stage's workers write one part per table per batch as videos finish
-(`export/parquet/<table>/part-*.parquet`); `annotator export --format parquet` copies the current parts, or
-merges them into one file per table on request. Frame numbers are source-video frame indices.
+(`export/parquet/<table>/part-*.parquet`); `annotator export --format parquet` merges the current parts into one
+file per table, part by part (`--parts`: copies them). Frame numbers are source-video frame indices.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from annotator import storage
+from annotator.export.base import Exported, Exporter, ExportOptions, register_exporter, spooled
 from annotator.records import OBJECTS_SCHEMA, QA_SCHEMA, VIDEOS_SCHEMA, VideoItem
+
+if TYPE_CHECKING:
+    from annotator.rundir import RunDir
 
 SCHEMAS = {"videos": VIDEOS_SCHEMA, "objects": OBJECTS_SCHEMA, "qa": QA_SCHEMA}
 
@@ -50,6 +57,46 @@ def tables(items: list[VideoItem], pipeline: str, run_id: str, fingerprints: dic
         "objects": pa.Table.from_pylist(objects, schema=OBJECTS_SCHEMA),
         "qa": pa.Table.from_pylist(qa, schema=QA_SCHEMA),
     }
+
+
+def merge_parts(run: RunDir, out_dir: str, finished: dict[str, dict[str, Any]]) -> list[str]:
+    """One file per table, written part by part (a row group each, in the order the parts were written):
+    memory holds one part."""
+    written = []
+    for name, schema in SCHEMAS.items():
+        path = storage.join(out_dir, f"{name}.parquet")
+        with spooled(path, "wb") as handle:
+            writer = pq.ParquetWriter(handle, schema)
+            for _, data in run.current_parts(name, finished=finished):
+                if data.num_rows:
+                    writer.write_table(data.select(schema.names).cast(schema))
+            writer.close()
+        written.append(path)
+    return written
+
+
+def copy_parts(run: RunDir, out_dir: str, finished: dict[str, dict[str, Any]]) -> list[str]:
+    """Each current export part, filtered to its current videos, under `out/<table>/`."""
+    written = []
+    for name in SCHEMAS:
+        for part, data in run.current_parts(name, finished=finished):
+            if data.num_rows:
+                target = storage.join(out_dir, name, storage.name(part))
+                storage.write_table(target, data)
+                written.append(target)
+    return written
+
+
+@register_exporter
+class ParquetExporter(Exporter):
+    """Straight from the export parts the workers wrote: no item is rebuilt."""
+
+    name = "parquet"
+
+    def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
+        finished = run.finished_videos()
+        paths = (merge_parts if options.merge else copy_parts)(run, str(out), finished)
+        return Exported(paths, len(finished))
 
 
 def write_parquet(tables_by_name: dict[str, pa.Table], out_dir: str, merge: bool = True) -> dict[str, str]:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from annotator import masks, storage
+from annotator import masks
+from annotator.export.base import Counted, Exported, Exporter, ExportOptions, register_exporter, spooled
 from annotator.export.common import exportable
 from annotator.records import VideoItem
+from annotator.rundir import RunDir
 
 GROUNDED = re.compile(r"<p>\s*(.*?)\s*</p>\s*\[SEG\]")
 
@@ -48,8 +51,8 @@ def plain_with_spans(answer: str) -> tuple[str, list[tuple[int, int]]]:
     return "".join(text), spans
 
 
-def point_rows(items: list[VideoItem]) -> list[dict[str, Any]]:
-    rows = []
+def point_rows(items: Iterable[VideoItem]) -> Iterator[dict[str, Any]]:
+    """One row per QA triplet, video by video."""
     for item in exportable(items):
         assert item.info is not None
         h, w = item.info.height, item.info.width
@@ -69,12 +72,22 @@ def point_rows(items: list[VideoItem]) -> list[dict[str, Any]]:
                                    "time_s": round(item.info.frame_indices[f] / (item.info.fps or 1.0), 3),
                                    "x": x, "y": y,
                                    "x_pct": round(100 * (x + 0.5) / w, 2), "y_pct": round(100 * (y + 0.5) / h, 2)})
-            rows.append({"video_id": item.video_id, "qa_id": qa.qa_id, "question": qa.question, "answer": answer,
-                         "points": points})
-    return rows
+            yield {"video_id": item.video_id, "qa_id": qa.qa_id, "question": qa.question, "answer": answer,
+                   "points": points}
 
 
-def write_points(items: list[VideoItem], out: Path) -> Path:
+def write_points(items: Iterable[VideoItem], out: Path) -> Path:
     path = out / "points.jsonl"
-    storage.write_text(str(path), "".join(json.dumps(r) + "\n" for r in point_rows(items)))
+    with spooled(str(path)) as handle:
+        for row in point_rows(items):
+            handle.write(json.dumps(row) + "\n")
     return path
+
+
+@register_exporter
+class PointsExporter(Exporter):
+    name = "points"
+
+    def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
+        items = Counted(run.iter_final_items())
+        return Exported([str(write_points(items, out))], items.count)

@@ -16,6 +16,7 @@ keeps the first N in caption order and un-tags the rest (their text stays, their
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ import cv2
 import numpy as np
 
 from annotator import frames, masks, storage
-from annotator.export.common import exportable, frame_name, write_json
-from annotator.export.ytvis import Rle, ytvis_dict
+from annotator.export.base import Counted, Exported, Exporter, ExportOptions, JsonObject, Rle, register_exporter
+from annotator.export.common import categories, exportable, frame_name, write_json
+from annotator.export.ytvis import INFO, category_list, ytvis_stream
 from annotator.records import LinkedObject, VideoItem
+from annotator.rundir import RunDir
 
 
 def grounded(item: VideoItem, max_phrases: int | None) -> list[LinkedObject]:
@@ -69,11 +72,10 @@ def _jpegs(item: VideoItem, run_root: str | None) -> list[bytes]:
     return [frames.encode_jpeg(f, 95) for f in frames.read(item, list(range(len(indices))), None)]
 
 
-def write_format_a(items: list[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4,
+def write_format_a(items: Iterable[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4,
                    run_root: str | None = None) -> int:
-    """Write format A; returns how many videos were written (those with at least one grounded phrase).
-
-    With `run_root`, frames come from that run's frame store (copied, not re-encoded)."""
+    """Write format A, video by video; returns how many videos were written (those with at least one grounded
+    phrase). With `run_root`, frames come from that run's frame store (copied, not re-encoded)."""
     base = root / "vidstg_gcg"
     written = 0
     for item in exportable(items):
@@ -95,24 +97,46 @@ def write_format_a(items: list[VideoItem], root: Path, split: str = "train", max
     return written
 
 
-def format_b_dict(items: list[VideoItem], max_phrases: int | None = 4, rle: Rle = "compressed") -> dict[str, Any]:
-    data = ytvis_dict(items, rle)
-    ann_ids = {(a["video_id"], a["track_id"]): a["id"] for a in data["annotations"]}
-    for record, item in zip(data["videos"], exportable(items), strict=True):
-        objects = grounded(item, max_phrases)
-        caption = item.caption or ""
-        token_pos, mask_id = [], []
-        for obj in objects:
-            end = item.phrases[obj.phrase].end
-            token_pos.append(caption[: end - 1].count(" "))  # the word holding the phrase's last character
-            mask_id.append(ann_ids[record["id"], obj.object_id])
-        record["dense_cap"] = {
-            "caption": caption, "token_pos": token_pos, "mask_id": mask_id,
-            "v_id2o_id": {str(ann_ids[record["id"], o.object_id]): o.object_id for o in objects},
-        }
-    return data
+def dense_cap(item: VideoItem, annotations: list[dict[str, Any]], max_phrases: int | None) -> dict[str, Any]:
+    """A video's `dense_cap`: its grounded phrases' word positions and annotation ids."""
+    ann_ids = {a["track_id"]: a["id"] for a in annotations}
+    objects = grounded(item, max_phrases)
+    caption = item.caption or ""
+    token_pos = [caption[: item.phrases[o.phrase].end - 1].count(" ") for o in objects]  # the phrase's last word
+    return {"caption": caption, "token_pos": token_pos, "mask_id": [ann_ids[o.object_id] for o in objects],
+            "v_id2o_id": {str(ann_ids[o.object_id]): o.object_id for o in objects}}
 
 
-def write_format_b(items: list[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4,
-                   rle: Rle = "compressed") -> Path:
-    return write_json(root / "video_gcg" / "instruction_data" / f"{split}.json", format_b_dict(items, max_phrases, rle))
+def write_format_b(items: Iterable[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4,
+                   rle: Rle = "compressed", cats: dict[str, int] | None = None) -> Path:
+    """Format B, video by video; `items` is read once when `cats` is given (else twice: a list)."""
+    cats = categories(exportable(items)) if cats is None else cats
+    path = root / "video_gcg" / "instruction_data" / f"{split}.json"
+    writer = JsonObject(str(path), {"info": INFO, "licenses": []}, ["videos", "annotations"])
+    for item, video, anns in ytvis_stream(items, cats, rle):
+        writer.add("videos", {**video, "dense_cap": dense_cap(item, anns, max_phrases)})
+        for annotation in anns:
+            writer.add("annotations", annotation)
+    return Path(writer.close({"categories": category_list(cats)}))
+
+
+@register_exporter
+class FormatAExporter(Exporter):
+    name = "videoglamm-a"
+
+    def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
+        items = Counted(run.iter_final_items())
+        count = write_format_a(items, out, options.split, options.max_phrases, run_root=run.root)
+        return Exported([str(out / "vidstg_gcg")], items.count,
+                        f"{count} of {items.count} videos have grounded phrases")
+
+
+@register_exporter
+class FormatBExporter(Exporter):
+    name = "videoglamm-b"
+
+    def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
+        cats = categories(run.iter_final_items())
+        items = Counted(run.iter_final_items())
+        return Exported([str(write_format_b(items, out, options.split, options.max_phrases, options.rle, cats))],
+                        items.count)

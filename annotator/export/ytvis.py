@@ -1,38 +1,34 @@
 """YouTube-VIS 2019 JSON: one annotation per object with a segmentation per frame (None where absent).
 
 `rle="uncompressed"` writes run-length lists, which ground-truth readers such as TrackEval require.
-The key `instance_id` is never used (FiftyOne rejects it); our object id is `track_id`.
+The key `instance_id` is never used (FiftyOne rejects it); our object id is `track_id`. Written video by video
+(`YtvisExporter`), as COCO is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from annotator import masks
-from annotator.export.common import categories, category, exportable, frame_name, objects, write_json
+from annotator.export.base import Counted, Exported, Exporter, ExportOptions, JsonObject, Rle, register_exporter
+from annotator.export.common import categories, category, exportable, frame_name
 from annotator.records import VideoItem
+from annotator.rundir import RunDir
 
-Rle = Literal["compressed", "uncompressed"]
+INFO = {"description": "annotator export (YouTube-VIS 2019 format)"}
 
 
-def ytvis_dict(items: list[VideoItem], rle: Rle = "compressed") -> dict[str, Any]:
-    items = exportable(items)
-    cats = categories(items)
-    video_ids = {it.video_id: i for i, it in enumerate(items, start=1)}
-    videos = [
-        {
-            "id": video_ids[it.video_id], "name": it.video_id, "width": it.info.width, "height": it.info.height,
-            "length": len(it.info.frame_indices),
-            "file_names": [f"{it.video_id}/{frame_name(i)}" for i in it.info.frame_indices],
-        }
-        for it in items
-        if it.info is not None
-    ]
+def ytvis_video(item: VideoItem, vid: int, cats: dict[str, int], first_annotation: int,
+                rle: Rle = "compressed") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One video's record and its objects' annotations, ids counted on from the previous videos'."""
+    assert item.info is not None
+    h, w, length = item.info.height, item.info.width, len(item.info.frame_indices)
+    video = {"id": vid, "name": item.video_id, "width": w, "height": h, "length": length,
+             "file_names": [f"{item.video_id}/{frame_name(i)}" for i in item.info.frame_indices]}
     annotations = []
-    for ann_id, (it, obj) in enumerate(objects(items), start=1):
-        assert it.info is not None
-        h, w, length = it.info.height, it.info.width, len(it.info.frame_indices)
+    for offset, obj in enumerate(sorted(item.objects, key=lambda o: o.object_id)):
         segs: list[Any] = [None] * length
         boxes: list[Any] = [None] * length
         areas: list[Any] = [None] * length
@@ -40,23 +36,59 @@ def ytvis_dict(items: list[VideoItem], rle: Rle = "compressed") -> dict[str, Any
             area = masks.area(counts, h, w)
             if area == 0:
                 continue  # absent: None, as YouTube-VIS writes it
-            compressed = {"size": [h, w], "counts": counts}
-            segs[frame] = masks.to_uncompressed(counts, h, w) if rle == "uncompressed" else compressed
+            segs[frame] = masks.to_uncompressed(counts, h, w) if rle == "uncompressed" else {"size": [h, w],
+                                                                                            "counts": counts}
             boxes[frame] = masks.bbox(counts, h, w)
             areas[frame] = area
         annotations.append({
-            "id": ann_id, "video_id": video_ids[it.video_id], "category_id": cats[category(it, obj)],
+            "id": first_annotation + offset, "video_id": vid, "category_id": cats[category(item, obj)],
             "segmentations": segs, "bboxes": boxes, "areas": areas, "iscrowd": 0,
-            "height": h, "width": w, "length": 1, "track_id": obj.object_id,
-        })
-    return {
-        "info": {"description": "annotator export (YouTube-VIS 2019 format)"},
-        "licenses": [],
-        "videos": videos,
-        "categories": [{"id": i, "name": n, "supercategory": "object"} for n, i in cats.items()],
-        "annotations": annotations,
-    }
+            "height": h, "width": w, "length": 1, "track_id": obj.object_id})
+    return video, annotations
 
 
-def write_ytvis(items: list[VideoItem], out: Path, rle: Rle = "compressed") -> Path:
-    return write_json(out / "ytvis.json", ytvis_dict(items, rle))
+def ytvis_stream(items: Iterable[VideoItem], cats: dict[str, int],
+                 rle: Rle = "compressed") -> Iterator[tuple[VideoItem, dict[str, Any], list[dict[str, Any]]]]:
+    """(item, video record, annotations) per exportable video, ids running on."""
+    annotations = 0
+    for vid, item in enumerate(exportable(items), start=1):
+        video, anns = ytvis_video(item, vid, cats, annotations + 1, rle)
+        annotations += len(anns)
+        yield item, video, anns
+
+
+def category_list(cats: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"id": i, "name": n, "supercategory": "object"} for n, i in cats.items()]
+
+
+def ytvis_dict(items: list[VideoItem], rle: Rle = "compressed") -> dict[str, Any]:
+    """The whole file as one dict (small runs, tests); `write_ytvis` writes the same video by video."""
+    cats = categories(exportable(items))
+    videos, annotations = [], []
+    for _, video, anns in ytvis_stream(items, cats, rle):
+        videos.append(video)
+        annotations.extend(anns)
+    return {"info": INFO, "licenses": [], "videos": videos, "categories": category_list(cats),
+            "annotations": annotations}
+
+
+def write_ytvis(items: Iterable[VideoItem], out: Path, rle: Rle = "compressed",
+                cats: dict[str, int] | None = None) -> Path:
+    """`items` is read once when `cats` is given (else twice: a list)."""
+    cats = categories(exportable(items)) if cats is None else cats
+    writer = JsonObject(str(out / "ytvis.json"), {"info": INFO, "licenses": []}, ["videos", "annotations"])
+    for _, video, anns in ytvis_stream(items, cats, rle):
+        writer.add("videos", video)
+        for annotation in anns:
+            writer.add("annotations", annotation)
+    return Path(writer.close({"categories": category_list(cats)}))
+
+
+@register_exporter
+class YtvisExporter(Exporter):
+    name = "ytvis"
+
+    def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
+        cats = categories(run.iter_final_items())
+        items = Counted(run.iter_final_items())
+        return Exported([str(write_ytvis(items, out, options.rle, cats))], items.count)
