@@ -61,6 +61,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
          recursive: bool = True, force_new_inputs: bool = False) -> None:
     from annotator import storage
     from annotator.pipeline import Pipeline
+    from annotator.rundir import RunDir
 
     try:
         config = load_config(pipeline_file, overrides)
@@ -78,7 +79,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
             _fail(f"input {missing[0]} does not exist: pass video files, folders of videos or folders of frames")
         if not inputs and not hasattr(pipeline.stages[0].stage, "inputs"):
             _fail("no --input given (only a pipeline whose first stage is a `source` lists its own inputs)")
-        found, skipped = pipeline.find_inputs(inputs, recursive)
+        found, skipped = pipeline.find_inputs(inputs, recursive, pipeline.id_rule(RunDir(output)))
         if not found:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3]) or "empty"
             _fail(f"no videos or frame folders found in {', '.join(inputs) or 'the source'} ({why})")
@@ -106,7 +107,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
             summary = pipeline.run(inputs, output, executor=kind, address=address, verbose=verbose,
                                    recursive=recursive, keep_frames=not drop_frames, on_status=progress.update,
                                    on_start=progress.start, show_progress=kind == "local",
-                                   force_new_inputs=force_new_inputs)
+                                   force_new_inputs=force_new_inputs, discovered=(found, skipped))
     except ConfigError as exc:
         _fail(str(exc))
         return

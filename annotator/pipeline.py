@@ -196,9 +196,11 @@ class Pipeline:
             show_progress: bool = True, verbose: bool = False, keep_frames: bool = True, recursive: bool = True,
             force_new_inputs: bool = False,
             on_status: Callable[[dict[str, str]], None] | None = None,
-            on_start: Callable[[int, int], None] | None = None) -> RunSummary:
+            on_start: Callable[[int, int], None] | None = None,
+            discovered: tuple[list[tuple[str, str]], list[Any]] | None = None) -> RunSummary:
         """Run (or resume) over `inputs` into `output`; `on_start(total, already finished)` and `on_status(row)`
-        feed a progress display."""
+        feed a progress display. `discovered`: what `find_inputs` found for this run directory already (the CLI
+        checks the inputs first), so an object-store prefix is listed once."""
         started = time.time()
         spec = self.config.executor
         kind = executor or spec.kind
@@ -207,7 +209,7 @@ class Pipeline:
                                spec.autoscale_interval_s)
         rundir = RunDir(output)
         id_rule = self.id_rule(rundir)
-        found, skipped = self.find_inputs(list(inputs), recursive, id_rule)
+        found, skipped = discovered if discovered is not None else self.find_inputs(list(inputs), recursive, id_rule)
         manifest = self._manifest(rundir, kind, found, force_new_inputs)
         manifest["inputs"]["id_rule"] = id_rule
         manifest["inputs"]["skipped"] = len(skipped)

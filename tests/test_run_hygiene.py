@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -85,3 +86,34 @@ def test_output_that_is_a_file_fails_with_one_line(clips: dict[str, Path], tmp_p
     result = CliRunner().invoke(app, ["run", str(DEMO), "--input", str(clips["a"]), "--output", str(target)],
                                 terminal_width=300)
     assert result.exit_code == 2 and "is a file" in result.output and target.read_text() == "x"
+
+
+def test_the_cli_lists_its_inputs_once(clips: dict[str, Path], tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI checks the inputs before it starts and the run uses that listing: an object-store prefix is walked
+    once, not twice."""
+    import yaml
+
+    import annotator.pipeline
+    from tests.fake_flow import flow_specs
+
+    walks: list[list] = []
+    discover = annotator.pipeline.discover
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        walks.append(list(args[0]))
+        return discover(*args, **kwargs)
+
+    monkeypatch.setattr(annotator.pipeline, "discover", counted)
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("one", "two"):
+        shutil.copy(clips["a"], folder / f"{name}.mp4")
+    pipeline = tmp_path / "fake.yaml"
+    pipeline.write_text(yaml.safe_dump({"name": "fake", "executor": {"kind": "local"}, "stages": [
+        *flow_specs(frames=2), {"stage": "assemble", "params": {"questions": ["What happens?"]}}]}))
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--input", str(folder), "--output",
+                                      str(tmp_path / "run")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "2/2 videos done" in result.output
+    assert walks == [[str(folder)]]
