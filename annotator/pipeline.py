@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +48,23 @@ class RunSummary:
     seconds: float
     filtered: int = 0  # items a quality check stopped (with reasons in the manifest)
     pending: int = 0  # items held for review
+
+
+@dataclass
+class Tally:
+    """What the driver keeps of the runner's status rows: counts per state and filter reason, and the error rows
+    (for `errors.parquet`); never a row per video."""
+
+    states: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, row: dict[str, str]) -> None:
+        self.states[row["status"]] += 1
+        if row["status"] == "filtered":
+            self.reasons[row["reason"]] += 1
+        elif row["status"] == "error":
+            self.errors.append(row)
 
 
 class Pipeline:
@@ -226,27 +243,26 @@ class Pipeline:
             self.prepare_models()
         export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
         rundir.write_pools({})  # an earlier run's pool sizes are not this one's (the Ray executor writes its own)
-        rows: list[dict[str, str]] = [
-            {"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"], "error_type": "",
-             "reason": held[r.video_id]["reason"]} if r.video_id in held else
-            {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""}
-            for r in finished]
+        tally = Tally()
+        for r in finished:
+            tally.add({"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"],
+                       "error_type": "", "reason": held[r.video_id]["reason"]} if r.video_id in held else
+                      {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""})
         try:
             for row in runner.run(self.tasks(rundir.root, export), todo):
-                rows.append(row)
+                tally.add(row)
                 if on_status:
                     on_status(row)
         finally:
             runner.stop()  # an embedded cluster goes now, also when the run ended early
-        return self._finalize(rundir, manifest, found, rows, dict(reused), started, keep_frames)
+        return self._finalize(rundir, manifest, found, tally, dict(reused), started, keep_frames)
 
     def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]],
-                  rows: list[dict[str, str]], reused: dict[str, int], started: float,
-                  keep_frames: bool) -> RunSummary:
+                  tally: Tally, reused: dict[str, int], started: float, keep_frames: bool) -> RunSummary:
         """Errors file, compacted indexes, no garbage or stale export parts, counts in the manifest."""
         paths = dict(found)
         errors = [{"video_id": r["video_id"], "path": paths[r["video_id"]], "stage": r["stage"],
-                   "error_type": r["error_type"], "message": r["reason"]} for r in rows if r["status"] == "error"]
+                   "error_type": r["error_type"], "message": r["reason"]} for r in tally.errors]
         rundir.write_errors(sorted(errors, key=lambda r: r["video_id"]))
         for built in self.stages:
             rundir.compact_index(built.name)
@@ -263,17 +279,17 @@ class Pipeline:
             storage.remove(rundir.path("frames"))
         qa = rundir.read_export("qa", ["video_id"], finished)  # ids only: the driver never loads masks
         objects = rundir.read_export("objects", ["video_id"], finished)
-        states = Counter(r["status"] for r in rows)
+        states = tally.states
         ok = states["ok"]
         summary = RunSummary(
-            run_dir=rundir.root, videos=len(rows), completed=ok, errors=states["error"], qa=qa.num_rows,
+            run_dir=rundir.root, videos=states.total(), completed=ok, errors=states["error"], qa=qa.num_rows,
             objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2),
             filtered=states["filtered"], pending=states["pending"],
         )
         manifest["finished"] = datetime.now(UTC).isoformat()
         manifest["counts"] = {"videos": summary.videos, "completed": ok, "errors": summary.errors, "qa": summary.qa,
                               "filtered": summary.filtered, "pending": summary.pending,
-                              "filter_reasons": dict(Counter(r["reason"] for r in rows if r["status"] == "filtered")),
+                              "filter_reasons": dict(tally.reasons),
                               "objects": summary.objects, "reused": reused,
                               "videos_without_qa": ok - len(set(qa.column("video_id").to_pylist()))}
         manifest["counters"] = dict(sorted(counters.items()))
