@@ -233,6 +233,8 @@ class Pipeline:
         rundir.write_manifest(manifest)
         rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]
                             + [vars(s) for s in skipped])
+        for built in self.stages:  # a killed run left a part per batch: compacted once, before resume reads it
+            rundir.compact_index(built.name)
         finished, todo, held = self.work(rundir, found)
         if todo:
             self.preflight()

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -60,6 +61,21 @@ def shard_name(worker: str, seq: int) -> str:
 
 def new_worker_id() -> str:
     return uuid.uuid4().hex[:10]
+
+
+def _newest_per_key(table: pa.Table) -> pa.Table:
+    """The newest row of each (video, fingerprint, path), in Arrow: no Python row per index entry."""
+    if table.num_rows < 2:
+        return table
+    keys = ["video_id", "fingerprint", "path"]
+    table = table.sort_by([(k, "ascending") for k in [*keys, "finished"]])
+    columns = [table[k].to_numpy(zero_copy_only=False) for k in keys]
+    last = np.ones(table.num_rows, dtype=bool)
+    same = np.ones(table.num_rows - 1, dtype=bool)
+    for column in columns:
+        same &= column[:-1] == column[1:]
+    last[:-1] = ~same
+    return table.filter(pa.array(last))
 
 
 class RunDir:
@@ -196,11 +212,14 @@ class RunDir:
         return item
 
     def compact_index(self, stage: str) -> None:
-        """Merge a stage's index parts into one file (then drop the parts), so resume reads one file."""
+        """Merge a stage's index parts into one file (then drop the parts), so resume reads one file; a row
+        superseded by a newer one for the same video, fingerprint and path is dropped (what every query answers
+        stays the same). A finishing run compacts, and so does the start of a resumed one: a killed run is
+        compacted by the next."""
         files = storage.list_files(self.index_dir(stage), ".parquet")
         if len(files) < 2:
             return
-        table = pa.concat_tables([storage.read_table(f) for f in files])
+        table = _newest_per_key(pa.concat_tables([storage.read_table(f) for f in files]))
         storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table,
                             compact=True)
         for f in files:

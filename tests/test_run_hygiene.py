@@ -117,3 +117,38 @@ def test_the_cli_lists_its_inputs_once(clips: dict[str, Path], tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert "2/2 videos done" in result.output
     assert walks == [[str(folder)]]
+
+
+def test_a_resumed_run_compacts_what_a_killed_one_left_before_reading_it(clips: dict[str, Path], tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from annotator import storage
+    from annotator.config import PipelineConfig
+    from annotator.pipeline import Pipeline
+    from tests.fake_flow import flow_specs
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("one", "two", "three"):
+        shutil.copy(clips["a"], folder / f"{name}.mp4")
+    specs = [*flow_specs(frames=2), {"stage": "assemble", "params": {"questions": ["What happens?"]}}]
+    config = PipelineConfig.model_validate({"name": "fake", "stages": [{**s, "batch_size": 1} for s in specs]})
+    run = RunDir(str(tmp_path / "run"))
+    Pipeline(config).run([folder], run.root, executor="local", show_progress=False)
+    stages = [s["stage"] for s in specs]
+    for stage in stages:  # what a kill leaves: the rows of the last batches in parts of their own, one superseded
+        rows = run.read_index(stage).to_pylist()
+        run.write_index(stage, "part-killed-000001.parquet", [{**rows[0], "finished": rows[0]["finished"] + 1}])
+        run.write_index(stage, "part-killed-000002.parquet", rows[1:2])
+    seen = {}
+    work = Pipeline.work
+
+    def spy(self: Pipeline, rundir: RunDir, inputs: list) -> tuple:
+        seen.update({s: len(storage.list_files(rundir.index_dir(s), ".parquet")) for s in stages})
+        seen.update({f"{s}.rows": rundir.read_index(s).num_rows for s in stages})
+        return work(self, rundir, inputs)
+
+    monkeypatch.setattr(Pipeline, "work", spy)
+    summary = Pipeline(config).run([folder], run.root, executor="local", show_progress=False)
+    assert (summary.completed, summary.reused) == (3, {"assemble": 3}), "nothing ran again"
+    assert all(seen[s] == 1 for s in stages), seen  # one file per stage before resume read it
+    assert all(seen[f"{s}.rows"] == 3 for s in stages), seen  # one row per video: the superseded ones went
