@@ -145,14 +145,10 @@ class RunDir:
                             compact=True)
 
     def read_index(self, stage: str) -> pa.Table:
-        """Every index row of a stage (all parts and compacted files)."""
+        """Every index row of a stage (all parts and compacted files): listed once, read in parallel; a part
+        compacted away meanwhile is left out (the compacted file holds its rows)."""
         files = storage.list_files(self.index_dir(stage), ".parquet")
-        tables = []
-        for f in files:
-            try:
-                tables.append(storage.read_table(f))
-            except FileNotFoundError:  # compacted away by a finishing run meanwhile
-                continue
+        tables = storage.read_tables(files, missing_ok=True)
         return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
 
     def latest(self, stage: str, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
@@ -219,7 +215,7 @@ class RunDir:
         files = storage.list_files(self.index_dir(stage), ".parquet")
         if len(files) < 2:
             return
-        table = _newest_per_key(pa.concat_tables([storage.read_table(f) for f in files]))
+        table = _newest_per_key(pa.concat_tables(storage.read_tables(files)))
         storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table,
                             compact=True)
         for f in files:
