@@ -23,7 +23,7 @@ from annotator.executors import make_executor
 from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.inputs import ID_RULE, discover
 from annotator.models import refs as model_refs
-from annotator.rundir import RunDir
+from annotator.rundir import IndexCompactor, RunDir
 from annotator.stage import Stage
 from annotator.status import cost_table, latest_rows
 
@@ -68,6 +68,8 @@ class Tally:
 
 
 class Pipeline:
+    compact_every_videos = 1000  # while a run goes on, index parts are compacted every this many finished videos
+
     def __init__(self, config: PipelineConfig, source: str = "pipeline") -> None:
         self.config = config
         self.source = source
@@ -250,9 +252,11 @@ class Pipeline:
             tally.add({"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"],
                        "error_type": "", "reason": held[r.video_id]["reason"]} if r.video_id in held else
                       {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""})
+        compactor = IndexCompactor(rundir, [b.name for b in self.stages], self.compact_every_videos)
         try:
             for row in runner.run(self.tasks(rundir.root, export), todo):
                 tally.add(row)
+                compactor.tick()
                 if on_status:
                     on_status(row)
         finally:

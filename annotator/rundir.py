@@ -17,9 +17,10 @@ names (a worker killed in between) is garbage that `RunDir.collect_garbage` remo
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,26 @@ def _newest_per_key(table: pa.Table) -> pa.Table:
         same &= column[:-1] == column[1:]
     last[:-1] = ~same
     return table.filter(pa.array(last))
+
+
+class IndexCompactor:
+    """Compaction while a run goes on (the driver ticks it once per finished video): every `every_videos` videos
+    or `every_s` seconds, each stage's new index parts become one file, so a run of any length leaves a bounded
+    number of files per stage behind, also when it is killed."""
+
+    def __init__(self, rundir: RunDir, stages: list[str], every_videos: int = 1000, every_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rundir, self.stages, self.every_videos, self.every_s, self.clock = rundir, stages, every_videos, every_s, \
+            clock
+        self.since = 0
+        self.last = clock()
+
+    def tick(self) -> None:
+        self.since += 1
+        if self.since >= self.every_videos or self.clock() - self.last >= self.every_s:
+            for stage in self.stages:
+                self.rundir.compact_index(stage, parts_only=True)
+            self.since, self.last = 0, self.clock()
 
 
 class RunDir:
@@ -207,12 +228,15 @@ class RunDir:
             item.stages_done.append(stage)
         return item
 
-    def compact_index(self, stage: str) -> None:
+    def compact_index(self, stage: str, parts_only: bool = False) -> None:
         """Merge a stage's index parts into one file (then drop the parts), so resume reads one file; a row
         superseded by a newer one for the same video, fingerprint and path is dropped (what every query answers
         stays the same). A finishing run compacts, and so does the start of a resumed one: a killed run is
-        compacted by the next."""
+        compacted by the next. `parts_only` (during a run): only the parts written since the last compaction are
+        merged, so each compaction costs what was added, not the whole index again."""
         files = storage.list_files(self.index_dir(stage), ".parquet")
+        if parts_only:
+            files = [f for f in files if not storage.name(f).startswith("compacted-")]
         if len(files) < 2:
             return
         table = _newest_per_key(pa.concat_tables(storage.read_tables(files)))

@@ -152,3 +152,31 @@ def test_a_resumed_run_compacts_what_a_killed_one_left_before_reading_it(clips: 
     assert (summary.completed, summary.reused) == (3, {"assemble": 3}), "nothing ran again"
     assert all(seen[s] == 1 for s in stages), seen  # one file per stage before resume read it
     assert all(seen[f"{s}.rows"] == 3 for s in stages), seen  # one row per video: the superseded ones went
+
+
+def test_index_parts_are_compacted_while_the_run_goes_on(ray_cluster, clips: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from annotator import storage
+    from annotator.config import PipelineConfig
+    from annotator.pipeline import Pipeline
+    from tests.fake_flow import flow_specs
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(6):
+        shutil.copy(clips["a"], folder / f"v{i}.mp4")
+    specs = [*flow_specs(frames=2), {"stage": "assemble", "params": {"questions": ["What happens?"]}}]
+    config = PipelineConfig.model_validate({"name": "fake", "stages": [{**s, "batch_size": 1} for s in specs]})
+    run = RunDir(str(tmp_path / "run"))
+    monkeypatch.setattr(Pipeline, "compact_every_videos", 2)
+    seen: list[list[str]] = []
+
+    def files(row: dict) -> None:
+        seen.append(sorted(storage.name(f) for f in storage.list_files(run.index_dir("assemble"), ".parquet")))
+
+    summary = Pipeline(config).run([folder], run.root, executor="ray", show_progress=False, on_status=files)
+    assert summary.completed == 6
+    # every second video, the parts written since the last compaction (two or more) became one file
+    assert any(name.startswith("compacted-") for name in seen[1]), seen
+    assert sum(name.startswith("part-") for name in seen[-1]) <= 1, seen  # not a part per video
+    assert sorted(run.read_index("assemble")["video_id"].to_pylist()) == [f"v{i}" for i in range(6)]
