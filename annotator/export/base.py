@@ -47,7 +47,6 @@ class Exported:
 
 class Exporter(ABC):
     name: ClassVar[str]
-    help: ClassVar[str] = ""
 
     @abstractmethod
     def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported: ...
@@ -114,7 +113,8 @@ def spooled(path: str, mode: str = "w") -> Iterator[IO[Any]]:
 
 class JsonObject:
     """A JSON object written member by member: `head` members first, then each array (elements added one at a
-    time, spooled to disk), then `tail` members. Memory holds one element."""
+    time, spooled to disk), then `tail` members. Memory holds one element. Use it in a `with` block: the spool
+    goes whether the file was written (`close`) or not (an error on the way)."""
 
     def __init__(self, path: str, head: dict[str, Any], arrays: list[str]) -> None:
         self.path = path
@@ -122,6 +122,14 @@ class JsonObject:
         self.dir = tempfile.mkdtemp(prefix="export-")
         self.files = {name: open(os.path.join(self.dir, name), "w") for name in arrays}
         self.counts = dict.fromkeys(arrays, 0)
+
+    def __enter__(self) -> JsonObject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.files.values():
+            handle.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def add(self, array: str, element: Any) -> int:
         """Append to `array`; returns the element's 1-based position (COCO ids)."""
@@ -131,21 +139,17 @@ class JsonObject:
         return self.counts[array]
 
     def close(self, tail: dict[str, Any] | None = None) -> str:
-        try:
-            with spooled(self.path) as out:
-                members = [json.dumps(k) + ": " + json.dumps(v) for k, v in self.head.items()]
-                out.write("{" + ", ".join(members))
-                for i, (name, handle) in enumerate(self.files.items()):
-                    handle.close()
-                    out.write((", " if members or i else "") + json.dumps(name) + ": [")
-                    with open(handle.name) as part:
-                        shutil.copyfileobj(part, out)
-                    out.write("]")
-                for key, value in (tail or {}).items():
-                    out.write(", " + json.dumps(key) + ": " + json.dumps(value))
-                out.write("}")
-        finally:
-            for handle in self.files.values():
+        """Join head, arrays and `tail` into the file at `path`, which appears whole."""
+        with spooled(self.path) as out:
+            members = [json.dumps(k) + ": " + json.dumps(v) for k, v in self.head.items()]
+            out.write("{" + ", ".join(members))
+            for i, (name, handle) in enumerate(self.files.items()):
                 handle.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
+                out.write((", " if members or i else "") + json.dumps(name) + ": [")
+                with open(handle.name) as part:
+                    shutil.copyfileobj(part, out)
+                out.write("]")
+            for key, value in (tail or {}).items():
+                out.write(", " + json.dumps(key) + ": " + json.dumps(value))
+            out.write("}")
         return self.path

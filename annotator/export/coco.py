@@ -68,10 +68,10 @@ def coco_dict(items: list[VideoItem]) -> dict[str, Any]:
 def write_coco(items: Iterable[VideoItem], out: Path, cats: dict[str, int] | None = None) -> Path:
     """`items` is read once when `cats` is given (else twice: a list)."""
     cats = categories(exportable(items)) if cats is None else cats
-    writer = JsonObject(str(out / "coco_instances.json"), {"info": INFO, "licenses": []}, ARRAYS)
-    for array, record in _stream(items, cats):
-        writer.add(array, record)
-    return Path(writer.close({"categories": _category_list(cats)}))
+    with JsonObject(str(out / "coco_instances.json"), {"info": INFO, "licenses": []}, ARRAYS) as writer:
+        for array, record in _stream(items, cats):
+            writer.add(array, record)
+        return Path(writer.close({"categories": _category_list(cats)}))
 
 
 @register_exporter

@@ -112,12 +112,12 @@ def write_format_b(items: Iterable[VideoItem], root: Path, split: str = "train",
     """Format B, video by video; `items` is read once when `cats` is given (else twice: a list)."""
     cats = categories(exportable(items)) if cats is None else cats
     path = root / "video_gcg" / "instruction_data" / f"{split}.json"
-    writer = JsonObject(str(path), {"info": INFO, "licenses": []}, ["videos", "annotations"])
-    for item, video, anns in ytvis_stream(items, cats, rle):
-        writer.add("videos", {**video, "dense_cap": dense_cap(item, anns, max_phrases)})
-        for annotation in anns:
-            writer.add("annotations", annotation)
-    return Path(writer.close({"categories": category_list(cats)}))
+    with JsonObject(str(path), {"info": INFO, "licenses": []}, ["videos", "annotations"]) as writer:
+        for item, video, anns in ytvis_stream(items, cats, rle):
+            writer.add("videos", {**video, "dense_cap": dense_cap(item, anns, max_phrases)})
+            for annotation in anns:
+                writer.add("annotations", annotation)
+        return Path(writer.close({"categories": category_list(cats)}))
 
 
 @register_exporter

@@ -76,12 +76,12 @@ def write_ytvis(items: Iterable[VideoItem], out: Path, rle: Rle = "compressed",
                 cats: dict[str, int] | None = None) -> Path:
     """`items` is read once when `cats` is given (else twice: a list)."""
     cats = categories(exportable(items)) if cats is None else cats
-    writer = JsonObject(str(out / "ytvis.json"), {"info": INFO, "licenses": []}, ["videos", "annotations"])
-    for _, video, anns in ytvis_stream(items, cats, rle):
-        writer.add("videos", video)
-        for annotation in anns:
-            writer.add("annotations", annotation)
-    return Path(writer.close({"categories": category_list(cats)}))
+    with JsonObject(str(out / "ytvis.json"), {"info": INFO, "licenses": []}, ["videos", "annotations"]) as writer:
+        for _, video, anns in ytvis_stream(items, cats, rle):
+            writer.add("videos", video)
+            for annotation in anns:
+                writer.add("annotations", annotation)
+        return Path(writer.close({"categories": category_list(cats)}))
 
 
 @register_exporter
