@@ -212,7 +212,7 @@ def _open_run(run_dir: str) -> tuple[RunDir, dict]:
 @app.command()
 def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works while the run is going)")]) -> None:
     """Per-stage accounting of a run, read from its indexes: done, errors, time, nodes, rate, ETA."""
-    from annotator.status import cost_table, latest_rows, stage_table
+    from annotator.status import cost_table, current_errors, latest_rows, stage_table
 
     rundir, manifest = _open_run(run_dir)
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
@@ -245,7 +245,7 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
             console.print(f"review them: annotator review {run_dir}", **_PLAIN)
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
-    for row in rundir.read_errors().to_pylist():
+    for row in current_errors(rundir, manifest, latest):
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
     skipped = [r for r in rundir.read_inputs() if r["status"] == "skipped"]

@@ -102,3 +102,22 @@ def cost_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None =
             "output_tokens_per_s": counters[f"{stage}.output_tokens"] / span if rate else None,
         })
     return out
+
+
+def current_errors(rundir: RunDir, manifest: dict[str, Any], latest: Latest) -> list[dict[str, Any]]:
+    """The errors in force now: each stage's latest error rows for the current input set (so a run stopped
+    midway shows its own), then what `errors.parquet` holds that no index can (a worker lost, a call past its
+    deadline: the driver's rows from the last run that finished) for videos that have not finished since."""
+    current = rundir.current_inputs()
+    out: list[dict[str, Any]] = []
+    for entry in manifest["stages"]:
+        out += [{"video_id": r["video_id"], "path": r["path"], "stage": entry["stage"],
+                 "error_type": r["error_type"], "message": r["reason"]}
+                for r in latest[entry["stage"]] if r["status"] == "error"
+                and (not current or (r["video_id"], r["path"]) in current)]
+    settled = {r["video_id"] for r in out}
+    last = manifest["stages"][-1]["stage"] if manifest["stages"] else ""
+    settled |= {r["video_id"] for r in latest.get(last, []) if r["status"] == "ok"}
+    out += [r for r in rundir.read_errors().to_pylist() if r["video_id"] not in settled
+            and (not current or (r["video_id"], r["path"]) in current)]
+    return sorted(out, key=lambda r: r["video_id"])

@@ -69,3 +69,19 @@ def flow_specs(frames: int = 8) -> list[dict[str, Any]]:
     specs = [{"stage": s.name, "params": {"cost_s": 0} if hasattr(s, "cost_s") else {}} for s in FLOW]
     specs[0]["params"] = {"frames": frames}
     return specs
+
+
+@register
+@dataclass
+class Fails(PerItemStage):
+    """Raises for the videos in `fail`: their item error names this stage (what a bad input does to a model)."""
+
+    name = "fake-fails"
+    outputs = ()
+
+    fail: list[str] | None = None
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        if item.video_id in (self.fail or []):
+            raise ValueError(f"cannot read {item.video_id}")
+        return item

@@ -56,3 +56,44 @@ def test_status_of_a_running_run_shows_partial_counts(clips: dict[str, Path], ti
     text, rows = _status(run_dir)
     assert "finished" in text and "2/2 videos finished" in text
     assert all(done == 2 and errors == 0 for done, errors in rows.values())
+
+
+def test_status_lists_the_errors_in_force_also_after_an_interrupt(clips: dict[str, Path], tmp_path: Path) -> None:
+    """errors.parquet is written when a run finishes; a run stopped midway has its errors in the indexes only,
+    and an errors.parquet row for a video that has finished since is no longer an error."""
+    import json
+    import shutil
+
+    import yaml
+
+    from annotator.rundir import RunDir
+    from tests.fake_flow import flow_specs
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("v0", "v1", "v2"):
+        shutil.copy(clips["a"], folder / f"{name}.mp4")
+    stages = [*flow_specs(frames=2), {"stage": "fake-fails", "params": {"fail": ["v1"]}},
+              {"stage": "assemble", "params": {"questions": ["What happens?"]}}]
+    pipeline = tmp_path / "fails.yaml"
+    pipeline.write_text(yaml.safe_dump({"name": "fails", "executor": {"kind": "local"}, "stages": stages}))
+    run_dir = tmp_path / "run"
+    subprocess.run([sys.executable, "-c", "import tests.fake_flow, sys; from annotator.cli import app; "
+                    "sys.argv = ['annotator', 'run', sys.argv[1], '--input', sys.argv[2], '--output', sys.argv[3]]; "
+                    "app()", str(pipeline), str(folder), str(run_dir)], check=True, capture_output=True, timeout=300)
+    run = RunDir(str(run_dir))
+    manifest = run.read_manifest()
+    # as a run killed before it finished leaves it: no errors.parquet of its own, one from an earlier run that
+    # names v0 (finished since) and v2 (lost with a worker, not finished)
+    run.write_errors([{"video_id": v, "path": str(folder / f"{v}.mp4"), "stage": "fake-track",
+                       "error_type": "RayActorError", "message": "worker lost: the node died"} for v in ("v0", "v2")])
+    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "finished": None}))
+    for stage in ("assemble",):  # v2 is not finished in this run
+        rows = [r for r in run.read_index(stage).to_pylist() if r["video_id"] != "v2"]
+        for f in (run_dir / "stages" / stage / "index").glob("*.parquet"):
+            f.unlink()
+        run.write_index(stage, "part-x-000001.parquet", rows)
+    out, _ = _status(run_dir)
+    errors = [line.split()[0] for line in out.splitlines() if "(" in line and " at " in line]
+    assert errors == ["v1", "v2"], out
+    assert "ValueError: cannot read v1" in out and "fake-fails" in out
