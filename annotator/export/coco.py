@@ -13,7 +13,7 @@ from typing import Any
 
 from annotator import masks
 from annotator.export.base import Counted, Exported, Exporter, ExportOptions, JsonObject, register_exporter
-from annotator.export.common import categories, category, exportable, frame_name
+from annotator.export.common import categories, category, category_list, exportable, frame_name
 from annotator.records import VideoItem
 from annotator.rundir import RunDir
 
@@ -43,10 +43,6 @@ def coco_records(item: VideoItem, vid: int, cats: dict[str, int], first_image: i
             annotation += 1
 
 
-def _category_list(cats: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"id": i, "name": n, "supercategory": "object"} for n, i in cats.items()]
-
-
 def _stream(items: Iterable[VideoItem], cats: dict[str, int]) -> Iterator[tuple[str, dict[str, Any]]]:
     counts = dict.fromkeys(ARRAYS, 0)
     for item in exportable(items):
@@ -62,7 +58,7 @@ def coco_dict(items: list[VideoItem]) -> dict[str, Any]:
     data: dict[str, Any] = {"info": INFO, "licenses": [], **{a: [] for a in ARRAYS}}
     for array, record in _stream(items, cats):
         data[array].append(record)
-    return {**data, "categories": _category_list(cats)}
+    return {**data, "categories": category_list(cats)}
 
 
 def write_coco(items: Iterable[VideoItem], out: Path, cats: dict[str, int] | None = None) -> Path:
@@ -71,7 +67,7 @@ def write_coco(items: Iterable[VideoItem], out: Path, cats: dict[str, int] | Non
     with JsonObject(str(out / "coco_instances.json"), {"info": INFO, "licenses": []}, ARRAYS) as writer:
         for array, record in _stream(items, cats):
             writer.add(array, record)
-        return Path(writer.close({"categories": _category_list(cats)}))
+        return Path(writer.close({"categories": category_list(cats)}))
 
 
 @register_exporter

@@ -28,6 +28,11 @@ def categories(items: Iterable[VideoItem]) -> dict[str, int]:
     return {name: i for i, name in enumerate(names, start=1)}
 
 
+def category_list(cats: dict[str, int]) -> list[dict[str, Any]]:
+    """The `categories` array of COCO and YouTube-VIS files."""
+    return [{"id": i, "name": n, "supercategory": "object"} for n, i in cats.items()]
+
+
 def frame_name(index: int) -> str:
     return f"{index:05d}.jpg"
 

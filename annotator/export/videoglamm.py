@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from annotator import frames, masks, storage
-from annotator.export.base import Counted, Exported, Exporter, ExportOptions, JsonObject, Rle, register_exporter
+from annotator.export.base import Counted, Exported, Exporter, ExportOptions, Rle, register_exporter
 from annotator.export.common import categories, exportable, frame_name, write_json
-from annotator.export.ytvis import INFO, category_list, ytvis_stream
+from annotator.export.ytvis import write_ytvis_file
 from annotator.records import LinkedObject, VideoItem
 from annotator.rundir import RunDir
 
@@ -110,14 +110,8 @@ def dense_cap(item: VideoItem, annotations: list[dict[str, Any]], max_phrases: i
 def write_format_b(items: Iterable[VideoItem], root: Path, split: str = "train", max_phrases: int | None = 4,
                    rle: Rle = "compressed", cats: dict[str, int] | None = None) -> Path:
     """Format B, video by video; `items` is read once when `cats` is given (else twice: a list)."""
-    cats = categories(exportable(items)) if cats is None else cats
-    path = root / "video_gcg" / "instruction_data" / f"{split}.json"
-    with JsonObject(str(path), {"info": INFO, "licenses": []}, ["videos", "annotations"]) as writer:
-        for item, video, anns in ytvis_stream(items, cats, rle):
-            writer.add("videos", {**video, "dense_cap": dense_cap(item, anns, max_phrases)})
-            for annotation in anns:
-                writer.add("annotations", annotation)
-        return Path(writer.close({"categories": category_list(cats)}))
+    return write_ytvis_file(items, root / "video_gcg" / "instruction_data" / f"{split}.json", rle, cats,
+                            lambda item, anns: {"dense_cap": dense_cap(item, anns, max_phrases)})
 
 
 @register_exporter

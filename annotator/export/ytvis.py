@@ -7,13 +7,13 @@ The key `instance_id` is never used (FiftyOne rejects it); our object id is `tra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from annotator import masks
 from annotator.export.base import Counted, Exported, Exporter, ExportOptions, JsonObject, Rle, register_exporter
-from annotator.export.common import categories, category, exportable, frame_name
+from annotator.export.common import categories, category, category_list, exportable, frame_name
 from annotator.records import VideoItem
 from annotator.rundir import RunDir
 
@@ -57,10 +57,6 @@ def ytvis_stream(items: Iterable[VideoItem], cats: dict[str, int],
         yield item, video, anns
 
 
-def category_list(cats: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"id": i, "name": n, "supercategory": "object"} for n, i in cats.items()]
-
-
 def ytvis_dict(items: list[VideoItem], rle: Rle = "compressed") -> dict[str, Any]:
     """The whole file as one dict (small runs, tests); `write_ytvis` writes the same video by video."""
     cats = categories(exportable(items))
@@ -75,10 +71,18 @@ def ytvis_dict(items: list[VideoItem], rle: Rle = "compressed") -> dict[str, Any
 def write_ytvis(items: Iterable[VideoItem], out: Path, rle: Rle = "compressed",
                 cats: dict[str, int] | None = None) -> Path:
     """`items` is read once when `cats` is given (else twice: a list)."""
+    return write_ytvis_file(items, out / "ytvis.json", rle, cats)
+
+
+def write_ytvis_file(items: Iterable[VideoItem], path: Path, rle: Rle = "compressed",
+                     cats: dict[str, int] | None = None,
+                     extra: Callable[[VideoItem, list[dict[str, Any]]], dict[str, Any]] | None = None) -> Path:
+    """A YouTube-VIS file at `path`, video by video; `extra(item, its annotations)` adds members to each video's
+    record (VideoGLaMM B's `dense_cap`)."""
     cats = categories(exportable(items)) if cats is None else cats
-    with JsonObject(str(out / "ytvis.json"), {"info": INFO, "licenses": []}, ["videos", "annotations"]) as writer:
-        for _, video, anns in ytvis_stream(items, cats, rle):
-            writer.add("videos", video)
+    with JsonObject(str(path), {"info": INFO, "licenses": []}, ["videos", "annotations"]) as writer:
+        for item, video, anns in ytvis_stream(items, cats, rle):
+            writer.add("videos", {**video, **extra(item, anns)} if extra else video)
             for annotation in anns:
                 writer.add("annotations", annotation)
         return Path(writer.close({"categories": category_list(cats)}))
