@@ -218,7 +218,8 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
     latest = latest_rows(rundir, manifest)
-    rows, summary = stage_table(rundir, manifest, latest)
+    current = rundir.current_inputs()  # read once: inputs.parquet holds a row per input
+    rows, summary = stage_table(rundir, manifest, latest, current)
     # no vertical rules, no doubled padding: the nine columns fit an 80-column terminal whole
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("stage", "done", "errors", "filtered", "pending", "busy s", "model s", "nodes", "videos/s"):
@@ -245,7 +246,7 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
             console.print(f"review them: annotator review {run_dir}", **_PLAIN)
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
-    for row in current_errors(rundir, manifest, latest):
+    for row in current_errors(rundir, manifest, latest, current):
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
     skipped = [r for r in rundir.read_inputs() if r["status"] == "skipped"]
@@ -277,8 +278,8 @@ def demo(
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[str, typer.Argument(help="a run directory")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet, coco, ytvis, videoglamm-a, videoglamm-b, "
-                                                          "cvat, cvat-images, grandf or points")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="export format, e.g. parquet or coco (an unknown "
+                                                          "one lists them all)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
     split: Annotated[str, typer.Option(help="split name (VideoGLaMM layouts)")] = "train",
     rle: Annotated[str, typer.Option(help="compressed or uncompressed (YouTube-VIS ground truth)")] = "compressed",
@@ -301,10 +302,10 @@ def export_cmd(
         console.print(done.note, highlight=False)
     console.print(f"{fmt}: {done.videos} videos", highlight=False)
     for path in done.paths:
-        console.print(f"  {storage_display(path)}", **_PLAIN)
+        console.print(f"  {_shown_path(path)}", **_PLAIN)
 
 
-def storage_display(path: str) -> str:
+def _shown_path(path: str) -> str:
     """A local path made absolute; a URI as it is."""
     from annotator import storage
 

@@ -23,16 +23,16 @@ def latest_rows(rundir: RunDir, manifest: dict[str, Any]) -> Latest:
             for e in manifest["stages"]}
 
 
-def stage_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None = None
-                ) -> tuple[list[dict[str, Any]], str]:
+def stage_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None = None,
+                current: set[tuple[str, str]] | None = None) -> tuple[list[dict[str, Any]], str]:
     """Per stage (flow order): videos of the current input set done and errored with today's fingerprint, busy
     and model seconds, the nodes that ran it, videos/s since the run started; and a one-line summary with an ETA.
-    `latest`: `latest_rows`, when the caller has them."""
+    `latest`, `current`: `latest_rows` and `RunDir.current_inputs()`, when the caller has them."""
     started = datetime.fromisoformat(manifest["started"]).timestamp()
     end = datetime.fromisoformat(manifest["finished"]).timestamp() if manifest.get("finished") else time.time()
     elapsed = max(1e-6, end - started)
     total = int((manifest.get("inputs") or {}).get("count", 0))
-    current = rundir.current_inputs()
+    current = rundir.current_inputs() if current is None else current
     every = latest_rows(rundir, manifest) if latest is None else latest
     rows = []
     for entry in manifest["stages"]:
@@ -104,11 +104,12 @@ def cost_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None =
     return out
 
 
-def current_errors(rundir: RunDir, manifest: dict[str, Any], latest: Latest) -> list[dict[str, Any]]:
-    """The errors in force now: each stage's latest error rows for the current input set (so a run stopped
-    midway shows its own), then what `errors.parquet` holds that no index can (a worker lost, a call past its
-    deadline: the driver's rows from the last run that finished) for videos that have not finished since."""
-    current = rundir.current_inputs()
+def current_errors(rundir: RunDir, manifest: dict[str, Any], latest: Latest,
+                   current: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The errors in force now: each stage's latest error rows for the current input set (`current`, as
+    `RunDir.current_inputs()` gives it; so a run stopped midway shows its own), then what `errors.parquet` holds
+    that no index can (a worker lost, a call past its deadline: the driver's rows from the last run that finished)
+    for videos that have not finished since."""
     out: list[dict[str, Any]] = []
     for entry in manifest["stages"]:
         out += [{"video_id": r["video_id"], "path": r["path"], "stage": entry["stage"],
