@@ -64,11 +64,11 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def _newest_per_key(table: pa.Table) -> pa.Table:
-    """The newest row of each (video, fingerprint, path), in Arrow: no Python row per index entry."""
+def _newest(table: pa.Table, keys: list[str]) -> pa.Table:
+    """The newest index row (by `finished`; of equal ones, the last read) of each value of `keys`, in Arrow: no
+    Python row per index entry."""
     if table.num_rows < 2:
         return table
-    keys = ["video_id", "fingerprint", "path"]
     table = table.sort_by([(k, "ascending") for k in [*keys, "finished"]])
     columns = [table[k].to_numpy(zero_copy_only=False) for k in keys]
     last = np.ones(table.num_rows, dtype=bool)
@@ -177,10 +177,7 @@ class RunDir:
         table = self.read_index(stage)
         if fingerprint is not None and table.num_rows:
             table = table.filter(pc.equal(table["fingerprint"], fingerprint))
-        out: dict[str, dict[str, Any]] = {}
-        for row in table.sort_by("finished").to_pylist():
-            out[row["video_id"]] = row
-        return out
+        return {row["video_id"]: row for row in _newest(table, ["video_id"]).to_pylist()}
 
     def progress(self, stages: list[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
         """video_id -> ok index rows of the stages it finished with today's fingerprints, in flow order.
@@ -239,7 +236,7 @@ class RunDir:
             files = [f for f in files if not storage.name(f).startswith("compacted-")]
         if len(files) < 2:
             return
-        table = _newest_per_key(pa.concat_tables(storage.read_tables(files)))
+        table = _newest(pa.concat_tables(storage.read_tables(files)), ["video_id", "fingerprint", "path"])
         storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table,
                             compact=True)
         for f in files:
