@@ -83,8 +83,10 @@ def read_bytes(path: str) -> bytes:
     return fs.cat_file(p)
 
 
-def write_bytes(path: str, data: bytes) -> None:
-    """Atomic: the whole object, or (local disk) a temp file renamed into place; honours the umask."""
+def write_bytes(path: str, data: bytes, durable: bool = False) -> None:
+    """Atomic: the whole object, or (local disk) a temp file renamed into place; honours the umask. `durable`
+    (what is acknowledged to a person): on a local disk the file and its folder are fsynced before returning; an
+    object store's PUT is durable when it returns."""
     fs, p = filesystem(path)
     if is_uri(path):
         fs.pipe_file(p, data)
@@ -95,8 +97,17 @@ def write_bytes(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
+        if durable:
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)

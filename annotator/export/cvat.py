@@ -272,8 +272,9 @@ def import_decisions(run_dir: str, file: str, reviewer: str = "cvat-import") -> 
         raise CvatImportError(f"{file}: tracks {unknown} are not objects of {name} (new objects need a phrase: "
                               "add them in the review page)")
     counts: dict[str, int] = defaultdict(int)
-    for decision in decisions_for(item, tracks, reviewer):
+    found = decisions_for(item, tracks, reviewer)
+    for decision in found:
         review.current(name, decision)  # validated against what is in force, as the review server does
-        review.store.append(decision)
         counts[decision.action] += 1
+    review.store.append_many(found)  # one part: the file's decisions count all together or not at all
     return dict(counts)

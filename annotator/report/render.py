@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,16 +75,16 @@ def _thumbnail(item: VideoItem, run_root: str | None) -> str | None:
     return _png(fig)
 
 
-def _review_outcomes(run: RunDir) -> list[tuple[str, int]]:
-    local = storage.local_path(run.root)
-    db = local / "review" / "decisions.sqlite" if local else None
-    if db is None or not db.exists():
-        return []
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        try:
-            return list(conn.execute("SELECT action, COUNT(*) FROM decisions GROUP BY action ORDER BY action"))
-        except sqlite3.Error:
-            return []
+def _review_outcomes(run: RunDir, manifest: dict) -> list[tuple[str, int]]:
+    """People's decisions by action, and the items the gate's policy let through (from its own index rows, summed
+    into the manifest's counters)."""
+    from annotator.review.store import DecisionStore
+
+    outcomes = Counter(d.action for d in DecisionStore(run.root).history())
+    released = (manifest.get("counters") or {}).get("review_gate.released_by_policy", 0)
+    if released:
+        outcomes["policy"] += released
+    return sorted(outcomes.items())
 
 
 def _section(key: str, title: str, body: str) -> str:
@@ -194,7 +194,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
     items = run.final_items()
     settled = settled_states(run, manifest)
     stats = compute(items, settled.errors)
-    page = render(stats, items, _review_outcomes(run), f"annotator report: {manifest['pipeline']['name']}",
+    page = render(stats, items, _review_outcomes(run, manifest), f"annotator report: {manifest['pipeline']['name']}",
                   run_root=run.root, settled=settled, agreement=agreement_figures(run, manifest))
     out = str(out) if out else run.path("report.html")
     storage.write_text(out, page)

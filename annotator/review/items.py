@@ -14,9 +14,8 @@ import pyarrow.compute as pc
 
 from annotator.records import VideoItem
 from annotator.review import apply as decisions
-from annotator.review.store import Decision, DecisionStore
+from annotator.review.store import Decision, DecisionStore, Leases
 from annotator.rundir import RunDir
-from annotator.stages.review_gate import store_path
 
 GATE = "review_gate"
 ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -36,7 +35,8 @@ class ReviewRun:
         self.stages = names[: names.index(GATE) + 1]
         self.outputs = {s["stage"]: tuple(s["outputs"]) for s in self.manifest["stages"]}
         self.fingerprints = self.manifest["fingerprints"]
-        self.store = DecisionStore(store_path(self.run.root))
+        self.store = DecisionStore(self.run.root)
+        self.leases = Leases()
         self._lock = threading.Lock()
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._queue: list[dict[str, Any]] = []
@@ -76,8 +76,8 @@ class ReviewRun:
     def queue(self) -> list[dict[str, Any]]:
         """Pending items, most doubtful first, each with whether a person has decided it (released next run)."""
         self.refresh()
-        decided = {d.item for d in self.store.history() if d.field == "status" and d.reviewer != "policy"}
-        leases = self.store.leases()
+        decided = {d.item for d in self.store.history() if d.field == "status" and d.action != "policy"}
+        leases = self.leases.held()
         return [dict(q, decided=q["video_id"] in decided, lease=leases.get(q["video_id"])) for q in self._queue]
 
     def decided(self) -> list[str]:

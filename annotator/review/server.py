@@ -150,7 +150,7 @@ def create_app(run_dir: str, token: str | None = None, lease_s: float = 600.0) -
 
     @app.post("/api/items/{video_id}/lease")
     def lease(video_id: str, body: LeaseIn) -> dict[str, str]:
-        holder = review.store.lease(item_or_error(video_id), body.reviewer, lease_s)
+        holder = review.leases.lease(item_or_error(video_id), body.reviewer, lease_s)
         if holder != body.reviewer:
             raise HTTPException(409, f"{video_id} is being reviewed by {holder}")
         return {"holder": holder}

@@ -2,9 +2,11 @@
 
 Policies: `all`, `none`, `{sample: FRACTION}` (seeded per video id, so an item's draw never depends on the
 others) and `{below: {score: T}}` (an item goes to review when any object's mean mask score, or the best
-detection score of its phrase, is below T). Items the policy lets through get a `policy` decision, so every
-item's fate is in the decisions store. A sent item is `pending` until a reviewer accepts or rejects it; each
-run re-reads the store, applies the decisions in force (`review.apply`) and releases decided items.
+detection score of its phrase, is below T). The gate's own output records what the policy did: an item it let
+through counts `review_gate.released_by_policy` in its index row; the gate never writes to the decisions store,
+whose one writer of people's decisions is the review server. A sent item is `pending` until a reviewer accepts
+or rejects it; each run re-reads the store, applies the decisions in force (`review.apply`) and releases
+decided items.
 
 Review priority (lower first): `min_score` = the lowest over the item's objects of min(mean mask score, best
 detection score of its phrase), 0 for an item without objects; `mean_score` = the mean of those per-object
@@ -20,14 +22,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from annotator import storage
-from annotator.config import ConfigError
 from annotator.records import Hold, VideoItem
 from annotator.review import apply as decisions
-from annotator.review.store import Decision, DecisionStore
+from annotator.review.store import DecisionStore
 from annotator.stage import PerItemStage, Probability, Resources, register
 
 DECISION_COUNTER = "_decision"  # a state, not an event: leading underscore keeps it out of the manifest sums
+POLICY_COUNTER = "released_by_policy"
 
 
 class _Policy(BaseModel):
@@ -43,15 +44,6 @@ class Below(_Policy):
         score: Probability
 
     below: Score
-
-
-def store_path(run_root: str) -> str:
-    """The decisions store of a run directory; SQLite needs a local (or shared, POSIX-locking) filesystem."""
-    local = storage.local_path(run_root)
-    if local is None:
-        raise ValueError(f"review needs the run directory on a local or shared filesystem (SQLite store), "
-                         f"not {run_root}")
-    return str(local / "review" / "decisions.sqlite")
 
 
 def score_parts(item: VideoItem) -> list[tuple[float | None, float | None]]:
@@ -85,18 +77,13 @@ class ReviewGateStage(PerItemStage):
     priority: Literal["min_score", "mean_score"] = "min_score"
     lease_s: float = 600.0  # how long the review page holds an item for one reviewer (renewed while open)
 
-    def _store(self, keep: bool = True) -> DecisionStore | None:
-        """The run's decisions store; None for a run directory on an object store with policy `none` (nothing
-        to review there: SQLite needs a local or shared filesystem, so other policies are refused). `keep`:
-        held for the worker's later batches (never in the driver: the stage travels pickled to workers)."""
+    def _store(self) -> DecisionStore:
+        """The run's decisions (any filesystem: local, shared or an object store), kept for the worker's later
+        batches."""
         assert self.run_root is not None, "the runner binds the run directory"
-        if storage.local_path(self.run_root) is None and self.policy == "none":
-            return None
         store = getattr(self, "_opened", None)
         if store is None:
-            store = DecisionStore(store_path(self.run_root))
-            if keep:
-                self._opened = store
+            store = self._opened = DecisionStore(self.run_root)
         return store
 
     def rank(self, item: VideoItem) -> float:
@@ -123,30 +110,22 @@ class ReviewGateStage(PerItemStage):
         return f"policy {self.policy}"
 
     def process_item(self, item: VideoItem) -> VideoItem:
-        store = self._store()
         item.review_priority = self.rank(item)
-        if store is None:
-            return item
-        current = store.latest(item.video_id)
+        current = self._store().latest(item.video_id)  # re-listed every few seconds at most
         if not any(d.field == "status" for d in current):
             if self.sends(item):
                 item.hold = Hold("pending", self.name, f"awaiting review (priority {item.review_priority:g})")
                 return item
-            store.append(Decision(item.video_id, "policy", "policy", reason=self.describe()))
-            current = store.latest(item.video_id)
+            item.count(self.name, {POLICY_COUNTER: 1})
         decisions.apply(item, current)
-        item.count(self.name, {DECISION_COUNTER: max(d.id for d in current)})
+        item.count(self.name, {DECISION_COUNTER: max((d.id for d in current), default=0)})
         return item
 
     def stale(self, rows: dict[str, dict[str, Any]]) -> set[str]:
         """Finished items with a decision newer than the one applied: the next run redoes them from here."""
-        try:
-            store = self._store(keep=False)
-        except ValueError as exc:
-            raise ConfigError(f"stages.{self.name}.params.policy: {exc}") from None
-        if not rows or store is None:
+        if not rows:
             return set()
-        newest = store.last_ids()
+        newest = DecisionStore(self.run_root or "").last_ids()
         key = f"{self.name}.{DECISION_COUNTER}"
         return {vid for vid, row in rows.items()
                 if row["status"] in ("ok", "filtered") and newest.get(vid, 0) > dict(row["counters"] or []).get(key, 0)}

@@ -39,6 +39,19 @@ def pending_run(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     return root / "run"
 
 
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's Chromium, for Playwright (which then downloads no browser of its own)."""
+    if not Path(CHROMIUM).exists():
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True)
+    return CHROMIUM
+
+
 Serve = Callable[..., tuple[subprocess.Popen, str]]
 
 

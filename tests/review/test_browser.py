@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +21,9 @@ from annotator.review.items import ReviewRun
 from annotator.review.store import DecisionStore
 from annotator.rundir import RunDir
 from tests.helpers import demo_pipeline, export_rows
-from tests.review.conftest import Serve
+from tests.review.conftest import ARGS, Serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True)
-    return CHROMIUM
-
-
 def run_all_pending(inputs: list[Path], run_dir: Path) -> RunSummary:
     return demo_pipeline("stages.review_gate.params.policy=all").run(inputs, run_dir, executor="local",
                                                                       show_progress=False)
@@ -122,7 +109,7 @@ def test_review_page_decisions_reach_the_dataset(chromium: str, clips: dict[str,
         shown = section.inner_text()
         browser.close()
 
-    store = DecisionStore(run_dir / "review" / "decisions.sqlite")
+    store = DecisionStore(str(run_dir))
     rows = [(d.item, d.action, d.object) for d in store.history()]
     assert rows == [(first, "accept", None), (second, "reject", None), (third, "rename", renamed),
                     (third, "accept", None), (fourth, "fix_mask", fixed), (fourth, "accept", None)]

@@ -83,7 +83,7 @@ def test_an_edited_cvat_file_becomes_the_matching_decisions(pending_run: Path, t
     result = CliRunner().invoke(app, ["review", "import", str(run), str(path)], terminal_width=300)
     assert result.exit_code == 0, result.output
     assert "drop: 1" in result.output and "fix_mask: 1" in result.output and "rename: 1" in result.output
-    store = DecisionStore(run / "review" / "decisions.sqlite")
+    store = DecisionStore(str(run))
     rows = {(d.action, d.object): d for d in store.history("v2")}
     assert set(rows) == {("rename", 1), ("drop", 2), ("fix_mask", 3)}
     assert {d.reviewer for d in rows.values()} == {"cvat-import"}
