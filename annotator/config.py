@@ -71,6 +71,8 @@ class ExecutorSpec(_Strict):
     num_cpus: int | None = Field(default=None, ge=1)
     num_gpus: float | None = Field(default=None, ge=0)
     autoscale_interval_s: float = Field(default=10.0, gt=0)  # how often autoscaled pools are re-planned
+    flush_rows: int = Field(default=100, ge=1)  # a worker writes its checkpoints every this many videos per stage,
+    flush_s: float = Field(default=60.0, gt=0)  # or this often, and when it stops: a kill loses one such buffer
 
 
 class ExportSpec(_Strict):

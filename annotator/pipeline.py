@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +23,13 @@ from annotator.executors import make_executor
 from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.inputs import ID_RULE, discover
 from annotator.models import refs as model_refs
+from annotator.outcomes import Outcomes, Rows, outcomes
 from annotator.rundir import IndexCompactor, RunDir
 from annotator.stage import Stage
-from annotator.status import cost_table, latest_rows
+from annotator.status import cost_table
 
 log = logging.getLogger(__name__)
+REPAIR_PASSES = 2  # a run redoes at once what lost workers took with them, this many times at most
 
 
 def _scale_text(scale: tuple[int, int | None]) -> str:
@@ -48,23 +50,6 @@ class RunSummary:
     seconds: float
     filtered: int = 0  # items a quality check stopped (with reasons in the manifest)
     pending: int = 0  # items held for review
-
-
-@dataclass
-class Tally:
-    """What the driver keeps of the runner's status rows: counts per state and filter reason, and the error rows
-    (for `errors.parquet`); never a row per video."""
-
-    states: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def add(self, row: dict[str, str]) -> None:
-        self.states[row["status"]] += 1
-        if row["status"] == "filtered":
-            self.reasons[row["reason"]] += 1
-        elif row["status"] == "error":
-            self.errors.append(row)
 
 
 class Pipeline:
@@ -99,13 +84,14 @@ class Pipeline:
             for b in self.stages
         ]
 
-    def tasks(self, run_root: str, export: ExportSpec | None = None) -> list[StageTask]:
+    def tasks(self, run_root: str, export: ExportSpec | None = None, generation: int = 1) -> list[StageTask]:
+        spec = self.config.executor
         return [
             StageTask(stage=b.stage, fingerprint=self.fingerprints[b.name], run_root=run_root,
                       concurrency=b.concurrency, batch_size=b.batch_size, cpus=b.resources.cpus,
                       gpus=b.resources.gpus, custom=dict(b.resources.custom),
                       export=export if i == len(self.stages) - 1 else None, call_timeout_s=b.call_timeout_s,
-                      scale=b.scale)
+                      scale=b.scale, flush_rows=spec.flush_rows, flush_s=spec.flush_s, generation=generation)
             for i, b in enumerate(self.stages)
         ]
 
@@ -209,6 +195,7 @@ class Pipeline:
             "stage_inputs": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
             "inputs": {"count": len(inputs), "sha256": digest, "history": history},
             "started": datetime.now(UTC).isoformat(), "finished": None,
+            "generation": int((previous or {}).get("generation", 0)) + 1,  # orders index rows across runs
         }
 
     def run(self, inputs: list[Any], output: Any, executor: str | None = None, address: str | None = None,
@@ -237,7 +224,7 @@ class Pipeline:
                             + [vars(s) for s in skipped])
         for built in self.stages:  # a killed run left a part per batch: compacted once, before resume reads it
             rundir.compact_index(built.name)
-        finished, todo, held = self.work(rundir, found)
+        finished, todo, _ = self.work(rundir, found)
         if todo:
             self.preflight()
         reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
@@ -247,37 +234,48 @@ class Pipeline:
             self.prepare_models()
         export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
         rundir.write_pools({})  # an earlier run's pool sizes are not this one's (the Ray executor writes its own)
-        tally = Tally()
-        for r in finished:
-            tally.add({"video_id": r.video_id, "status": "filtered", "stage": held[r.video_id]["stage"],
-                       "error_type": "", "reason": held[r.video_id]["reason"]} if r.video_id in held else
-                      {"video_id": r.video_id, "status": "ok", "stage": r.done[-1][0], "error_type": "", "reason": ""})
+        errors: list[dict[str, str]] = []  # the error rows the driver got (a few per error, never one per video)
         compactor = IndexCompactor(rundir, [b.name for b in self.stages], self.compact_every_videos)
+        tasks = self.tasks(rundir.root, export, manifest["generation"])
         try:
-            for row in runner.run(self.tasks(rundir.root, export), todo):
-                tally.add(row)
+            for row in runner.run(tasks, todo):
+                if row["status"] == "error":
+                    errors.append(row)
                 compactor.tick()
                 if on_status:
                     on_status(row)
+            latest, result = self._outcomes(rundir, found, errors)
+            for _ in range(REPAIR_PASSES):  # videos whose checkpoints went with a lost worker's buffer
+                if not result.short:
+                    break
+                log.warning("%d videos lost checkpoints with a worker; redoing them from there", len(result.short))
+                lost = [ref for ref in self.work(rundir, found)[1] if ref.video_id in result.short]
+                errors += [row for row in runner.run(tasks, lost) if row["status"] == "error"]
+                latest, result = self._outcomes(rundir, found, errors)
         finally:
             runner.stop()  # an embedded cluster goes now, also when the run ended early
-        return self._finalize(rundir, manifest, found, tally, dict(reused), started, keep_frames)
+        return self._finalize(rundir, manifest, found, latest, result, dict(reused), started, keep_frames)
 
-    def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]],
-                  tally: Tally, reused: dict[str, int], started: float, keep_frames: bool) -> RunSummary:
-        """Errors file, compacted indexes, no garbage or stale export parts, counts in the manifest."""
-        paths = dict(found)
-        errors = [{"video_id": r["video_id"], "path": paths[r["video_id"]], "stage": r["stage"],
-                   "error_type": r["error_type"], "message": r["reason"]} for r in tally.errors]
-        rundir.write_errors(sorted(errors, key=lambda r: r["video_id"]))
+    def _outcomes(self, rundir: RunDir, found: list[tuple[str, str]],
+                  errors: list[dict[str, str]]) -> tuple[Rows, Outcomes]:
+        """Each stage's latest rows (compacted first: the one full read of the run's end) and where every input
+        stands."""
         for built in self.stages:
             rundir.compact_index(built.name)
+        latest = {b.name: rundir.latest(b.name, self.fingerprints[b.name]) for b in self.stages}
+        return latest, outcomes(latest, [b.name for b in self.stages], found, errors)
+
+    def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]], latest: Rows,
+                  result: Outcomes, reused: dict[str, int], started: float, keep_frames: bool) -> RunSummary:
+        """Errors file, no garbage or stale export parts, counts in the manifest: all from the indexes."""
+        paths = dict(found)
+        rundir.write_errors(result.error_rows(paths))
+        for built in self.stages:
             rundir.collect_garbage(built.name)
-        latest = latest_rows(rundir, manifest)  # once, for the counters and the cost table
         counters: Counter[str] = Counter()
         for stage_rows in latest.values():
-            for row in stage_rows:
-                if row["video_id"] in paths:
+            for vid, row in stage_rows.items():
+                if vid in paths:
                     counters.update({k: v for k, v in (row["counters"] or []) if "._" not in k})
         finished = rundir.finished_videos()
         rundir.drop_stale_exports(finished)
@@ -285,21 +283,22 @@ class Pipeline:
             storage.remove(rundir.path("frames"))
         qa = rundir.read_export("qa", ["video_id"], finished)  # ids only: the driver never loads masks
         objects = rundir.read_export("objects", ["video_id"], finished)
-        states = tally.states
+        states = result.states
         ok = states["ok"]
         summary = RunSummary(
-            run_dir=rundir.root, videos=states.total(), completed=ok, errors=states["error"], qa=qa.num_rows,
+            run_dir=rundir.root, videos=len(found), completed=ok, errors=states["error"] + states["short"],
+            qa=qa.num_rows,
             objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2),
             filtered=states["filtered"], pending=states["pending"],
         )
         manifest["finished"] = datetime.now(UTC).isoformat()
         manifest["counts"] = {"videos": summary.videos, "completed": ok, "errors": summary.errors, "qa": summary.qa,
                               "filtered": summary.filtered, "pending": summary.pending,
-                              "filter_reasons": dict(tally.reasons),
+                              "filter_reasons": dict(result.reasons), "short": states["short"],
                               "objects": summary.objects, "reused": reused,
                               "videos_without_qa": ok - len(set(qa.column("video_id").to_pylist()))}
         manifest["counters"] = dict(sorted(counters.items()))
-        manifest["costs"] = cost_table(rundir, manifest, latest)
+        manifest["costs"] = cost_table(rundir, manifest, {stage: list(rows.values()) for stage, rows in latest.items()})
         manifest["seconds"] = summary.seconds
         rundir.write_manifest(manifest)
         return summary

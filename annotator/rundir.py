@@ -5,8 +5,8 @@ Layout (DESIGN §5), on a local disk or any fsspec URI:
     manifest.json
     inputs.parquet                                   every input: video_id, path, status, reason
     frames/<video_id>/<frame>.jpg                    sampled frames, written once by ingest
-    stages/<stage>/part-<worker>-<seq>.parquet       what the stage added, one shard per processed batch
-    stages/<stage>/index/part-<worker>-<seq>.parquet (video_id, fingerprint, shard, status, ...) rows
+    stages/<stage>/part-<worker>-<seq>.parquet       what the stage added, one shard per worker flush
+    stages/<stage>/index/part-<worker>-<seq>.parquet (video_id, fingerprint, shard, status, ..., order) rows
     export/parquet/{videos,objects,qa}/part-<worker>-<seq>.parquet
     errors.parquet
 
@@ -44,10 +44,13 @@ INDEX_SCHEMA = pa.schema(
         ("busy", pa.float64()),  # its share of the whole batch: loading, the stage, writing checkpoints
         ("node", pa.string()),
         ("worker", pa.string()),
-        ("finished", pa.float64()),  # epoch seconds
+        ("finished", pa.float64()),  # epoch seconds (shown, never compared: clocks differ between nodes)
         ("counters", pa.map_(pa.string(), pa.int64())),  # requests, retries, ... of this stage for this item
+        ("generation", pa.int64()),  # the run's start count: with (worker, seq), the order of rows, clock-free
+        ("seq", pa.int64()),  # the row's number within its worker
     ]
 )
+ORDER = ["generation", "_worker", "seq"]  # newest last; `_worker` is "" for rows from before generations
 
 INPUTS_SCHEMA = pa.schema(
     [("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()), ("reason", pa.string())]
@@ -64,12 +67,24 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def _newest(table: pa.Table, keys: list[str]) -> pa.Table:
-    """The newest index row (by `finished`; of equal ones, the last read) of each value of `keys`, in Arrow: no
-    Python row per index entry."""
+def with_order(table: pa.Table) -> pa.Table:
+    """An index file in today's schema: one written before rows carried their order gets generation 0 and its
+    `finished` time as sequence (the order such a run directory always had)."""
+    if "generation" in table.column_names:
+        return table
+    seq = pc.cast(pc.multiply(table["finished"], 1e6), pa.int64())
+    return table.append_column("generation", pa.array([0] * table.num_rows, pa.int64())).append_column("seq", seq)
+
+
+def newest(table: pa.Table, keys: list[str]) -> pa.Table:
+    """The newest index row of each value of `keys` by the clock-free order (generation, worker, seq), in Arrow:
+    no Python row per index entry."""
     if table.num_rows < 2:
         return table
-    table = table.sort_by([(k, "ascending") for k in [*keys, "finished"]])
+    legacy = pc.equal(pc.fill_null(table["generation"], 0), 0)
+    worker = pc.if_else(legacy, pa.scalar("", pa.string()), table["worker"])
+    ordered = table.append_column("_worker", worker).sort_by([(k, "ascending") for k in [*keys, *ORDER]])
+    table = ordered.drop_columns(["_worker"])
     columns = [table[k].to_numpy(zero_copy_only=False) for k in keys]
     last = np.ones(table.num_rows, dtype=bool)
     same = np.ones(table.num_rows - 1, dtype=bool)
@@ -169,7 +184,7 @@ class RunDir:
         """Every index row of a stage (all parts and compacted files): listed once, read in parallel; a part
         compacted away meanwhile is left out (the compacted file holds its rows)."""
         files = storage.list_files(self.index_dir(stage), ".parquet")
-        tables = storage.read_tables(files, missing_ok=True)
+        tables = [with_order(t) for t in storage.read_tables(files, missing_ok=True)]
         return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
 
     def latest(self, stage: str, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
@@ -177,7 +192,7 @@ class RunDir:
         table = self.read_index(stage)
         if fingerprint is not None and table.num_rows:
             table = table.filter(pc.equal(table["fingerprint"], fingerprint))
-        return {row["video_id"]: row for row in _newest(table, ["video_id"]).to_pylist()}
+        return {row["video_id"]: row for row in newest(table, ["video_id"]).to_pylist()}
 
     def progress(self, stages: list[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
         """video_id -> ok index rows of the stages it finished with today's fingerprints, in flow order.
@@ -236,7 +251,8 @@ class RunDir:
             files = [f for f in files if not storage.name(f).startswith("compacted-")]
         if len(files) < 2:
             return
-        table = _newest(pa.concat_tables(storage.read_tables(files)), ["video_id", "fingerprint", "path"])
+        table = newest(pa.concat_tables([with_order(t) for t in storage.read_tables(files)]),
+                        ["video_id", "fingerprint", "path"])
         storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table,
                             compact=True)
         for f in files:

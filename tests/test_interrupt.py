@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def demo_args(clips: dict[str, Path], run_dir: Path, executor: str) -> list[str]:
     args = [sys.executable, "-m", "annotator.cli", "run", str(DEMO), "--input", str(clips["a"]), "--input",
             str(clips["b"]), "--output", str(run_dir), "--executor", executor]
-    for setting in [*SMALL, "stages.ingest.batch_size=1"]:
+    for setting in [*SMALL, "stages.ingest.batch_size=1", "executor.flush_rows=1"]:
         args += ["--set", setting]
     return args
 

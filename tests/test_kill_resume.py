@@ -15,7 +15,7 @@ from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows, gone_within, 
 
 pytestmark = pytest.mark.slow
 STAGES = ("ingest", "caption", "phrases", "detect", "track", "link", "filter", "review_gate", "assemble")
-ONE_AT_A_TIME = [f"stages.{s}.batch_size=1" for s in STAGES]
+ONE_AT_A_TIME = [*(f"stages.{s}.batch_size=1" for s in STAGES), "executor.flush_rows=1"]  # every batch indexed
 
 
 def _start(inputs: list[Path], run_dir: Path, executor: str = "local") -> subprocess.Popen:

@@ -147,6 +147,7 @@ def test_served_captioner_retries_are_counted_in_the_manifest(clips, tiny_models
     counters = json.loads((tmp_path / "manifest.json").read_text())["counters"]
     tracks = sum(len(it.tracks) for it in RunDir(str(tmp_path)).final_items())
     assert counters.pop("track.masklets") == tracks > 0  # what GPU-seconds per masklet divide by
+    assert counters.pop("review_gate.released_by_policy") == 2  # the demo's gate (`none`) lets both through
     assert counters == {"caption.http_429": 1, "caption.http_503": 1, "caption.timeouts": 1,
                         "caption.requests": 5, "caption.retries": 3, f"caption.requests@{server.url}": 5,
                         f"caption.faults@{server.url}": 1,  # the 503 (a 429 is busy, a timeout slow: not down)

@@ -11,7 +11,7 @@ import pytest
 
 from annotator import checkpoint, storage
 from annotator.records import VideoItem
-from annotator.rundir import RunDir
+from annotator.rundir import INDEX_SCHEMA, RunDir
 
 
 def test_write_bytes_is_whole_or_nothing_and_honours_the_umask(tmp_path: Path,
@@ -35,10 +35,12 @@ def test_write_bytes_is_whole_or_nothing_and_honours_the_umask(tmp_path: Path,
         assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
-def _index_row(vid: str, stage: str, fp: str, shard: str, status: str = "ok", finished: float = 1.0) -> dict:
+def _index_row(vid: str, stage: str, fp: str, shard: str, status: str = "ok", finished: float = 1.0,
+               generation: int = 1, worker: str = "w") -> dict:
     return {"video_id": vid, "path": f"/v/{vid}.mp4", "stage": stage, "fingerprint": fp, "shard": shard,
             "status": status, "error_type": "", "reason": "", "seconds": 0.1, "busy": 0.2, "node": "n1",
-            "worker": "w", "finished": finished, "counters": {}}
+            "worker": worker, "finished": finished, "counters": {}, "generation": generation,
+            "seq": int(finished * 10)}
 
 
 def test_progress_counts_only_indexed_shards_of_todays_fingerprints(tmp_path: Path) -> None:
@@ -100,3 +102,23 @@ def test_compaction_merges_every_part_into_one_drops_superseded_rows_and_answers
     run.compact_index("track")  # a compacted file and a new part merge again
     (merged,) = storage.list_files(run.index_dir("track"))
     assert storage.read_table(merged).num_rows == 4 and run.latest("track", "f1")["a"]["status"] == "error"
+
+
+def test_the_newest_row_is_chosen_by_generation_worker_and_sequence_never_by_clock(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    legacy = [{k: v for k, v in _index_row(v, "track", "f1", "old", finished=t).items()
+               if k not in ("generation", "seq")}  # a run directory from before generations
+              for v, t in (("a", 9.0), ("b", 5.0), ("b", 6.0))]
+    old_schema = pa.schema([f for f in INDEX_SCHEMA if f.name not in ("generation", "seq")])
+    storage.write_table(storage.join(run.index_dir("track"), "part-old-000001.parquet"),
+                        pa.Table.from_pylist(legacy, schema=old_schema))
+    run.write_index("track", "part-w-000001.parquet", [
+        _index_row("a", "track", "f1", "new", status="error", finished=1.0, generation=2),  # its clock runs late
+        _index_row("c", "track", "f1", "c2", finished=1.0, generation=2, worker="z"),
+        _index_row("c", "track", "f1", "c3", finished=0.5, generation=3, worker="a")])
+    for _ in range(2):  # the same before and after compaction
+        latest = run.latest("track", "f1")
+        assert latest["a"]["status"] == "error", "generation 2 is newer than any row from before generations"
+        assert latest["b"]["finished"] == 6.0, "rows from before generations keep their time order"
+        assert latest["c"]["shard"] == "c3", "a later generation wins whatever its worker or clock"
+        run.compact_index("track")

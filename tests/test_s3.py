@@ -50,7 +50,7 @@ def test_s3_run_gives_the_same_dataset_as_local_disk(s3, local_run: str, tiny_mo
 def _cli(out: str, env: dict[str, str]) -> subprocess.Popen:
     args = [sys.executable, "-m", "annotator.cli", "run", str(DEMO), "--input", f"s3://{BUCKET}/inputs",
             "--output", out, "--executor", "local"]
-    for setting in [*SMALL, "stages.detect.batch_size=1", "stages.ingest.batch_size=1"]:
+    for setting in [*SMALL, "stages.detect.batch_size=1", "stages.ingest.batch_size=1", "executor.flush_rows=1"]:
         args += ["--set", setting]
     return subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)

@@ -33,7 +33,7 @@ def test_status_of_a_running_run_shows_partial_counts(clips: dict[str, Path], ti
     with FakeServer([Fault("hold"), Fault("hold")], content="a rabbit near a tree and a flower") as server:
         served = ["stages.caption.params.backend=openai", f"stages.caption.params.endpoint={server.url}",
                   "stages.caption.params.model=served-vlm"]
-        for setting in [*SMALL, "stages.track.batch_size=1", *served]:
+        for setting in [*SMALL, "stages.track.batch_size=1", "executor.flush_rows=1", *served]:
             args += ["--set", setting]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:

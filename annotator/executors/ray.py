@@ -37,6 +37,7 @@ from annotator.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
+FLUSH_WAIT_S = 120.0  # how long the end of a run waits for the actors to write their buffered checkpoints
 _ENV_PREFIXES = ("ANNOTATOR_", "HF_", "OPENAI_", "AWS_", "GOOGLE_", "TRANSFORMERS_")
 
 
@@ -60,6 +61,11 @@ class _StageActor:
         self.runners = [StageRunner(task, node=self.node_id[:12]) for task in tasks]
         self.outputs = outputs
         self.last = last
+
+    def flush(self) -> None:
+        """Write every runner's buffered checkpoints (before the actor is let go)."""
+        for runner in self.runners:
+            runner.flush()
 
     def ready(self) -> tuple[str, list[str]]:
         """Answered once the actor is up (the stream pings before sending work): its node and GPU ids."""
@@ -232,26 +238,39 @@ class RayExecutor:
         return [make_pool(g, cls) for g, cls in zip(*self._plan(tasks), strict=True)]
 
     def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
-        import ray
 
         if not refs:
             return
         self._init()
         self._quiet()
-        groups, classes = self._plan(tasks)
         if any(t.stage.engine_spec() is not None for t in tasks):
+            # Ray Data's actors get no last call to flush in: they checkpoint every batch as it finishes
+            groups, classes = self._plan([replace(t, flush_rows=1) for t in tasks])
             yield from chain(groups, classes, refs, self.verbose)
         else:
+            groups, classes = self._plan(tasks)
             pools = [make_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]
             _python_sigint()
             rundir = RunDir(tasks[0].run_root)
             try:
                 yield from StreamScheduler(pools, refs, on_pools=rundir.write_pools, restart_wait_s=self.restart_wait_s,
                                            autoscale_interval_s=self.autoscale_interval_s).run()
-            finally:  # no graceful exit to wait for: every finished result is written and indexed already
-                for pool in pools:
-                    for actor in pool.actors:
-                        ray.kill(actor)
+            finally:
+                close_pools(pools)
+
+
+def close_pools(pools: list[Pool], wait_s: float = FLUSH_WAIT_S) -> None:
+    """The end of a stream (also after Ctrl-C: a stop keeps work): the live actors write what they buffered,
+    then every actor goes."""
+    import ray
+
+    flushes = [actor.flush.remote() for pool in pools
+               for actor, gone in zip(pool.actors, pool.retired, strict=True) if not gone]
+    if flushes:
+        ray.wait(flushes, num_returns=len(flushes), timeout=wait_s)
+    for pool in pools:
+        for actor in pool.actors:
+            ray.kill(actor)
 
 
 def make_pool(group: list[StageTask], cls: type) -> Pool:

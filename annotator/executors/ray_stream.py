@@ -400,9 +400,11 @@ class StreamScheduler:
     def _retire_if_drained(self, index: int, actor: int) -> None:
         pool = self.pools[index]
         if pool.draining[actor] and pool.busy[actor] == 0 and not pool.retired[actor]:
-            self._retire(index, actor)
+            self._retire(index, actor, graceful=pool.healthy[actor])
 
-    def _retire(self, index: int, actor: int) -> None:
+    def _retire(self, index: int, actor: int, graceful: bool = False) -> None:
+        """Let an actor go for good. A drained, healthy one is asked to flush its buffered checkpoints and then to
+        exit, both queued behind anything it still runs (the loop does not wait); any other is killed."""
         import ray
 
         pool = self.pools[index]
@@ -410,7 +412,12 @@ class StreamScheduler:
         pool.healthy[actor] = pool.draining[actor] = False
         self.lost_at.pop((index, actor), None)
         self.check_at.pop((index, actor), None)
-        ray.kill(pool.actors[actor], no_restart=True)
+        handle = pool.actors[actor]
+        if graceful:
+            handle.flush.remote()
+            handle.__ray_terminate__.remote()
+        else:
+            ray.kill(handle, no_restart=True)
         self._report_pools()
 
     def _autoscale(self) -> None:

@@ -10,6 +10,7 @@ through with a one-token request, so the chain stays one stream with no branch t
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from annotator.executors.runner import StageRunner, StageTask
@@ -90,7 +91,7 @@ class Finish:
 
     def __init__(self, task: StageTask) -> None:
         self.task = task
-        self.runner = StageRunner(task)
+        self.runner = StageRunner(replace(task, flush_rows=1))  # Ray Data gives no last call to flush in
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         item = VideoItem.from_json(row["item"])

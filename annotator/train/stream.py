@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from annotator import storage
-from annotator.rundir import INDEX_SCHEMA, RunDir
+from annotator.rundir import INDEX_SCHEMA, RunDir, newest, with_order
 from annotator.train.data import Record, SampleError
 
 QA_COLUMNS = ["video_id", "qa_id", "question", "answer", "object_ids"]
@@ -50,16 +50,11 @@ def current_parts(run: RunDir, threads: int = 8) -> pa.Table:
     input set: the part its export rows count in. Arrow throughout (no row dictionaries)."""
     manifest = run.read_manifest()
     last = manifest["stages"][-1]["stage"]
-    columns = ["video_id", "path", "fingerprint", "status", "shard", "finished"]
-    found = read_tables(storage.list_files(run.index_dir(last), ".parquet"), columns, threads, missing_ok=True)
-    index = pa.concat_tables(found) if found else INDEX_SCHEMA.empty_table().select(columns)
+    found = read_tables(storage.list_files(run.index_dir(last), ".parquet"), None, threads, missing_ok=True)
+    index = pa.concat_tables([with_order(t) for t in found]) if found else INDEX_SCHEMA.empty_table()
     index = index.filter(pc.equal(index["fingerprint"], manifest["fingerprints"][last]))
-    newest = index.sort_by([("video_id", "ascending"), ("finished", "descending")])
-    if newest.num_rows:
-        ids = newest["video_id"].combine_chunks()
-        first = pc.not_equal(ids[1:], ids[:-1]) if len(ids) > 1 else pa.array([], pa.bool_())
-        newest = newest.filter(pa.concat_arrays([pa.array([True]), first.cast(pa.bool_())]))
-    done = newest.filter(pc.equal(newest["status"], "ok"))
+    latest = newest(index, ["video_id"])
+    done = latest.filter(pc.equal(latest["status"], "ok")).select(["video_id", "path", "shard"])
     if storage.exists(run.inputs_path):
         inputs = storage.read_table(run.inputs_path, ["video_id", "path", "status"])
         inputs = inputs.filter(pc.equal(inputs["status"], "queued")).select(["video_id", "path"])

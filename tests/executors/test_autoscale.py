@@ -94,7 +94,7 @@ VIDEOS, FIRST = 12, 4  # videos after the first 4 wait at a gate until the pools
 def test_pools_grow_then_drain_to_a_smaller_cluster_and_lose_nothing(ray_cluster, tmp_path: Path,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     from annotator.executors.local import LocalExecutor
-    from annotator.executors.ray import RayExecutor
+    from annotator.executors.ray import RayExecutor, close_pools
     from annotator.executors.ray_stream import StreamScheduler
 
     root, release = tmp_path / "run", tmp_path / "release"
@@ -120,9 +120,7 @@ def test_pools_grow_then_drain_to_a_smaller_cluster_and_lose_nothing(ray_cluster
         with caplog.at_level(logging.INFO, logger="annotator.executors.ray_stream"):
             rows = list(scheduler.run())
     finally:
-        for pool in scheduler.pools:
-            for actor in pool.actors:
-                ray_cluster.kill(actor)
+        close_pools(scheduler.pools)  # as the executor ends a stream: buffered checkpoints written, actors gone
     assert sorted(r["video_id"] for r in rows) == [r.video_id for r in refs]
     assert {r["status"] for r in rows} == {"ok"}, [r for r in rows if r["status"] != "ok"]
     # before any call ended every stage counts as fast as the others: detect and track share the 2 GPUs equally,

@@ -1,5 +1,5 @@
 """The driver never holds items: 300 fake videos with real masks through the Ray executor yield only id/status
-rows, and the export exists as parts written by workers while the run was going."""
+rows, and the export exists as parts written by workers while the run was going, one per flush of 40 videos."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from annotator.rundir import RunDir
 from annotator.testing.fake_stages import fake_stages
 
 pytestmark = pytest.mark.slow
+FLUSH = 40
 
 
 def tasks(root: str, **costs: float) -> list[StageTask]:
     stages = fake_stages(**costs)
     export = ExportSpec("fake", "run1", {s.name: "fp" for s in stages})
     return [StageTask(s, f"fp-{s.name}", root, concurrency=1, batch_size=8, cpus=0.2, gpus=0.0,
-                      export=export if i == len(stages) - 1 else None) for i, s in enumerate(stages)]
+                      export=export if i == len(stages) - 1 else None, flush_rows=FLUSH) for i, s in enumerate(stages)]
 
 
 def test_driver_receives_only_status_rows_and_the_export_grows_during_the_run(ray_cluster, tmp_path: Path) -> None:
@@ -37,12 +38,12 @@ def test_driver_receives_only_status_rows_and_the_export_grows_during_the_run(ra
     assert all(isinstance(v, str) for r in received for v in r.values())
     assert {(r["status"], r["stage"]) for r in received} == {("ok", "assemble")}
     parts = run.export_parts("objects")
-    assert len(parts) >= 300 // 8, "one part per final batch, written by the workers"
-    # a row arrives only after its video's part is written; admission keeps a few batches in flight, so the
-    # first rows come while most of the export does not exist yet
-    assert 0 < parts_seen[0] < len(parts) // 2, parts_seen[:5]
-    assert parts_seen == sorted(parts_seen) and parts_seen[-1] == len(parts), "the export grew during the run"
+    assert len(parts) == -(-300 // FLUSH), "one part per flush of the last stage's one worker, the rest at its end"
+    # the worker flushes every 40 videos, so rows arrive while most of the export does not exist yet, and the last
+    # part is written when the stream ends
+    assert parts_seen[0] < len(parts) // 2, parts_seen[:5]
+    assert parts_seen == sorted(parts_seen) and parts_seen[-1] == len(parts) - 1, "the export grew during the run"
     objects = pq.read_table(parts[0]).to_pylist()
-    assert len(objects) == 3 * 8 and objects[0]["height"] == 180
+    assert len(objects) == 3 * FLUSH and objects[0]["height"] == 180
     decoded = masks.decode_batch(objects[0]["mask_rles"], 180, 320)
     assert decoded.shape == (16, 180, 320) and decoded.any(axis=(1, 2)).all()

@@ -54,7 +54,8 @@ def tasks(root: str, release: str) -> list:
     for i, stage in enumerate(stages):
         gpus = stage.resources.gpus and 0.5
         out.append(StageTask(stage, f"fp-{stage.name}", root, concurrency=2 if gpus else 1, batch_size=1,
-                             cpus=0.1, gpus=gpus, export=export if i == len(stages) - 1 else None))
+                             cpus=0.1, gpus=gpus, export=export if i == len(stages) - 1 else None,
+                             flush_rows=1))  # every video indexed as it finishes: what the test watches
     return out
 
 

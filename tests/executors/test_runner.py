@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from annotator import storage
@@ -56,7 +57,9 @@ def items(*ids: str) -> list[VideoItem]:
 
 
 def test_one_failure_stays_with_its_item(tmp_path: Path) -> None:
-    out = StageRunner(task(Upper(), tmp_path))(items("a", "bad", "c"))
+    runner = StageRunner(task(Upper(), tmp_path))
+    out = runner(items("a", "bad", "c"))
+    runner.close()
     assert [it.caption for it in out] == ["A", None, "C"]
     assert out[1].error is not None
     assert (out[1].error.stage, out[1].error.error_type) == ("upper", "ValueError")
@@ -64,7 +67,7 @@ def test_one_failure_stays_with_its_item(tmp_path: Path) -> None:
     run = RunDir(str(tmp_path))
     (shard,) = [storage.name(f) for f in storage.list_files(run.stage_dir("upper"))]
     assert storage.read_table(storage.join(run.stage_dir("upper"), shard)).column("video_id").to_pylist() == [
-        "a", "c"], "one shard per batch, holding the items that finished"
+        "a", "c"], "one shard per flush, holding the items that finished"
     index = {r["video_id"]: r for r in run.read_index("upper").to_pylist()}
     assert {v: (r["status"], r["shard"]) for v, r in index.items()} == {
         "a": ("ok", shard), "bad": ("error", ""), "c": ("ok", shard)}
@@ -100,3 +103,35 @@ def test_local_executor_rebuilds_resumed_items_from_their_shards(tmp_path: Path)
     shard = RunDir(str(tmp_path)).latest("upper", "f1")["a"]["shard"]
     item = RunDir(str(tmp_path)).load_item("a", "/data/a.mp4", [("upper", Upper.outputs, shard)])
     assert item.caption == "A" and item.stages_done == ["upper"]
+
+
+def test_checkpoints_are_flushed_every_n_rows_and_at_close_in_a_clock_free_order(tmp_path: Path) -> None:
+    runner = StageRunner(replace(task(Upper(), tmp_path), flush_rows=3, generation=4))
+    run = RunDir(str(tmp_path))
+    for i in range(7):
+        runner(items(f"v{i}"))
+        flushed = (i + 1) // 3
+        assert len(storage.list_files(run.index_dir("upper"))) == flushed, f"after {i + 1} videos"
+        assert len(storage.list_files(run.stage_dir("upper"), ".parquet")) == flushed
+    assert len(run.read_index("upper")) == 6, "the seventh waits in the buffer"
+    runner.close()
+    index = run.read_index("upper").to_pylist()
+    assert [r["video_id"] for r in index] == [f"v{i}" for i in range(7)]
+    assert [(r["generation"], r["seq"]) for r in index] == [(4, i + 1) for i in range(7)]
+    assert len({r["shard"] for r in index}) == 3
+    for shard in {r["shard"] for r in index}:  # each shard holds exactly the videos its index rows name
+        names = storage.read_table(storage.join(run.stage_dir("upper"), shard)).column("video_id").to_pylist()
+        assert names == [r["video_id"] for r in index if r["shard"] == shard]
+
+
+def test_an_idle_worker_flushes_after_flush_s(tmp_path: Path) -> None:
+    runner = StageRunner(replace(task(Upper(), tmp_path), flush_rows=100, flush_s=0.2))
+    runner(items("a", "b"))
+    run = RunDir(str(tmp_path))
+    deadline = time.monotonic() + 30
+    while not storage.list_files(run.index_dir("upper")):
+        assert time.monotonic() < deadline, "the timer never flushed the idle worker's buffer"
+        time.sleep(0.05)
+    assert sorted(run.read_index("upper").column("video_id").to_pylist()) == ["a", "b"]
+    runner.close()
+    assert len(storage.list_files(run.index_dir("upper"))) == 1, "nothing left to flush at close"

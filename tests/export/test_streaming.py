@@ -32,8 +32,9 @@ def run(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Run
     for i in range(VIDEOS):
         shutil.copy(clips["a"], inputs / f"v{i}.mp4")
     stages = [*flow_specs(frames=2), {"stage": "assemble", "params": {"questions": ["What happens?"]},
-                                      "batch_size": 2}]  # an export part per two videos
-    summary = Pipeline(PipelineConfig.model_validate({"name": "stream", "stages": stages})).run(
+                                      "batch_size": 2}]  # with flush_rows 2: an export part per two videos
+    config = {"name": "stream", "stages": stages, "executor": {"flush_rows": 2}}
+    summary = Pipeline(PipelineConfig.model_validate(config)).run(
         [inputs], root / "run", executor="local", show_progress=False)
     assert summary.completed == VIDEOS
     return RunDir(str(root / "run"))
