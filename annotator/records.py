@@ -60,9 +60,10 @@ class DroppedObject:
 
 @dataclass
 class Hold:
-    """An item a stage stopped without an error: `filtered` (a quality check said no) or `pending` (review)."""
+    """An item a stage stopped without an error: `filtered` (a quality check said no), `pending` (review), or
+    `short` (the executor could not rebuild it where it re-entered the stream; the run redoes it at its end)."""
 
-    state: str  # filtered | pending
+    state: str  # filtered | pending | short
     stage: str
     reason: str
 

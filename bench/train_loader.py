@@ -76,7 +76,8 @@ def write_run(root: str, videos: int) -> None:
         run.write_index("assemble", name, [
             {"video_id": it.video_id, "path": it.path, "stage": "assemble", "fingerprint": "fp", "shard": name,
              "status": "ok", "error_type": "", "reason": "", "seconds": 0.0, "busy": 0.0, "node": "n",
-             "worker": "w", "finished": float(n), "counters": []} for n, it in enumerate(items)])
+             "worker": "w", "finished": float(n), "counters": [], "generation": 1, "seq": n}
+            for n, it in enumerate(items)])
     run.write_inputs(inputs)
 
 

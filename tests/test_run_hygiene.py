@@ -166,7 +166,8 @@ def test_index_parts_are_compacted_while_the_run_goes_on(ray_cluster, clips: dic
     for i in range(6):
         shutil.copy(clips["a"], folder / f"v{i}.mp4")
     specs = [*flow_specs(frames=2), {"stage": "assemble", "params": {"questions": ["What happens?"]}}]
-    config = PipelineConfig.model_validate({"name": "fake", "stages": [{**s, "batch_size": 1} for s in specs]})
+    config = PipelineConfig.model_validate({"name": "fake", "executor": {"flush_rows": 1},  # a part per video
+                                            "stages": [{**s, "batch_size": 1} for s in specs]})
     run = RunDir(str(tmp_path / "run"))
     monkeypatch.setattr(Pipeline, "compact_every_videos", 2)
     seen: list[list[str]] = []

@@ -82,7 +82,8 @@ class _StageActor:
         or item JSON in; each item's JSON and a receipt out (the node, per item the shards written and its status
         row), or, from the last pool, a receipt with the status rows only."""
         refs = [(i, ref) for i, ref in enumerate(inputs) if isinstance(ref, WorkRef)]
-        loaded = iter(load_items(self.runners[0].rundir, [ref for _, ref in refs], self.outputs))
+        first = self.runners[0].stage.name == next(iter(self.outputs))  # this pool starts the flow
+        loaded = iter(load_items(self.runners[0].rundir, [ref for _, ref in refs], self.outputs, restart=first))
         rebuilt = {i for i, _ in refs}
         items = [next(loaded) if i in rebuilt else VideoItem.from_json(text)  # type: ignore[arg-type]
                  for i, text in enumerate(inputs)]
@@ -105,6 +106,7 @@ class _StageActor:
         else:
             items = [VideoItem.from_json(text) for text in batch["item"]]
         done = self._process(items)
+        self.flush()  # Ray Data gives its actors no last call: every batch is checkpointed as it finishes
         if self.last:
             return status_columns(done)
         return {"item": np.array([it.to_json() for it in done], dtype=object)}
@@ -243,12 +245,10 @@ class RayExecutor:
             return
         self._init()
         self._quiet()
+        groups, classes = self._plan(tasks)
         if any(t.stage.engine_spec() is not None for t in tasks):
-            # Ray Data's actors get no last call to flush in: they checkpoint every batch as it finishes
-            groups, classes = self._plan([replace(t, flush_rows=1) for t in tasks])
             yield from chain(groups, classes, refs, self.verbose)
         else:
-            groups, classes = self._plan(tasks)
             pools = [make_pool(g, cls) for g, cls in zip(groups, classes, strict=True)]
             _python_sigint()
             rundir = RunDir(tasks[0].run_root)

@@ -128,6 +128,17 @@ class _Call:
     ping: bool = False
     weight: int = 1  # an isolated retry fills its actor: nothing queued behind it can die with it
     timed_out: bool = False
+    barrier: _Barrier | None = None  # a flush call: re-admitted videos wait for it
+
+
+@dataclass
+class _Barrier:
+    """Re-admitted videos held until the actors of the pools before theirs have flushed their buffered
+    checkpoints, the ones the videos are rebuilt from (a flush that fails, its actor gone too, counts as done:
+    what it held is lost, and those videos come back short and are redone at the end of the run)."""
+
+    left: int
+    videos: list[tuple[deque[tuple[str, Any]], tuple[str, Any]]]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -260,6 +271,9 @@ class StreamScheduler:
         if call.ping:
             yield from self._pinged(receipt, call)
             return
+        if call.barrier is not None:
+            self._flushed(call.barrier)
+            return
         pool.busy[call.actor] -= call.weight
         started = pool.progress[call.actor]
         if started is not None:
@@ -311,6 +325,7 @@ class StreamScheduler:
         pool.progress[call.actor] = None
         if pool.healthy[call.actor] and not pool.retired[call.actor]:
             self._ping(call.pool, call.actor)
+        back = []
         for vid, _ in call.batch:
             if vid in self.settled:  # no more work to do: the row it already has stands
                 yield self._leave(vid, self.settled[vid])
@@ -318,7 +333,26 @@ class StreamScheduler:
                 yield self._leave(vid, _lost_row(vid, pool, exc, why))
             else:
                 ref = replace(self.videos[vid], done=list(self.videos[vid].done))
-                (pool.queue if node_lost else pool.retry).append((vid, ref))
+                back.append((pool.queue if node_lost else pool.retry, (vid, ref)))
+        self._readmit(call.pool, back)
+
+    def _readmit(self, index: int, back: list[tuple[deque[tuple[str, Any]], tuple[str, Any]]]) -> None:
+        """Re-admitted videos enter their queues once every live actor before their pool has flushed."""
+        upstream = [(i, a) for i in range(index) for a in range(len(self.pools[i].actors))
+                    if self.pools[i].healthy[a] and not self.pools[i].retired[a]] if back else []
+        if not upstream:
+            for queue, entry in back:
+                queue.append(entry)
+            return
+        barrier = _Barrier(len(upstream), back)
+        for i, a in upstream:
+            self.calls[self.pools[i].actors[a].flush.remote()] = _Call(i, a, [], [], barrier=barrier)
+
+    def _flushed(self, barrier: _Barrier) -> None:
+        barrier.left -= 1
+        if barrier.left == 0:
+            for queue, entry in barrier.videos:
+                queue.append(entry)
 
     def _pinged(self, receipt: Any, call: _Call) -> Iterator[dict[str, str]]:
         import ray

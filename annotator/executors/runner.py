@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from annotator import checkpoint, storage
-from annotator.records import VideoItem
+from annotator.records import Hold, VideoItem
 from annotator.rundir import RunDir, new_worker_id, shard_name
 from annotator.stage import Stage, error_from
 
@@ -86,15 +86,25 @@ def status_row(item: VideoItem) -> dict[str, str]:
             "error_type": "", "reason": ""}
 
 
-def load_items(rundir: RunDir, refs: list[WorkRef], outputs: dict[str, tuple[str, ...]]) -> list[VideoItem]:
-    """Items for refs, rebuilt from their finished stages' shards (a worker-side step)."""
+SHORT = "short"  # the state of a video whose checkpoints could not be read where it re-entered the stream
+
+
+def load_items(rundir: RunDir, refs: list[WorkRef], outputs: dict[str, tuple[str, ...]],
+               restart: bool = True) -> list[VideoItem]:
+    """Items for refs, rebuilt from their finished stages' shards (a worker-side step). A checkpoint that cannot
+    be read (it went with a lost worker's unflushed buffer, or vanished): with `restart` (the caller runs the
+    first stage) the video starts over; else it is held `short`, passes the later stages untouched, and the run
+    redoes it from its index at the end (`Pipeline.run`)."""
     items = []
     for ref in refs:
         try:
             items.append(rundir.load_item(ref.video_id, ref.path, [(s, outputs[s], shard) for s, shard in ref.done]))
-        except (OSError, KeyError):  # a checkpoint that vanished: start the video over
+        except (OSError, KeyError):
             item = VideoItem(video_id=ref.video_id, path=ref.path)
             item.count("resume", {"reload_failures": 1})
+            if not restart:
+                item.hold = Hold(SHORT, ref.done[-1][0] if ref.done else "",
+                                 "its checkpoints are not readable here; redone at the end of the run")
             items.append(item)
     return items
 

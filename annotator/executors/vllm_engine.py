@@ -10,7 +10,6 @@ through with a one-token request, so the chain stays one stream with no branch t
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from annotator.executors.runner import StageRunner, StageTask
@@ -91,7 +90,7 @@ class Finish:
 
     def __init__(self, task: StageTask) -> None:
         self.task = task
-        self.runner = StageRunner(replace(task, flush_rows=1))  # Ray Data gives no last call to flush in
+        self.runner = StageRunner(task)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         item = VideoItem.from_json(row["item"])
@@ -102,6 +101,7 @@ class Finish:
         self.task.stage.engine_finish(item, RuntimeError(f"vLLM engine: {failure}") if failure
                                       else str(row.get("generated_text") or ""))
         self.runner.checkpoint([item], 0.0, started)  # the engine's time is not measured per item
+        self.runner.flush()  # Ray Data gives no last call to flush in
         return {"item": item.to_json()}
 
 
