@@ -135,3 +135,30 @@ def test_an_idle_worker_flushes_after_flush_s(tmp_path: Path) -> None:
     assert sorted(run.read_index("upper").column("video_id").to_pylist()) == ["a", "b"]
     runner.close()
     assert len(storage.list_files(run.index_dir("upper"))) == 1, "nothing left to flush at close"
+
+
+@dataclass
+class Batches(Stage):
+    """Records the video ids of each batch it gets."""
+
+    name = "batches"
+    outputs = ("caption",)
+    seen: list[list[str]] | None = None
+
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        assert self.seen is not None
+        self.seen.append([it.video_id for it in batch])
+        for it in batch:
+            it.caption = it.video_id
+        return batch
+
+
+def test_the_local_executor_holds_one_chunk_of_videos_at_a_time(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+    stage = Batches(seen=seen)
+    tasks = [replace(task(stage, tmp_path), batch_size=10)]
+    refs = [WorkRef(v, f"/data/{v}.mp4") for v in "abcde"]
+    rows = list(LocalExecutor(show_progress=False, chunk=2).run(tasks, refs))
+    assert [(r["video_id"], r["status"]) for r in rows] == [(v, "ok") for v in "abcde"]
+    assert seen == [["a", "b"], ["c", "d"], ["e"]], "a batch never spans two chunks"
+    assert sorted(RunDir(str(tmp_path)).latest("batches", "f1")) == list("abcde")

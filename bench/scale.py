@@ -1,0 +1,221 @@
+"""Bookkeeping at scale: what a run's own machinery costs per video, with zero-cost fake models.
+
+The registered fake flow (`tests/fake_flow.py`: fake ingest, caption, phrases, detect, track; real link and
+assemble) runs through `Pipeline.run`, the CLI's code path, over N empty `.mp4` inputs (a known suffix is not
+probed; the fake ingest never opens them), on local disk or, with `--s3`, with inputs and run directory on an S3
+server (moto in its own process on 127.0.0.1). Each measure runs in its own process, so peaks do not mix. One
+line per measure with its goal, then `worst = R`, the largest measured/goal ratio (R <= 1.0: every goal met):
+
+- index and shard files per stage <= N / 100 + 4 x workers (after the run, before nothing else touched it);
+- resume scan of a killed, uncompacted run (every stage's index read as resume reads it) <= 0.2 ms a video
+  locally, 3 ms on S3; the run is SIGKILLed once half its videos are exported;
+- `annotator status` of that (unfinished) run <= 0.1 ms a video (the CLI process, start-up included);
+- driver peak RSS at N over N / 10 <= 1.25;
+- scheduler and bookkeeping overhead (the run's wall time over N) <= 2 ms a video locally;
+- export peak RSS at N / 10 over N / 100 <= 1.3, for every format.
+
+    .venv/bin/python bench/scale.py --videos 10000 [--s3] [--executor ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "scale-bench"
+
+
+def config(executor: str) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_flow import flow_specs
+
+    specs = [*flow_specs(frames=2), {"stage": "assemble", "params": {"questions": ["What happens?"]}}]
+    for spec in specs:
+        spec["batch_size"] = 1 if spec["stage"] in ("fake-detect", "fake-track") else 8  # production shapes
+    return {"name": "scale", "executor": {"kind": executor}, "stages": specs}
+
+
+def child_run(inputs: str, out: str, executor: str) -> None:
+    """One run in this process; prints its wall time and this process's peak RSS."""
+    from annotator.config import PipelineConfig
+    from annotator.pipeline import Pipeline
+
+    pipeline = Pipeline(PipelineConfig.model_validate(config(executor)))
+    started = time.perf_counter()
+    summary = pipeline.run([inputs], out, show_progress=False)
+    wall = time.perf_counter() - started
+    assert summary.errors == 0 and summary.completed == summary.videos, summary
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"wall": wall, "rss": rss, "videos": summary.videos}))
+
+
+def child_scan(out: str) -> None:
+    """Resume's read of a killed run's indexes (no compaction first), timed."""
+    from annotator.rundir import RunDir
+
+    run = RunDir(out)
+    manifest = run.read_manifest()
+    started = time.perf_counter()
+    progress = run.settled([(s["stage"], manifest["fingerprints"][s["stage"]]) for s in manifest["stages"]])[0]
+    print(json.dumps({"scan": time.perf_counter() - started, "videos": len(progress)}))
+
+
+def child_export(out: str, fmt: str, dest: str) -> None:
+    from annotator.export.base import ExportOptions, exporter
+    from annotator.rundir import RunDir
+
+    exporter(fmt).write(RunDir(out), Path(dest), ExportOptions())
+    print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+
+
+def sub(*args: str, env: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{args[0]} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def make_inputs(base: str, n: int, s3: bool) -> str:
+    from annotator import storage
+
+    folder = f"{base}/in{n}"
+    names = [f"{folder}/v{i:07d}.mp4" for i in range(n)]
+    if s3:
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda p: storage.write_bytes(p, b""), names))
+    else:
+        os.makedirs(folder, exist_ok=True)
+        for name in names:
+            Path(name).touch()
+    return folder
+
+
+def files_per_stage(out: str) -> int:
+    from annotator import storage
+    from annotator.rundir import RunDir
+
+    run = RunDir(out)
+    return max(len(storage.list_files(run.stage_dir(s["stage"]), ".parquet"))
+               + len(storage.list_files(run.index_dir(s["stage"]), ".parquet")) for s in run.read_manifest()["stages"])
+
+
+def killed_run(inputs: str, out: str, n: int, executor: str, env: dict[str, str]) -> None:
+    """Start a run and SIGKILL its process group once half the videos are exported (export parts counted)."""
+    from annotator import storage
+
+    proc = subprocess.Popen([sys.executable, __file__, "run", inputs, out, executor], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 3600
+    parts = f"{out}/export/parquet/qa"
+    while proc.poll() is None and time.monotonic() < deadline:
+        if len(storage.list_files(parts, ".parquet")) * 100 >= n // 2:  # flush_rows 100 per part
+            break
+        time.sleep(0.5)
+    if proc.poll() is not None:
+        raise SystemExit("the run finished before it could be killed: use more videos")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def moto(env: dict[str, str]) -> subprocess.Popen:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"})
+    os.environ.update(env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=10_000)
+    parser.add_argument("--s3", action="store_true", help="inputs and run directory on an S3 server (moto)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
+    args = parser.parse_args()
+    n = args.videos
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    server = moto(env) if args.s3 else None
+    tmp = tempfile.mkdtemp(prefix="scale-")
+    base = f"s3://{BUCKET}" if args.s3 else tmp
+    ratios: dict[str, float] = {}
+
+    def report(name: str, value: float, goal: float, unit: str) -> None:
+        ratios[name] = value / goal
+        print(f"{name}: {value:.4g} {unit} (goal <= {goal:.4g} {unit}, ratio {value / goal:.2f})", flush=True)
+
+    try:
+        runs = {}
+        for size in (n // 100, n // 10, n):
+            inputs = make_inputs(base, size, args.s3)
+            runs[size] = (inputs, f"{base}/run{size}")
+            result = sub("run", inputs, runs[size][1], args.executor, env=env)
+            runs[size] += (result,)
+        wall, rss = runs[n][2]["wall"], runs[n][2]["rss"]
+        workers = 1 if args.executor == "local" else os.cpu_count() or 1
+        report("files per stage", files_per_stage(runs[n][1]), n / 100 + 4 * workers, "files")
+        if not args.s3:
+            report("overhead per video", 1000 * wall / n, 2.0, "ms")
+        else:
+            print(f"run: {1000 * wall / n:.3g} ms a video on the S3 server (no goal)")
+        report("driver peak RSS N / (N/10)", rss / runs[n // 10][2]["rss"], 1.25, "x")
+
+        killed = f"{base}/killed{n}"
+        killed_run(runs[n][0], killed, n, args.executor, env)
+        scan = sub("scan", killed, env=env)["scan"]
+        report("resume scan of a killed run", 1000 * scan / n, 3.0 if args.s3 else 0.2, "ms/video")
+        started = time.perf_counter()
+        status = subprocess.run([str(Path(sys.executable).parent / "annotator"), "status", killed], env=env,
+                                capture_output=True, text=True, check=False)
+        took = time.perf_counter() - started
+        assert status.returncode == 0, status.stdout + status.stderr
+        report("status of a running run", 1000 * took / n, 0.1, "ms/video")
+
+        from annotator.export.base import exporter_names
+
+        for fmt in exporter_names():
+            peaks = [sub("export", runs[size][1], fmt, f"{tmp}/export-{fmt}-{size}", env=env)["rss"]
+                     for size in (n // 100, n // 10)]
+            report(f"export {fmt} peak RSS N/10 / (N/100)", peaks[1] / peaks[0], 1.3, "x")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if server is not None:
+            server.terminate()
+    print(f"worst = {max(ratios.values()):.2f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "run":
+        child_run(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "scan":
+        child_scan(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "export":
+        child_export(*sys.argv[2:5])
+    else:
+        main()
