@@ -217,9 +217,8 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     rundir, manifest = _open_run(run_dir)
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
-    latest = latest_rows(rundir, manifest)
-    current = rundir.current_inputs()  # read once: inputs.parquet holds a row per input
-    rows, summary = stage_table(rundir, manifest, latest, current)
+    latest = latest_rows(rundir, manifest)  # read once, for every table below
+    rows, summary = stage_table(rundir, manifest, latest)
     # no vertical rules, no doubled padding: the nine columns fit an 80-column terminal whole
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("stage", "done", "errors", "filtered", "pending", "busy s", "model s", "nodes", "videos/s"):
@@ -246,7 +245,7 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
             console.print(f"review them: annotator review {run_dir}", **_PLAIN)
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
-    for row in current_errors(rundir, manifest, latest, current):
+    for row in current_errors(rundir, manifest, latest):
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
     skipped = [r for r in rundir.read_inputs() if r["status"] == "skipped"]

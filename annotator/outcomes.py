@@ -4,16 +4,21 @@ and `errors.parquet` report, and which videos are short of a checkpoint.
 Workers flush their checkpoints in buffers, so a worker lost mid-run takes its unflushed rows with it while the
 videos went on downstream: such a video is *short* (a stage on its way has no row), though the driver saw it
 pass. The run redoes short videos at once (`Pipeline.run`), and the counts come from here, not from the status
-rows the driver tallied, so a video is never counted twice.
+rows the driver tallied, so a video is never counted twice. Arrow throughout: only errors, filter reasons and
+short videos become Python rows, never one per video.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-Rows = dict[str, dict[str, dict[str, Any]]]  # stage -> video_id -> its latest row with today's fingerprint
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from annotator.rundir import row_keys
+
+Latest = dict[str, pa.Table]  # stage -> each video's newest index row with today's fingerprint
 
 
 @dataclass
@@ -21,44 +26,52 @@ class Outcomes:
     states: Counter[str] = field(default_factory=Counter)  # ok | error | filtered | pending | short
     reasons: Counter[str] = field(default_factory=Counter)  # filter reasons
     errors: list[dict[str, str]] = field(default_factory=list)  # errors.parquet rows
-    short: dict[str, str] = field(default_factory=dict)  # video_id -> the stage whose row it lacks
+    short: dict[str, tuple[str, str]] = field(default_factory=dict)  # video_id -> (its path, the stage it lacks)
 
-    def error_rows(self, paths: dict[str, str]) -> list[dict[str, str]]:
+    def error_rows(self) -> list[dict[str, str]]:
         """errors.parquet: the errors, and a row for each video still short (after the run's repair passes), so
         no input goes unaccounted for."""
-        short = [{"video_id": vid, "path": paths[vid], "stage": stage, "error_type": "CheckpointLost",
+        short = [{"video_id": vid, "path": path, "stage": stage, "error_type": "CheckpointLost",
                   "message": "its checkpoint went with a lost worker and redoing it did not finish; run again"}
-                 for vid, stage in self.short.items()]
+                 for vid, (path, stage) in self.short.items()]
         return sorted(self.errors + short, key=lambda r: r["video_id"])
 
 
-def outcomes(latest: Rows, stages: list[str], found: list[tuple[str, str]],
-             driver_errors: list[dict[str, str]]) -> Outcomes:
-    """Walk each video's stages in flow order to its first row that is not `ok`. `driver_errors`: status rows
-    of errors no index holds (a worker lost, a call past its deadline) for a video whose walk finds no row."""
+def outcomes(latest: Latest, stages: list[str], found: pa.Table, driver_errors: list[dict[str, str]]) -> Outcomes:
+    """Walk the videos `found` (video_id, path) through the stages in flow order, each to its first row that is
+    not `ok`. `driver_errors`: status rows of errors no index holds (a worker lost, a call past its deadline),
+    for a video whose walk finds no row."""
     lost = {r["video_id"]: r for r in driver_errors}
     out = Outcomes()
-    for vid, path in found:
-        state = "ok"
-        for stage in stages:
-            row = latest[stage].get(vid)
-            if row is None or row["path"] != path:
-                if vid in lost:
-                    state, row = "error", lost[vid]
-                    out.errors.append({"video_id": vid, "path": path, "stage": row["stage"],
-                                       "error_type": row["error_type"], "message": row["reason"]})
-                else:
-                    state = "short"
-                    out.short[vid] = stage
-                break
-            if row["status"] == "ok":
-                continue
-            state = row["status"]
-            if state == "error":
-                out.errors.append({"video_id": vid, "path": path, "stage": stage, "error_type": row["error_type"],
-                                   "message": row["reason"]})
-            elif state == "filtered":
-                out.reasons[row["reason"]] += 1
-            break
-        out.states[state] += 1
+    walking = found.select(["video_id", "path"])
+    for stage in stages:
+        rows = latest[stage].select(["video_id", "path", "status", "error_type", "reason"])
+        at = pc.index_in(row_keys(walking), value_set=row_keys(rows).combine_chunks())
+        missing = pc.is_null(at)
+        for vid, path in zip(*walking.filter(missing).to_pydict().values(), strict=True):
+            if vid in lost:
+                row = lost[vid]
+                out.errors.append({"video_id": vid, "path": path, "stage": row["stage"],
+                                   "error_type": row["error_type"], "message": row["reason"]})
+                out.states["error"] += 1
+            else:
+                out.short[vid] = (path, stage)
+                out.states["short"] += 1
+        here = rows.take(pc.drop_null(at))
+        stopped = here.filter(pc.not_equal(here["status"], "ok"))
+        for status, count in zip(*_counts(stopped["status"]), strict=True):
+            out.states[status] += count
+        for row in stopped.filter(pc.equal(stopped["status"], "error")).to_pylist():
+            out.errors.append({"video_id": row["video_id"], "path": row["path"], "stage": stage,
+                               "error_type": row["error_type"], "message": row["reason"]})
+        filtered = stopped.filter(pc.equal(stopped["status"], "filtered"))["reason"]
+        out.reasons.update(dict(zip(*_counts(filtered), strict=True)))
+        walking = here.filter(pc.equal(here["status"], "ok")).select(["video_id", "path"])
+    out.states["ok"] += walking.num_rows
     return out
+
+
+def _counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
+    counts = pc.value_counts(column) if len(column) else pa.array([], pa.struct([("values", pa.string()),
+                                                                                  ("counts", pa.int64())]))
+    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow.compute as pc
+
 from annotator import __version__, storage
 from annotator.config import BuiltStage, ConfigError, PipelineConfig, build_stages
 from annotator.executors import make_executor
 from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.inputs import ID_RULE, discover
 from annotator.models import refs as model_refs
-from annotator.outcomes import Outcomes, Rows, outcomes
-from annotator.rundir import IndexCompactor, RunDir
+from annotator.outcomes import Latest, Outcomes, outcomes
+from annotator.rundir import IndexCompactor, RunDir, row_keys
 from annotator.stage import Stage
-from annotator.status import cost_table
+from annotator.status import cost_table, summed_counters
 
 log = logging.getLogger(__name__)
 REPAIR_PASSES = 2  # a run redoes at once what lost workers took with them, this many times at most
@@ -244,40 +246,38 @@ class Pipeline:
                 compactor.tick()
                 if on_status:
                     on_status(row)
-            latest, result = self._outcomes(rundir, found, errors)
+            latest, result = self._outcomes(rundir, errors)
             for _ in range(REPAIR_PASSES):  # videos whose checkpoints went with a lost worker's buffer
                 if not result.short:
                     break
                 log.warning("%d videos lost checkpoints with a worker; redoing them from there", len(result.short))
                 lost = [ref for ref in self.work(rundir, found)[1] if ref.video_id in result.short]
                 errors += [row for row in runner.run(tasks, lost) if row["status"] == "error"]
-                latest, result = self._outcomes(rundir, found, errors)
+                latest, result = self._outcomes(rundir, errors)
         finally:
             runner.stop()  # an embedded cluster goes now, also when the run ended early
         return self._finalize(rundir, manifest, found, latest, result, dict(reused), started, keep_frames)
 
-    def _outcomes(self, rundir: RunDir, found: list[tuple[str, str]],
-                  errors: list[dict[str, str]]) -> tuple[Rows, Outcomes]:
-        """Each stage's latest rows (compacted first: the one full read of the run's end) and where every input
-        stands."""
+    def _outcomes(self, rundir: RunDir, errors: list[dict[str, str]]) -> tuple[Latest, Outcomes]:
+        """Each stage's newest rows (compacted first: the one full read of the run's end) and where every input
+        stands, in Arrow."""
         for built in self.stages:
             rundir.compact_index(built.name)
-        latest = {b.name: rundir.latest(b.name, self.fingerprints[b.name]) for b in self.stages}
-        return latest, outcomes(latest, [b.name for b in self.stages], found, errors)
+        inputs = rundir.current_table()
+        keys = row_keys(inputs)
+        latest = {}
+        for built in self.stages:
+            rows = rundir.newest_rows(built.name, self.fingerprints[built.name])
+            latest[built.name] = rows.filter(pc.is_in(row_keys(rows), keys))  # the current input set's
+        return latest, outcomes(latest, [b.name for b in self.stages], inputs, errors)
 
-    def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]], latest: Rows,
+    def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]], latest: Latest,
                   result: Outcomes, reused: dict[str, int], started: float, keep_frames: bool) -> RunSummary:
         """Errors file, no garbage or stale export parts, counts in the manifest: all from the indexes."""
-        paths = dict(found)
-        rundir.write_errors(result.error_rows(paths))
+        rundir.write_errors(result.error_rows())
         for built in self.stages:
             rundir.collect_garbage(built.name)
-        counters: Counter[str] = Counter()
-        for stage_rows in latest.values():
-            for vid, row in stage_rows.items():
-                if vid in paths:
-                    counters.update({k: v for k, v in (row["counters"] or []) if "._" not in k})
-        finished = rundir.finished_videos()
+        finished = rundir.finished_table()
         rundir.drop_stale_exports(finished)
         if not keep_frames:
             storage.remove(rundir.path("frames"))
@@ -285,6 +285,7 @@ class Pipeline:
         objects = rundir.read_export("objects", ["video_id"], finished)
         states = result.states
         ok = states["ok"]
+        with_qa = pc.count_distinct(qa["video_id"]).as_py() if qa.num_rows else 0
         summary = RunSummary(
             run_dir=rundir.root, videos=len(found), completed=ok, errors=states["error"] + states["short"],
             qa=qa.num_rows,
@@ -296,9 +297,9 @@ class Pipeline:
                               "filtered": summary.filtered, "pending": summary.pending,
                               "filter_reasons": dict(result.reasons), "short": states["short"],
                               "objects": summary.objects, "reused": reused,
-                              "videos_without_qa": ok - len(set(qa.column("video_id").to_pylist()))}
-        manifest["counters"] = dict(sorted(counters.items()))
-        manifest["costs"] = cost_table(rundir, manifest, {stage: list(rows.values()) for stage, rows in latest.items()})
+                              "videos_without_qa": ok - with_qa}
+        manifest["counters"] = summed_counters(latest)
+        manifest["costs"] = cost_table(rundir, manifest, latest)
         manifest["seconds"] = summary.seconds
         rundir.write_manifest(manifest)
         return summary

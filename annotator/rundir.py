@@ -67,6 +67,11 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def row_keys(table: pa.Table) -> pa.ChunkedArray:
+    """One string per row from its video id and path: what Arrow set lookups match rows of two tables by."""
+    return pc.binary_join_element_wise(table["video_id"], table["path"], "\x00")
+
+
 def with_order(table: pa.Table) -> pa.Table:
     """An index file in today's schema: one written before rows carried their order gets generation 0 and its
     `finished` time as sequence (the order such a run directory always had)."""
@@ -187,12 +192,16 @@ class RunDir:
         tables = [with_order(t) for t in storage.read_tables(files, missing_ok=True)]
         return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
 
-    def latest(self, stage: str, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
-        """video_id -> its newest index row for `stage` (with that fingerprint, when given)."""
+    def newest_rows(self, stage: str, fingerprint: str | None = None) -> pa.Table:
+        """Each video's newest index row for `stage` (with that fingerprint, when given), as an Arrow table."""
         table = self.read_index(stage)
         if fingerprint is not None and table.num_rows:
             table = table.filter(pc.equal(table["fingerprint"], fingerprint))
-        return {row["video_id"]: row for row in newest(table, ["video_id"]).to_pylist()}
+        return newest(table, ["video_id"])
+
+    def latest(self, stage: str, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
+        """video_id -> its newest index row for `stage` (with that fingerprint, when given)."""
+        return {row["video_id"]: row for row in self.newest_rows(stage, fingerprint).to_pylist()}
 
     def progress(self, stages: list[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
         """video_id -> ok index rows of the stages it finished with today's fingerprints, in flow order.
@@ -288,27 +297,42 @@ class RunDir:
         """(video_id, path) of the run's current input set (empty before any run wrote one)."""
         return {(r["video_id"], r["path"]) for r in self.read_inputs() if r["status"] == "queued"}
 
-    def finished_videos(self) -> dict[str, dict[str, Any]]:
-        """video_id -> the final stage's ok index row, for the run's current configuration and input set."""
+    def current_table(self) -> pa.Table:
+        """`current_inputs` as an Arrow table (video_id, path): no Python row per input."""
+        if not storage.exists(self.inputs_path):
+            return pa.table({"video_id": pa.array([], pa.string()), "path": pa.array([], pa.string())})
+        inputs = storage.read_table(self.inputs_path, ["video_id", "path", "status"])
+        return inputs.filter(pc.equal(inputs["status"], "queued")).select(["video_id", "path"])
+
+    def finished_table(self) -> pa.Table:
+        """(video_id, path, shard) of every video whose final stage's newest row is ok with the run's
+        configuration, in the current input set: Arrow throughout."""
         manifest = self.read_manifest()
         last = manifest["stages"][-1]["stage"]
-        rows = self.latest(last, manifest["fingerprints"][last])
-        current = self.current_inputs()
-        return {vid: row for vid, row in rows.items()
-                if row["status"] == "ok" and (not current or (vid, row["path"]) in current)}
+        rows = self.newest_rows(last, manifest["fingerprints"][last])
+        rows = rows.filter(pc.equal(rows["status"], "ok")).select(["video_id", "path", "shard"])
+        current = self.current_table()
+        return rows.filter(pc.is_in(row_keys(rows), row_keys(current))) if current.num_rows else rows
+
+    def finished_videos(self) -> dict[str, dict[str, Any]]:
+        """video_id -> (path, shard) of `finished_table` (small runs and tests)."""
+        return {row["video_id"]: row for row in self.finished_table().to_pylist()}
 
     def current_parts(self, table: str, columns: list[str] | None = None,
-                      finished: dict[str, dict[str, Any]] | None = None) -> Iterator[tuple[str, pa.Table]]:
+                      finished: pa.Table | None = None) -> Iterator[tuple[str, pa.Table]]:
         """(part, its rows of current videos) for each export part of `table`: a video's rows count only in the
-        part its current final index row names (`finished`: `finished_videos()`, when the caller has it)."""
-        finished = self.finished_videos() if finished is None else finished
+        part its current final index row names (`finished`: `finished_table()`, when the caller has it)."""
+        finished = self.finished_table() if finished is None else finished
         for part in self.export_parts(table):
+            ids = finished.filter(pc.equal(finished["shard"], storage.name(part)))["video_id"]
+            if not len(ids):
+                yield part, storage.read_table(part, columns).slice(0, 0)
+                continue
             data = storage.read_table(part, columns)
-            keep = [finished.get(v, {}).get("shard") == storage.name(part) for v in data["video_id"].to_pylist()]
-            yield part, data.filter(pa.array(keep, pa.bool_()))
+            yield part, data.filter(pc.is_in(data["video_id"], ids))
 
     def read_export(self, table: str, columns: list[str] | None = None,
-                    finished: dict[str, dict[str, Any]] | None = None) -> pa.Table:
+                    finished: pa.Table | None = None) -> pa.Table:
         """One export table from its current parts' rows, by video id."""
         tables = [data for _, data in self.current_parts(table, columns, finished)]
         if not tables:
@@ -318,9 +342,9 @@ class RunDir:
             return empty.select(columns) if columns else empty
         return pa.concat_tables(tables).sort_by("video_id")
 
-    def drop_stale_exports(self, finished: dict[str, dict[str, Any]] | None = None) -> int:
+    def drop_stale_exports(self, finished: pa.Table | None = None) -> int:
         """Remove export parts that no current final row names (superseded by a changed configuration)."""
-        valid = {row["shard"] for row in (self.finished_videos() if finished is None else finished).values()}
+        valid = set(pc.unique((self.finished_table() if finished is None else finished)["shard"]).to_pylist())
         removed = 0
         for table in EXPORT_TABLES:
             for part in self.export_parts(table):
@@ -329,17 +353,25 @@ class RunDir:
                     removed += 1
         return removed
 
-    def iter_final_items(self) -> Iterator[VideoItem]:
+    def iter_final_items(self, chunk: int = 1000) -> Iterator[VideoItem]:
         """Every video that finished the run's last stage with the run's configuration, rebuilt one at a time,
-        by video id: exporters write each before the next is read."""
+        by video id: exporters write each before the next is read. Each stage's newest rows stay Arrow tables;
+        only a chunk of videos at a time becomes Python rows."""
         manifest = self.read_manifest()
-        stages = [(row["stage"], manifest["fingerprints"][row["stage"]]) for row in manifest["stages"]]
+        names = [row["stage"] for row in manifest["stages"]]
         outputs = {row["stage"]: tuple(row["outputs"]) for row in manifest["stages"]}
-        finished = self.finished_videos()
-        for vid, rows in sorted(self.progress(stages).items()):
-            if vid in finished and len(rows) == len(stages):
-                yield self.load_item(vid, rows[0]["path"], [(r["stage"], outputs[r["stage"]], r["shard"])
-                                                             for r in rows])
+        finished = self.finished_table().sort_by("video_id")
+        stages = {stage: self.newest_rows(stage, manifest["fingerprints"][stage]).select(
+            ["video_id", "path", "status", "shard"]) for stage in names}
+        for start in range(0, finished.num_rows, chunk):
+            ids = finished["video_id"].slice(start, chunk)
+            rows = {stage: {r["video_id"]: r for r in t.filter(pc.is_in(t["video_id"], ids)).to_pylist()}
+                    for stage, t in stages.items()}
+            for vid, path in zip(ids.to_pylist(), finished["path"].slice(start, chunk).to_pylist(), strict=True):
+                done = [rows[stage].get(vid) for stage in names]
+                if all(r is not None and r["status"] == "ok" and r["path"] == path for r in done):
+                    yield self.load_item(vid, path, [(stage, outputs[stage], r["shard"])
+                                                     for stage, r in zip(names, done, strict=True)])
 
     def final_items(self) -> list[VideoItem]:
         """`iter_final_items`, all at once (small runs: the report, tests)."""

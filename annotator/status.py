@@ -12,42 +12,53 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from annotator.rundir import RunDir
+import pyarrow as pa
+import pyarrow.compute as pc
 
-Latest = dict[str, list[dict[str, Any]]]  # stage -> its latest index row per video, today's fingerprint
+from annotator.rundir import RunDir, row_keys
 
-
-def latest_rows(rundir: RunDir, manifest: dict[str, Any]) -> Latest:
-    """Every stage's latest rows, read once for the tables below (each index read is a listing and its parts)."""
-    return {e["stage"]: list(rundir.latest(e["stage"], manifest["fingerprints"][e["stage"]]).values())
-            for e in manifest["stages"]}
+Latest = dict[str, pa.Table]  # stage -> each video's newest index row, today's fingerprint, current inputs
 
 
-def stage_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None = None,
-                current: set[tuple[str, str]] | None = None) -> tuple[list[dict[str, Any]], str]:
+def latest_rows(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None = None) -> Latest:
+    """Every stage's newest rows with today's fingerprint, of the current input set (`RunDir.current_table`;
+    every row before a run wrote one), read once for the tables below. Arrow tables: no Python row per video."""
+    keys = row_keys(rundir.current_table() if current is None else current)
+    out = {}
+    for entry in manifest["stages"]:
+        rows = rundir.newest_rows(entry["stage"], manifest["fingerprints"][entry["stage"]])
+        out[entry["stage"]] = rows.filter(pc.is_in(row_keys(rows), keys)) if len(keys) else rows
+    return out
+
+
+def _count(rows: pa.Table, status: str) -> int:
+    return int(pc.sum(pc.equal(rows["status"], status)).as_py() or 0)
+
+
+def _total(column: pa.ChunkedArray) -> float:
+    return float(pc.sum(pc.fill_null(column, 0.0)).as_py() or 0.0) if len(column) else 0.0
+
+
+def stage_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None = None
+                ) -> tuple[list[dict[str, Any]], str]:
     """Per stage (flow order): videos of the current input set done and errored with today's fingerprint, busy
     and model seconds, the nodes that ran it, videos/s since the run started; and a one-line summary with an ETA.
-    `latest`, `current`: `latest_rows` and `RunDir.current_inputs()`, when the caller has them."""
+    `latest`: `latest_rows`, when the caller has them."""
     started = datetime.fromisoformat(manifest["started"]).timestamp()
     end = datetime.fromisoformat(manifest["finished"]).timestamp() if manifest.get("finished") else time.time()
     elapsed = max(1e-6, end - started)
     total = int((manifest.get("inputs") or {}).get("count", 0))
-    current = rundir.current_inputs() if current is None else current
     every = latest_rows(rundir, manifest) if latest is None else latest
     rows = []
     for entry in manifest["stages"]:
-        stage = entry["stage"]
-        kept = [r for r in every[stage]  # this input set only, as the export
-                if not current or (r["video_id"], r["path"]) in current]
-        done = [r for r in kept if r["status"] == "ok"]
-        recent = [r for r in done if r["finished"] >= started]  # this invocation's work, for the rate
+        kept = every[entry["stage"]]
+        recent = kept.filter(pc.and_(pc.equal(kept["status"], "ok"), pc.greater_equal(kept["finished"], started)))
+        nodes = sorted(pc.unique(kept["node"]).to_pylist()) if kept.num_rows else []
         rows.append({
-            "stage": stage, "done": len(done), "errors": sum(1 for r in kept if r["status"] == "error"),
-            "filtered": sum(1 for r in kept if r["status"] == "filtered"),
-            "pending": sum(1 for r in kept if r["status"] == "pending"),
-            "busy": sum(r["busy"] or 0.0 for r in kept), "model": sum(r["seconds"] or 0.0 for r in kept),
-            "nodes": len({r["node"] for r in kept}), "node_ids": sorted({r["node"] for r in kept}),
-            "rate": len(recent) / elapsed,
+            "stage": entry["stage"], "done": _count(kept, "ok"), "errors": _count(kept, "error"),
+            "filtered": _count(kept, "filtered"), "pending": _count(kept, "pending"),
+            "busy": _total(kept["busy"]), "model": _total(kept["seconds"]),
+            "nodes": len(nodes), "node_ids": nodes, "rate": recent.num_rows / elapsed,  # this invocation's rate
         })
     finished = rows[-1]["done"] if rows else 0
     rate = rows[-1]["rate"] if rows else 0.0
@@ -61,15 +72,37 @@ def stage_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None 
     return rows, f"{finished}/{total} videos finished, {eta}"
 
 
-def _span(rows: list[dict[str, Any]]) -> float:
+def _span(rows: pa.Table) -> float:
     """Seconds the stage was working: from its first batch's start to its last batch's end (a batch's rows share
     their worker and end time; their busy shares add up to its wall time)."""
-    batches: dict[tuple[str, float], float] = defaultdict(float)
-    for r in rows:
-        batches[(r["worker"], r["finished"])] += r["busy"] or 0.0
-    if not batches:
+    if not rows.num_rows:
         return 0.0
-    return max(end for _, end in batches) - min(end - busy for (_, end), busy in batches.items())
+    batches = rows.select(["worker", "finished", "busy"]).group_by(["worker", "finished"]).aggregate(
+        [("busy", "sum")])
+    ends = batches["finished"]
+    starts = pc.subtract(ends, pc.fill_null(batches["busy_sum"], 0.0))
+    return float(pc.max(ends).as_py()) - float(pc.min(starts).as_py())
+
+
+def counter(rows: pa.Table, key: str) -> int:
+    """One counter summed over rows (their `counters` maps)."""
+    if not rows.num_rows:
+        return 0
+    return int(pc.sum(pc.fill_null(pc.map_lookup(rows["counters"], key, "first"), 0)).as_py() or 0)
+
+
+def summed_counters(latest: Latest) -> dict[str, int]:
+    """Every counter summed over every stage's rows, leaving out states (`stage._name`): the manifest's."""
+    sums: dict[str, int] = defaultdict(int)
+    for rows in latest.values():
+        if not rows.num_rows:
+            continue
+        maps = rows["counters"].combine_chunks()
+        flat = pa.table({"key": maps.keys, "value": maps.items})
+        for row in flat.group_by("key").aggregate([("value", "sum")]).to_pylist():
+            if "._" not in row["key"]:
+                sums[row["key"]] += row["value_sum"]
+    return dict(sorted(sums.items()))
 
 
 def cost_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None = None) -> list[dict[str, Any]]:
@@ -80,45 +113,49 @@ def cost_table(rundir: RunDir, manifest: dict[str, Any], latest: Latest | None =
     pools = rundir.read_pools()
     size = {stage: n for name, n in pools.items() for stage in name.split("+")}
     latest = latest_rows(rundir, manifest) if latest is None else latest
-    masklets = sum(sum(dict(r["counters"] or []).get(f"{stage}.masklets", 0) for r in rows)
-                   for stage, rows in latest.items())
+    masklets = sum(counter(rows, f"{stage}.masklets") for stage, rows in latest.items())
     out = []
     for entry in manifest["stages"]:
         stage, rows = entry["stage"], latest[entry["stage"]]
-        done = [r for r in rows if r["status"] == "ok"]
-        gpu_s = sum(r["busy"] or 0.0 for r in rows) * float(entry.get("gpus") or 0.0)
-        recent = [r for r in rows if r["finished"] >= started] or rows
-        counters: dict[str, int] = defaultdict(int)
-        for r in recent:
-            for key, value in r["counters"] or []:
-                counters[key] += value
+        done = _count(rows, "ok")
+        gpu_s = _total(rows["busy"]) * float(entry.get("gpus") or 0.0)
+        recent = rows.filter(pc.greater_equal(rows["finished"], started)) if rows.num_rows else rows
+        recent = recent if recent.num_rows else rows
+        requests, tokens = counter(recent, f"{stage}.requests"), counter(recent, f"{stage}.output_tokens")
         span = _span(recent)
-        rate = span > 0 and f"{stage}.requests" in counters  # a served stage that worked
+        rate = span > 0 and requests > 0  # a served stage that worked
         out.append({
             "stage": stage, "pool": size.get(stage),
-            "gpu_s_per_video": gpu_s / len(done) if entry.get("gpus") and done else None,
+            "gpu_s_per_video": gpu_s / done if entry.get("gpus") and done else None,
             "gpu_s_per_masklet": gpu_s / masklets if entry.get("gpus") and masklets else None,
-            "requests_per_s": counters[f"{stage}.requests"] / span if rate else None,
-            "output_tokens_per_s": counters[f"{stage}.output_tokens"] / span if rate else None,
+            "requests_per_s": requests / span if rate else None,
+            "output_tokens_per_s": tokens / span if rate else None,
         })
     return out
 
 
-def current_errors(rundir: RunDir, manifest: dict[str, Any], latest: Latest,
-                   current: set[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The errors in force now: each stage's latest error rows for the current input set (`current`, as
-    `RunDir.current_inputs()` gives it; so a run stopped midway shows its own), then what `errors.parquet` holds
-    that no index can (a worker lost, a call past its deadline: the driver's rows from the last run that finished)
-    for videos that have not finished since."""
+def current_errors(rundir: RunDir, manifest: dict[str, Any], latest: Latest) -> list[dict[str, Any]]:
+    """The errors in force now: each stage's newest error rows of the current input set (`latest`, as
+    `latest_rows` gives it; so a run stopped midway shows its own), then what `errors.parquet` holds that no
+    index can (a worker lost, a call past its deadline: the driver's rows from the last run that finished) for
+    videos of the current input set that have not finished since."""
     out: list[dict[str, Any]] = []
+    settled = []
     for entry in manifest["stages"]:
+        rows = latest[entry["stage"]]
+        errors = rows.filter(pc.equal(rows["status"], "error"))
+        settled.append(errors["video_id"])
         out += [{"video_id": r["video_id"], "path": r["path"], "stage": entry["stage"],
-                 "error_type": r["error_type"], "message": r["reason"]}
-                for r in latest[entry["stage"]] if r["status"] == "error"
-                and (not current or (r["video_id"], r["path"]) in current)]
-    settled = {r["video_id"] for r in out}
-    last = manifest["stages"][-1]["stage"] if manifest["stages"] else ""
-    settled |= {r["video_id"] for r in latest.get(last, []) if r["status"] == "ok"}
-    out += [r for r in rundir.read_errors().to_pylist() if r["video_id"] not in settled
-            and (not current or (r["video_id"], r["path"]) in current)]
+                 "error_type": r["error_type"], "message": r["reason"]} for r in errors.to_pylist()]
+    last = latest[manifest["stages"][-1]["stage"]] if manifest["stages"] else None
+    if last is not None:
+        settled.append(last.filter(pc.equal(last["status"], "ok"))["video_id"])
+    driver = rundir.read_errors()
+    if driver.num_rows:
+        done = pa.concat_arrays([c.combine_chunks() for c in settled]) if settled else pa.array([], pa.string())
+        driver = driver.filter(pc.invert(pc.is_in(driver["video_id"], done)))
+        current = rundir.current_table()
+        if current.num_rows:
+            driver = driver.filter(pc.is_in(row_keys(driver), row_keys(current)))
+        out += driver.to_pylist()
     return sorted(out, key=lambda r: r["video_id"])

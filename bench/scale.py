@@ -1,10 +1,11 @@
 """Bookkeeping at scale: what a run's own machinery costs per video, with zero-cost fake models.
 
 The registered fake flow (`tests/fake_flow.py`: fake ingest, caption, phrases, detect, track; real link and
-assemble) runs through `Pipeline.run`, the CLI's code path, over N empty `.mp4` inputs (a known suffix is not
-probed; the fake ingest never opens them), on local disk or, with `--s3`, with inputs and run directory on an S3
-server (moto in its own process on 127.0.0.1). Each measure runs in its own process, so peaks do not mix. One
-line per measure with its goal, then `worst = R`, the largest measured/goal ratio (R <= 1.0: every goal met):
+assemble) runs through `Pipeline.run`, the CLI's code path, over N copies of one tiny clip (hard links; the fake
+ingest never opens them, the exports that draw frames decode them), on local disk or, with `--s3`, with inputs
+and run directory on an S3 server (moto in its own process on 127.0.0.1). Each measure runs in its own process,
+so peaks do not mix. One line per measure with its goal, then `worst = R`, the largest measured/goal ratio
+(R <= 1.0: every goal met):
 
 - index and shard files per stage <= N / 100 + 4 x workers (after the run, before nothing else touched it);
 - resume scan of a killed, uncompacted run (every stage's index read as resume reads it) <= 0.2 ms a video
@@ -87,18 +88,32 @@ def sub(*args: str, env: dict[str, str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def make_inputs(base: str, n: int, s3: bool) -> str:
+def tiny_clip(path: str) -> bytes:
+    """12 frames of 320x180 (what the fake ingest samples, frames 0 and 10, exists): a few kilobytes."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 180))
+    for i in range(12):
+        writer.write(np.full((180, 320, 3), 20 * i, np.uint8))
+    writer.release()
+    return Path(path).read_bytes()
+
+
+def make_inputs(base: str, n: int, s3: bool, clip: str) -> str:
+    """N inputs, each the same tiny clip: hard links on local disk, small objects on S3."""
     from annotator import storage
 
     folder = f"{base}/in{n}"
     names = [f"{folder}/v{i:07d}.mp4" for i in range(n)]
     if s3:
+        data = Path(clip).read_bytes()
         with ThreadPoolExecutor(32) as pool:
-            list(pool.map(lambda p: storage.write_bytes(p, b""), names))
+            list(pool.map(lambda p: storage.write_bytes(p, data), names))
     else:
         os.makedirs(folder, exist_ok=True)
         for name in names:
-            Path(name).touch()
+            os.link(clip, name)
     return folder
 
 
@@ -172,8 +187,10 @@ def main() -> None:
 
     try:
         runs = {}
+        clip = f"{tmp}/clip.mp4"
+        tiny_clip(clip)
         for size in (n // 100, n // 10, n):
-            inputs = make_inputs(base, size, args.s3)
+            inputs = make_inputs(base, size, args.s3, clip)
             runs[size] = (inputs, f"{base}/run{size}")
             result = sub("run", inputs, runs[size][1], args.executor, env=env)
             runs[size] += (result,)

@@ -4,6 +4,8 @@ from the driver's rows."""
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from annotator.outcomes import outcomes
 
 STAGES = ["ingest", "detect", "gate", "assemble"]
@@ -25,11 +27,14 @@ def test_each_input_has_one_outcome_and_short_videos_are_found() -> None:
     }
     found = [(v, f"/v/{v}.mp4") for v in ("ok1", "torn", "bad", "held", "dull", "lost", "moved", "gone")]
     driver = [{"video_id": "lost", "stage": "detect", "error_type": "WorkerLost", "reason": "worker died"}]
-    out = outcomes(latest, STAGES, found, driver)
+    tables = {stage: pa.Table.from_pylist(list(rows.values())) for stage, rows in latest.items()}
+    out = outcomes(tables, STAGES, pa.Table.from_pylist([{"video_id": v, "path": p} for v, p in found]), driver)
     assert dict(out.states) == {"ok": 1, "short": 3, "error": 2, "pending": 1, "filtered": 1}
-    assert out.short == {"torn": "detect", "moved": "detect", "gone": "detect"}, "a row of another path is not it"
+    short = {vid: stage for vid, (_, stage) in out.short.items()}
+    assert short == {"torn": "detect", "moved": "detect", "gone": "detect"}, "a row of another path is not it"
+    assert [e["path"] for e in out.errors if e["video_id"] == "lost"] == ["/v/lost.mp4"]
     assert dict(out.reasons) == {"rejected by ann: dull": 1}
-    rows = out.error_rows(dict(found))
+    rows = out.error_rows()
     assert [(r["video_id"], r["stage"], r["error_type"]) for r in rows] == [
         ("bad", "detect", "E"), ("gone", "detect", "CheckpointLost"), ("lost", "detect", "WorkerLost"),
         ("moved", "detect", "CheckpointLost"), ("torn", "detect", "CheckpointLost")]

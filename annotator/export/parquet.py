@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -59,7 +59,7 @@ def tables(items: list[VideoItem], pipeline: str, run_id: str, fingerprints: dic
     }
 
 
-def merge_parts(run: RunDir, out_dir: str, finished: dict[str, dict[str, Any]]) -> list[str]:
+def merge_parts(run: RunDir, out_dir: str, finished: pa.Table) -> list[str]:
     """One file per table, written part by part (a row group each, in the order the parts were written):
     memory holds one part."""
     written = []
@@ -75,7 +75,7 @@ def merge_parts(run: RunDir, out_dir: str, finished: dict[str, dict[str, Any]]) 
     return written
 
 
-def copy_parts(run: RunDir, out_dir: str, finished: dict[str, dict[str, Any]]) -> list[str]:
+def copy_parts(run: RunDir, out_dir: str, finished: pa.Table) -> list[str]:
     """Each current export part, filtered to its current videos, under `out/<table>/`."""
     written = []
     for name in SCHEMAS:
@@ -94,9 +94,9 @@ class ParquetExporter(Exporter):
     name = "parquet"
 
     def write(self, run: RunDir, out: Path, options: ExportOptions) -> Exported:
-        finished = run.finished_videos()
+        finished = run.finished_table()
         paths = (merge_parts if options.merge else copy_parts)(run, str(out), finished)
-        return Exported(paths, len(finished))
+        return Exported(paths, finished.num_rows)
 
 
 def write_parquet(tables_by_name: dict[str, pa.Table], out_dir: str, merge: bool = True) -> dict[str, str]:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from annotator import storage
-from annotator.rundir import INDEX_SCHEMA, RunDir, newest, with_order
+from annotator.rundir import RunDir
 from annotator.train.data import Record, SampleError
 
 QA_COLUMNS = ["video_id", "qa_id", "question", "answer", "object_ids"]
@@ -45,21 +45,10 @@ def read_tables(paths: list[str], columns: list[str], threads: int = 8, missing_
         return [t for t in pool.map(one, paths) if t is not None]
 
 
-def current_parts(run: RunDir, threads: int = 8) -> pa.Table:
+def current_parts(run: RunDir) -> pa.Table:
     """(video_id, shard) of every video that finished the run's last stage with its current configuration and
-    input set: the part its export rows count in. Arrow throughout (no row dictionaries)."""
-    manifest = run.read_manifest()
-    last = manifest["stages"][-1]["stage"]
-    found = read_tables(storage.list_files(run.index_dir(last), ".parquet"), None, threads, missing_ok=True)
-    index = pa.concat_tables([with_order(t) for t in found]) if found else INDEX_SCHEMA.empty_table()
-    index = index.filter(pc.equal(index["fingerprint"], manifest["fingerprints"][last]))
-    latest = newest(index, ["video_id"])
-    done = latest.filter(pc.equal(latest["status"], "ok")).select(["video_id", "path", "shard"])
-    if storage.exists(run.inputs_path):
-        inputs = storage.read_table(run.inputs_path, ["video_id", "path", "status"])
-        inputs = inputs.filter(pc.equal(inputs["status"], "queued")).select(["video_id", "path"])
-        done = done.join(inputs, ["video_id", "path"], join_type="inner")
-    return done.select(["video_id", "shard"])
+    input set: the part its export rows count in (`RunDir.finished_table`, Arrow throughout)."""
+    return run.finished_table().select(["video_id", "shard"])
 
 
 class StreamingRecords(Sequence[Record]):
@@ -69,7 +58,7 @@ class StreamingRecords(Sequence[Record]):
         self.run_dir = run_dir
         self.keep_parts = keep_parts
         run = RunDir(run_dir)
-        grouped = current_parts(run, threads).group_by("shard").aggregate([("video_id", "list")])
+        grouped = current_parts(run).group_by("shard").aggregate([("video_id", "list")])
         by_part = {name: grouped["video_id_list"][n].values
                    for n, name in enumerate(grouped["shard"].to_pylist())}  # part -> its videos (Arrow)
         del grouped

@@ -99,7 +99,7 @@ def _videos(name: str, out: Path) -> list[str]:
 
 def test_parquet_is_merged_part_by_part(run: RunDir, tmp_path: Path) -> None:
     exporter("parquet").write(run, tmp_path, ExportOptions())
-    finished = run.finished_videos()
+    finished = run.finished_table()
     for table in ("videos", "objects", "qa"):
         parts = [data for _, data in run.current_parts(table, finished=finished) if data.num_rows]
         merged = pq.ParquetFile(tmp_path / f"{table}.parquet")
