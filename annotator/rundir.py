@@ -23,7 +23,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -83,20 +82,19 @@ def with_order(table: pa.Table) -> pa.Table:
 
 def newest(table: pa.Table, keys: list[str]) -> pa.Table:
     """The newest index row of each value of `keys` by the clock-free order (generation, worker, seq), in Arrow:
-    no Python row per index entry."""
+    no Python object per index row."""
     if table.num_rows < 2:
         return table
     legacy = pc.equal(pc.fill_null(table["generation"], 0), 0)
     worker = pc.if_else(legacy, pa.scalar("", pa.string()), table["worker"])
     ordered = table.append_column("_worker", worker).sort_by([(k, "ascending") for k in [*keys, *ORDER]])
     table = ordered.drop_columns(["_worker"])
-    columns = [table[k].to_numpy(zero_copy_only=False) for k in keys]
-    last = np.ones(table.num_rows, dtype=bool)
-    same = np.ones(table.num_rows - 1, dtype=bool)
-    for column in columns:
-        same &= column[:-1] == column[1:]
-    last[:-1] = ~same
-    return table.filter(pa.array(last))
+    same = None
+    for key in keys:  # a row is its group's last when the next row's keys differ
+        column = table[key].combine_chunks()
+        equal = pc.fill_null(pc.equal(column.slice(0, len(column) - 1), column.slice(1)), False)
+        same = equal if same is None else pc.and_(same, equal)
+    return table.filter(pa.concat_arrays([pc.invert(same), pa.array([True])]))
 
 
 class IndexCompactor:
@@ -269,7 +267,7 @@ class RunDir:
 
     def collect_garbage(self, stage: str) -> int:
         """Remove data shards no index names (left by a worker killed between data and index). Returns count."""
-        named = set(self.read_index(stage).column("shard").to_pylist())
+        named = set(pc.unique(self.read_index(stage).column("shard")).to_pylist())
         removed = 0
         for f in storage.list_files(self.stage_dir(stage), ".parquet"):
             if storage.name(f) not in named:
