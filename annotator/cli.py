@@ -80,7 +80,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
         if not inputs and not hasattr(pipeline.stages[0].stage, "inputs"):
             _fail("no --input given (only a pipeline whose first stage is a `source` lists its own inputs)")
         found, skipped = pipeline.find_inputs(inputs, recursive, pipeline.id_rule(RunDir(output)))
-        if not found:
+        if not found.num_rows:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3]) or "empty"
             _fail(f"no videos or frame folders found in {', '.join(inputs) or 'the source'} ({why})")
     except (OSError, ValueError) as exc:  # an unreachable store, bad credentials
@@ -93,7 +93,7 @@ def _run(pipeline_file: Path, inputs: list[str], output: str, executor: str | No
     except ConfigError as exc:
         _fail(str(exc))
     _print_plan(pipeline.describe(), f"{config.name}: {kind} executor -> {output}")
-    console.print(f"inputs: {len(found)} video{'' if len(found) == 1 else 's'}"
+    console.print(f"inputs: {found.num_rows} video{'' if found.num_rows == 1 else 's'}"
                   + (f", {len(skipped)} skipped (listed by `annotator status`)" if skipped else ""), **_PLAIN)
     if dry_run:
         console.print("[green]config valid[/green] (dry run: no model loaded, nothing written)")
@@ -212,13 +212,13 @@ def _open_run(run_dir: str) -> tuple[RunDir, dict]:
 @app.command()
 def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works while the run is going)")]) -> None:
     """Per-stage accounting of a run, read from its indexes: done, errors, time, nodes, rate, ETA."""
-    from annotator.status import cost_table, current_errors, latest_rows, stage_table
+    from annotator.status import collect, cost_table, current_errors, stage_table
 
     rundir, manifest = _open_run(run_dir)
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
-    latest = latest_rows(rundir, manifest)  # read once, for every table below
-    rows, summary = stage_table(rundir, manifest, latest)
+    stats = collect(rundir, manifest)  # the indexes read once, a stage at a time, for every table below
+    rows, summary = stage_table(manifest, stats)
     # no vertical rules, no doubled padding: the nine columns fit an 80-column terminal whole
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("stage", "done", "errors", "filtered", "pending", "busy s", "model s", "nodes", "videos/s"):
@@ -232,7 +232,7 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     costs = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title="cost", title_justify="left")
     for column in ("stage", "pool", "GPU s/video", "GPU s/masklet", "requests/s", "out tokens/s"):
         costs.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
-    for row in cost_table(rundir, manifest, latest):
+    for row in cost_table(rundir, stats):
         costs.add_row(row["stage"], *(_figure(row[k]) for k in ("pool", "gpu_s_per_video", "gpu_s_per_masklet",
                                                                  "requests_per_s", "output_tokens_per_s")))
     console.print(costs)
@@ -245,7 +245,7 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
             console.print(f"review them: annotator review {run_dir}", **_PLAIN)
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
-    for row in current_errors(rundir, manifest, latest):
+    for row in current_errors(stats):
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
     skipped = [r for r in rundir.read_inputs() if r["status"] == "skipped"]

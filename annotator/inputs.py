@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from annotator import storage
 
@@ -103,8 +104,7 @@ class _Walk:
             return
         self.seen.add(real)
         try:
-            fs, stripped = storage.filesystem(path)
-            entries = sorted(fs.ls(stripped, detail=True), key=lambda e: e["name"])
+            entries = _entries(path)
         except PermissionError:
             self.skip(path, "cannot be read (permission denied)")
             return
@@ -112,13 +112,10 @@ class _Walk:
             self.skip(path, f"cannot be read ({exc.strerror or type(exc).__name__})")
             return
         files, folders = [], []
-        for entry in entries:
-            child = storage.join(path, storage.name(entry["name"]))
-            if storage.name(child).startswith("."):
+        for name, kind in entries:
+            if name.startswith("."):
                 continue
-            kind = entry["type"]
-            if entry.get("islink") and not storage.is_uri(child):  # a symlink: what it points to decides
-                kind = "directory" if os.path.isdir(child) else "file" if os.path.isfile(child) else "broken link"
+            child = storage.join(path, name)
             if kind == "directory":
                 folders.append(child)
             elif kind == "file":
@@ -147,9 +144,31 @@ class _Walk:
                 self.skip(sub, "subfolder not searched (--no-recursive)")
 
 
-def discover(paths: list[str | Path], recursive: bool = True, id_rule: int = ID_RULE
-             ) -> tuple[list[tuple[str, str]], list[Input]]:
-    """(video_id, path) of every video input (ids by `id_rule`), and every path skipped with its reason."""
+def _entries(path: str) -> list[tuple[str, str]]:
+    """(name, kind) of a folder's entries by name; kind is file, directory, broken link or another kind of
+    file. Names only: a folder of a million videos costs a million short tuples, not a million listing records.
+    A symlink is what it points to."""
+    if not storage.is_uri(path):
+        out = []
+        with os.scandir(path) as found:
+            for entry in found:
+                if entry.is_symlink():
+                    kind = "directory" if os.path.isdir(entry.path) else "file" if os.path.isfile(entry.path) \
+                        else "broken link"
+                else:
+                    kind = "directory" if entry.is_dir() else "file" if entry.is_file() else "other"
+                out.append((entry.name, kind))
+        return sorted(out)
+    fs, stripped = storage.filesystem(path)
+    out = [(storage.name(e["name"]), e["type"]) for e in fs.ls(stripped, detail=True)]
+    fs.invalidate_cache(stripped)  # the listing is not kept in fsspec's cache for the rest of the run
+    return sorted(out)
+
+
+def discover_table(paths: list[str | Path], recursive: bool = True, id_rule: int = ID_RULE
+                   ) -> tuple[pa.Table, list[Input]]:
+    """(video_id, path) of every video input (ids by `id_rule`) as an Arrow table, and every path skipped with
+    its reason."""
     walk = _Walk(recursive)
     for raw in paths:
         p = str(raw).rstrip("/") if storage.is_uri(raw) else str(Path(raw).absolute())
@@ -162,12 +181,31 @@ def discover(paths: list[str | Path], recursive: bool = True, id_rule: int = ID_
     return assign_ids(walk.found, id_rule), walk.skipped
 
 
-def assign_ids(found: list[tuple[str, str, bool]], rule: int = ID_RULE) -> list[tuple[str, str]]:
-    """(video_id, path) pairs in order; the same path named twice is one input. Ids that still collide (rule 1,
-    or a file literally named like another's hashed id) get their path's hash."""
-    unique: dict[str, tuple[str, bool]] = {}
-    for root, path, folder in found:
-        unique.setdefault(path, (root, folder))
-    base = [(video_id(root, path, folder, rule), path) for path, (root, folder) in unique.items()]
-    counts = Counter(vid for vid, _ in base)
-    return [(f"{vid}-{_path_hash(path)}" if counts[vid] > 1 else vid, path) for vid, path in base]
+def discover(paths: list[str | Path], recursive: bool = True, id_rule: int = ID_RULE
+             ) -> tuple[list[tuple[str, str]], list[Input]]:
+    """`discover_table` as (video_id, path) pairs (small input sets, tests)."""
+    found, skipped = discover_table(paths, recursive, id_rule)
+    return list(zip(found["video_id"].to_pylist(), found["path"].to_pylist(), strict=True)), skipped
+
+
+def assign_ids(found: list[tuple[str, str, bool]], rule: int = ID_RULE, chunk: int = 10_000) -> pa.Table:
+    """(video_id, path) in order, made a chunk at a time into Arrow; the same path named twice is one input. Ids
+    that still collide (rule 1, or a file literally named like another's hashed id) get their path's hash."""
+    seen: set[str] = set()
+    ids, paths = [], []
+    for start in range(0, len(found), chunk):
+        rows = [(root, path, folder) for root, path, folder in found[start : start + chunk]
+                if path not in seen and not seen.add(path)]
+        ids.append(pa.array([video_id(root, path, folder, rule) for root, path, folder in rows], pa.string()))
+        paths.append(pa.array([path for _, path, _ in rows], pa.string()))
+    table = pa.table({"video_id": pa.chunked_array(ids, pa.string()).combine_chunks(),
+                      "path": pa.chunked_array(paths, pa.string()).combine_chunks()})
+    counts = pc.value_counts(table["video_id"]) if table.num_rows else None
+    if counts is None or pc.max(counts.field("counts")).as_py() < 2:
+        return table
+    twice = pc.is_in(table["video_id"], counts.filter(pc.greater(counts.field("counts"), 1)).field("values"))
+    clashing = table.filter(twice)
+    renamed = pa.array([f"{vid}-{_path_hash(path)}" for vid, path in zip(
+        clashing["video_id"].to_pylist(), clashing["path"].to_pylist(), strict=True)], pa.string())
+    return table.set_column(0, "video_id", pc.replace_with_mask(table["video_id"].combine_chunks(),
+                                                                 twice.combine_chunks(), renamed))

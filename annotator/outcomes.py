@@ -11,14 +11,13 @@ short videos become Python rows, never one per video.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from annotator.rundir import row_keys
-
-Latest = dict[str, pa.Table]  # stage -> each video's newest index row with today's fingerprint
 
 
 @dataclass
@@ -37,20 +36,24 @@ class Outcomes:
         return sorted(self.errors + short, key=lambda r: r["video_id"])
 
 
-def outcomes(latest: Latest, stages: list[str], found: pa.Table, driver_errors: list[dict[str, str]]) -> Outcomes:
-    """Walk the videos `found` (video_id, path) through the stages in flow order, each to its first row that is
-    not `ok`. `driver_errors`: status rows of errors no index holds (a worker lost, a call past its deadline),
-    for a video whose walk finds no row."""
-    lost = {r["video_id"]: r for r in driver_errors}
-    out = Outcomes()
-    walking = found.select(["video_id", "path"])
-    for stage in stages:
-        rows = latest[stage].select(["video_id", "path", "status", "error_type", "reason"])
-        at = pc.index_in(row_keys(walking), value_set=row_keys(rows).combine_chunks())
+class Walk:
+    """Walks the videos `found` (video_id, path) through the stages in flow order, one stage's rows at a time
+    (`step`), each video to its first row that is not `ok`. `driver_errors`: status rows of errors no index holds
+    (a worker lost, a call past its deadline), for a video whose walk finds no row."""
+
+    def __init__(self, found: pa.Table, driver_errors: list[dict[str, str]]) -> None:
+        self.lost = {r["video_id"]: r for r in driver_errors}
+        self.walking = found.select(["video_id", "path"])
+        self.out = Outcomes()
+
+    def step(self, stage: str, rows: pa.Table) -> None:
+        out = self.out
+        rows = rows.select(["video_id", "path", "status", "error_type", "reason"])
+        at = pc.index_in(row_keys(self.walking), value_set=row_keys(rows).combine_chunks())
         missing = pc.is_null(at)
-        for vid, path in zip(*walking.filter(missing).to_pydict().values(), strict=True):
-            if vid in lost:
-                row = lost[vid]
+        for vid, path in zip(*self.walking.filter(missing).to_pydict().values(), strict=True):
+            if vid in self.lost:
+                row = self.lost[vid]
                 out.errors.append({"video_id": vid, "path": path, "stage": row["stage"],
                                    "error_type": row["error_type"], "message": row["reason"]})
                 out.states["error"] += 1
@@ -66,9 +69,22 @@ def outcomes(latest: Latest, stages: list[str], found: pa.Table, driver_errors: 
                                "error_type": row["error_type"], "message": row["reason"]})
         filtered = stopped.filter(pc.equal(stopped["status"], "filtered"))["reason"]
         out.reasons.update(dict(zip(*_counts(filtered), strict=True)))
-        walking = here.filter(pc.equal(here["status"], "ok")).select(["video_id", "path"])
-    out.states["ok"] += walking.num_rows
-    return out
+        self.walking = here.filter(pc.equal(here["status"], "ok")).select(["video_id", "path"])
+
+    def outcomes(self) -> Outcomes:
+        """Where every input stands, once every stage has been stepped through."""
+        self.out.states["ok"] += self.walking.num_rows
+        self.walking = self.walking.slice(0, 0)
+        return self.out
+
+
+def outcomes(latest: Iterable[tuple[str, pa.Table]], found: pa.Table, driver_errors: list[dict[str, str]]
+             ) -> Outcomes:
+    """`Walk` over (stage, its newest rows) in flow order."""
+    walk = Walk(found, driver_errors)
+    for stage, rows in latest:
+        walk.step(stage, rows)
+    return walk.outcomes()
 
 
 def _counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:

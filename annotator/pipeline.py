@@ -17,18 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from annotator import __version__, storage
 from annotator.config import BuiltStage, ConfigError, PipelineConfig, build_stages
 from annotator.executors import make_executor
-from annotator.executors.runner import ExportSpec, StageTask, WorkRef
-from annotator.inputs import ID_RULE, discover
+from annotator.executors.runner import ExportSpec, StageTask
+from annotator.executors.work import WorkQueue
+from annotator.inputs import ID_RULE, discover_table
 from annotator.models import refs as model_refs
-from annotator.outcomes import Latest, Outcomes, outcomes
-from annotator.rundir import IndexCompactor, RunDir, row_keys
+from annotator.outcomes import Outcomes, Walk
+from annotator.rundir import INPUTS_SCHEMA, IndexCompactor, RunDir, row_keys
 from annotator.stage import Stage
-from annotator.status import cost_table, summed_counters
+from annotator.status import RunStats, collect, cost_table, summed_counters
 
 log = logging.getLogger(__name__)
 REPAIR_PASSES = 2  # a run redoes at once what lost workers took with them, this many times at most
@@ -38,6 +40,22 @@ def _scale_text(scale: tuple[int, int | None]) -> str:
     """An autoscaled pool's bounds as `concurrency` reads: `auto`, `2..8`, `2..auto`."""
     low, high = scale
     return "auto" if (low, high) == (1, None) else f"{low}..{high if high is not None else 'auto'}"
+
+
+def found_table(found: list[tuple[str, str]]) -> pa.Table:
+    return pa.table({"video_id": pa.array([v for v, _ in found], pa.string()),
+                     "path": pa.array([p for _, p in found], pa.string())})
+
+
+def input_digest(found: pa.Table) -> str:
+    """The input set's fingerprint: sha256 of its sorted `id<TAB>path` lines, hashed a slice at a time."""
+    lines = pc.binary_join_element_wise(found["video_id"], found["path"], "\t")
+    lines = lines.take(pc.array_sort_indices(lines))
+    digest = hashlib.sha256()
+    for start in range(0, len(lines), 10_000):
+        text = "\n".join(lines.slice(start, 10_000).to_pylist())
+        digest.update((("\n" if start else "") + text).encode())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -130,12 +148,13 @@ class Pipeline:
                             len(served.endpoints), served.model, ", ".join(good))
 
     def find_inputs(self, inputs: list[Any], recursive: bool = True, id_rule: int = ID_RULE
-                    ) -> tuple[list[tuple[str, str]], list[Any]]:
-        """Videos to run: discovered under `inputs`, or, with none given, the videos a `source` stage lists."""
+                    ) -> tuple[pa.Table, list[Any]]:
+        """Videos to run (video_id, path): discovered under `inputs`, or, with none given, the videos a `source`
+        stage lists; and the paths skipped with their reasons."""
         first = self.stages[0].stage
         if not inputs and hasattr(first, "inputs"):
-            return first.inputs(), []
-        return discover(inputs, recursive, id_rule)
+            return found_table(first.inputs()), []
+        return discover_table(inputs, recursive, id_rule)
 
     @staticmethod
     def id_rule(rundir: RunDir) -> int:
@@ -146,35 +165,40 @@ class Pipeline:
         except FileNotFoundError:
             return ID_RULE
 
-    def work(self, rundir: RunDir, inputs: list[tuple[str, str]]
-             ) -> tuple[list[WorkRef], list[WorkRef], dict[str, dict[str, Any]]]:
-        """(finished, to do, filtered): every input with the shards of the stages it already finished, and the
-        index row of each input a stage filtered (settled: not run again), from the indexes only."""
-        progress, filtered = rundir.settled([(b.name, self.fingerprints[b.name]) for b in self.stages])
+    def work(self, rundir: RunDir, found: pa.Table) -> tuple[WorkQueue, Counter[str], int]:
+        """(to do, reused, settled) from the indexes only, in Arrow: the inputs `found` (video_id, path) that
+        have not finished every stage, each with the shards of the stages it did finish (only the leading run of
+        finished stages counts: an item resumes after the last of them); how many inputs reuse each stage's
+        checkpoint as their last; and how many need nothing (finished, or filtered: a quality check said no, not
+        asked again with the same configuration)."""
+        names = [b.name for b in self.stages]
+        walking = found.select(["video_id", "path"])
+        parts, reused, settled = [], Counter(), 0
         for i, built in enumerate(self.stages):
-            if type(built.stage).stale is Stage.stale:  # nothing beyond the fingerprint: no second index read
-                continue
-            built.stage.bind(rundir.root)
-            for vid in built.stage.stale(rundir.latest(built.name, self.fingerprints[built.name])):
-                if vid in progress:
-                    progress[vid] = progress[vid][:i]
-                if vid in filtered and filtered[vid]["stage"] == built.name:
-                    del filtered[vid]
-        finished, todo, held = [], [], {}
-        for vid, path in inputs:
-            rows = [r for r in progress.get(vid, []) if r["path"] == path]
-            ref = WorkRef(vid, path, [(r["stage"], r["shard"]) for r in rows])
-            if vid in filtered and filtered[vid]["path"] == path:
-                held[vid] = filtered[vid]
-                finished.append(ref)
-            else:
-                (finished if len(rows) == len(self.stages) else todo).append(ref)
-        return finished, todo, held
+            rows = rundir.newest_rows(built.name, self.fingerprints[built.name],
+                                      ["video_id", "path", "status", "shard"])
+            if type(built.stage).stale is not Stage.stale:  # nothing beyond the fingerprint: no second index read
+                built.stage.bind(rundir.root)
+                stale = built.stage.stale(rundir.latest(built.name, self.fingerprints[built.name]))
+                rows = rows.filter(pc.invert(pc.is_in(rows["video_id"], pa.array(sorted(stale), pa.string()))))
+            at = pc.index_in(row_keys(walking), value_set=row_keys(rows).combine_chunks())
+            status = pc.fill_null(pc.take(rows["status"], at), "")
+            ok, filtered = pc.equal(status, "ok"), pc.equal(status, "filtered")
+            stopped = walking.filter(pc.invert(pc.or_(ok, filtered)))
+            held = int(pc.sum(filtered).as_py() or 0)
+            parts.append(stopped)
+            settled += held
+            if i:
+                reused[names[i - 1]] += stopped.num_rows + held
+            walking = walking.filter(ok).append_column(f"s{i}", pc.take(rows["shard"], at).filter(ok))
+        settled += walking.num_rows
+        if names and walking.num_rows:
+            reused[names[-1]] += walking.num_rows
+        return WorkQueue(names, parts), +reused, settled
 
-    def _manifest(self, rundir: RunDir, kind: str, inputs: list[tuple[str, str]],
-                  force_new_inputs: bool) -> dict[str, Any]:
+    def _manifest(self, rundir: RunDir, kind: str, inputs: pa.Table, force_new_inputs: bool) -> dict[str, Any]:
         """The run's manifest; a run directory belongs to one input set unless told to take a new one."""
-        digest = hashlib.sha256("\n".join(sorted(f"{v}\t{p}" for v, p in inputs)).encode()).hexdigest()[:16]
+        digest = input_digest(inputs)
         history: list[str] = []
         try:
             previous = rundir.read_manifest()
@@ -186,7 +210,7 @@ class Pipeline:
             history = [*old.get("history", []), old.get("sha256", "")]
             if old.get("sha256") != digest and not force_new_inputs:
                 raise ConfigError(f"{rundir.root} is a run over another input set ({old.get('count', '?')} inputs, "
-                                  f"{len(inputs)} now): pass --force-new-inputs to make this its input set (videos "
+                                  f"{inputs.num_rows} now): pass --force-new-inputs to make this its input set (videos "
                                   "not in it leave the dataset), or choose another --output")
             history = [h for h in history if h and h != digest]
         else:
@@ -195,7 +219,7 @@ class Pipeline:
             "run_id": run_id, "annotator_version": __version__, "pipeline": self.config.model_dump(),
             "executor": kind, "stages": self.describe(), "fingerprints": self.fingerprints,
             "stage_inputs": {b.name: extra for b in self.stages if (extra := b.stage.cache_inputs())},
-            "inputs": {"count": len(inputs), "sha256": digest, "history": history},
+            "inputs": {"count": inputs.num_rows, "sha256": digest, "history": history},
             "started": datetime.now(UTC).isoformat(), "finished": None,
             "generation": int((previous or {}).get("generation", 0)) + 1,  # orders index rows across runs
         }
@@ -205,7 +229,7 @@ class Pipeline:
             force_new_inputs: bool = False,
             on_status: Callable[[dict[str, str]], None] | None = None,
             on_start: Callable[[int, int], None] | None = None,
-            discovered: tuple[list[tuple[str, str]], list[Any]] | None = None) -> RunSummary:
+            discovered: tuple[pa.Table, list[Any]] | None = None) -> RunSummary:
         """Run (or resume) over `inputs` into `output`; `on_start(total, already finished)` and `on_status(row)`
         feed a progress display. `discovered`: what `find_inputs` found for this run directory already (the CLI
         checks the inputs first), so an object-store prefix is listed once."""
@@ -222,16 +246,17 @@ class Pipeline:
         manifest["inputs"]["id_rule"] = id_rule
         manifest["inputs"]["skipped"] = len(skipped)
         rundir.write_manifest(manifest)
-        rundir.write_inputs([{"video_id": v, "path": p, "status": "queued", "reason": ""} for v, p in found]
-                            + [vars(s) for s in skipped])
+        rundir.write_inputs(pa.concat_tables([
+            found.append_column("status", pa.array(["queued"] * found.num_rows, pa.string())).append_column(
+                "reason", pa.array([""] * found.num_rows, pa.string())),
+            pa.Table.from_pylist([vars(s) for s in skipped], schema=INPUTS_SCHEMA)]))
         for built in self.stages:  # a killed run left a part per batch: compacted once, before resume reads it
             rundir.compact_index(built.name)
-        finished, todo, _ = self.work(rundir, found)
+        todo, reused, settled = self.work(rundir, found)
         if todo:
             self.preflight()
-        reused = Counter(ref.done[-1][0] for ref in finished + todo if ref.done)
         if on_start:
-            on_start(len(found), len(finished))
+            on_start(found.num_rows, settled)
         if todo:
             self.prepare_models()
         export = ExportSpec(self.config.name, manifest["run_id"], self.fingerprints)
@@ -246,32 +271,30 @@ class Pipeline:
                 compactor.tick()
                 if on_status:
                     on_status(row)
-            latest, result = self._outcomes(rundir, errors)
+            stats, result = self._outcomes(rundir, manifest, found, errors)
             for _ in range(REPAIR_PASSES):  # videos whose checkpoints went with a lost worker's buffer
                 if not result.short:
                     break
                 log.warning("%d videos lost checkpoints with a worker; redoing them from there", len(result.short))
-                lost = [ref for ref in self.work(rundir, found)[1] if ref.video_id in result.short]
+                short = pa.array(sorted(result.short), pa.string())
+                lost = self.work(rundir, found.filter(pc.is_in(found["video_id"], short)))[0]
                 errors += [row for row in runner.run(tasks, lost) if row["status"] == "error"]
-                latest, result = self._outcomes(rundir, errors)
+                stats, result = self._outcomes(rundir, manifest, found, errors)
         finally:
             runner.stop()  # an embedded cluster goes now, also when the run ended early
-        return self._finalize(rundir, manifest, found, latest, result, dict(reused), started, keep_frames)
+        return self._finalize(rundir, manifest, found, stats, result, dict(reused), started, keep_frames)
 
-    def _outcomes(self, rundir: RunDir, errors: list[dict[str, str]]) -> tuple[Latest, Outcomes]:
-        """Each stage's newest rows (compacted first: the one full read of the run's end) and where every input
-        stands, in Arrow."""
+    def _outcomes(self, rundir: RunDir, manifest: dict[str, Any], found: pa.Table, errors: list[dict[str, str]]
+                  ) -> tuple[RunStats, Outcomes]:
+        """Each stage's figures and where every input stands, from the indexes (compacted first: the one full read
+        of the run's end), one stage's newest rows at a time."""
         for built in self.stages:
             rundir.compact_index(built.name)
-        inputs = rundir.current_table()
-        keys = row_keys(inputs)
-        latest = {}
-        for built in self.stages:
-            rows = rundir.newest_rows(built.name, self.fingerprints[built.name])
-            latest[built.name] = rows.filter(pc.is_in(row_keys(rows), keys))  # the current input set's
-        return latest, outcomes(latest, [b.name for b in self.stages], inputs, errors)
+        walk = Walk(found, errors)
+        stats = collect(rundir, manifest, found, each=walk.step)
+        return stats, walk.outcomes()
 
-    def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: list[tuple[str, str]], latest: Latest,
+    def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: pa.Table, stats: RunStats,
                   result: Outcomes, reused: dict[str, int], started: float, keep_frames: bool) -> RunSummary:
         """Errors file, no garbage or stale export parts, counts in the manifest: all from the indexes."""
         rundir.write_errors(result.error_rows())
@@ -287,7 +310,7 @@ class Pipeline:
         ok = states["ok"]
         with_qa = pc.count_distinct(qa["video_id"]).as_py() if qa.num_rows else 0
         summary = RunSummary(
-            run_dir=rundir.root, videos=len(found), completed=ok, errors=states["error"] + states["short"],
+            run_dir=rundir.root, videos=found.num_rows, completed=ok, errors=states["error"] + states["short"],
             qa=qa.num_rows,
             objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2),
             filtered=states["filtered"], pending=states["pending"],
@@ -298,8 +321,8 @@ class Pipeline:
                               "filter_reasons": dict(result.reasons), "short": states["short"],
                               "objects": summary.objects, "reused": reused,
                               "videos_without_qa": ok - with_qa}
-        manifest["counters"] = summed_counters(latest)
-        manifest["costs"] = cost_table(rundir, manifest, latest)
+        manifest["counters"] = summed_counters(stats)
+        manifest["costs"] = cost_table(rundir, stats)
         manifest["seconds"] = summary.seconds
         rundir.write_manifest(manifest)
         return summary

@@ -166,8 +166,9 @@ class RunDir:
         path = self.path("pools.json")
         return json.loads(storage.read_text(path)) if storage.exists(path) else {}
 
-    def write_inputs(self, rows: list[dict[str, str]]) -> None:
-        storage.write_table(self.inputs_path, pa.Table.from_pylist(rows, schema=INPUTS_SCHEMA))
+    def write_inputs(self, rows: list[dict[str, str]] | pa.Table) -> None:
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=INPUTS_SCHEMA)
+        storage.write_table(self.inputs_path, table.select(INPUTS_SCHEMA.names).cast(INPUTS_SCHEMA))
 
     def read_inputs(self) -> list[dict[str, str]]:
         if not storage.exists(self.inputs_path):
@@ -183,19 +184,27 @@ class RunDir:
         storage.write_table(storage.join(self.index_dir(stage), name), pa.Table.from_pylist(rows, schema=INDEX_SCHEMA),
                             compact=True)
 
-    def read_index(self, stage: str) -> pa.Table:
+    def read_index(self, stage: str, columns: list[str] | None = None) -> pa.Table:
         """Every index row of a stage (all parts and compacted files): listed once, read in parallel; a part
-        compacted away meanwhile is left out (the compacted file holds its rows)."""
+        compacted away meanwhile is left out (the compacted file holds its rows). `columns`: only those kept."""
         files = storage.list_files(self.index_dir(stage), ".parquet")
         tables = [with_order(t) for t in storage.read_tables(files, missing_ok=True)]
-        return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+        if columns is not None:
+            tables = [t.select(columns) for t in tables]
+        schema = INDEX_SCHEMA if columns is None else pa.schema([INDEX_SCHEMA.field(c) for c in columns])
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
-    def newest_rows(self, stage: str, fingerprint: str | None = None) -> pa.Table:
-        """Each video's newest index row for `stage` (with that fingerprint, when given), as an Arrow table."""
-        table = self.read_index(stage)
+    def newest_rows(self, stage: str, fingerprint: str | None = None, columns: list[str] | None = None
+                    ) -> pa.Table:
+        """Each video's newest index row for `stage` (with that fingerprint, when given), as an Arrow table;
+        `columns`: only those (and what ordering needs) are held."""
+        order = ["video_id", "fingerprint", "generation", "worker", "seq"]
+        needed = None if columns is None else list(dict.fromkeys([*columns, *order]))
+        table = self.read_index(stage, needed)
         if fingerprint is not None and table.num_rows:
             table = table.filter(pc.equal(table["fingerprint"], fingerprint))
-        return newest(table, ["video_id"])
+        table = newest(table, ["video_id"])
+        return table if columns is None else table.select(columns)
 
     def latest(self, stage: str, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
         """video_id -> its newest index row for `stage` (with that fingerprint, when given)."""

@@ -28,7 +28,8 @@ def test_each_input_has_one_outcome_and_short_videos_are_found() -> None:
     found = [(v, f"/v/{v}.mp4") for v in ("ok1", "torn", "bad", "held", "dull", "lost", "moved", "gone")]
     driver = [{"video_id": "lost", "stage": "detect", "error_type": "WorkerLost", "reason": "worker died"}]
     tables = {stage: pa.Table.from_pylist(list(rows.values())) for stage, rows in latest.items()}
-    out = outcomes(tables, STAGES, pa.Table.from_pylist([{"video_id": v, "path": p} for v, p in found]), driver)
+    found_table = pa.Table.from_pylist([{"video_id": v, "path": p} for v, p in found])
+    out = outcomes([(s, tables[s]) for s in STAGES], found_table, driver)
     assert dict(out.states) == {"ok": 1, "short": 3, "error": 2, "pending": 1, "filtered": 1}
     short = {vid: stage for vid, (_, stage) in out.short.items()}
     assert short == {"torn": "detect", "moved": "detect", "gone": "detect"}, "a row of another path is not it"

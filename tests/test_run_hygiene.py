@@ -98,13 +98,13 @@ def test_the_cli_lists_its_inputs_once(clips: dict[str, Path], tmp_path: Path,
     from tests.fake_flow import flow_specs
 
     walks: list[list] = []
-    discover = annotator.pipeline.discover
+    discover = annotator.pipeline.discover_table
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         walks.append(list(args[0]))
         return discover(*args, **kwargs)
 
-    monkeypatch.setattr(annotator.pipeline, "discover", counted)
+    monkeypatch.setattr(annotator.pipeline, "discover_table", counted)
     folder = tmp_path / "videos"
     folder.mkdir()
     for name in ("one", "two"):

@@ -7,7 +7,8 @@ seconds per video is a small share of a chunk's work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
+from itertools import islice
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -18,6 +19,12 @@ from annotator.rundir import RunDir
 CHUNK_VIDEOS = 2000
 
 
+def batched(items: Iterable[WorkRef], size: int) -> Iterator[list[WorkRef]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 class LocalExecutor:
     def __init__(self, show_progress: bool = True, chunk: int = CHUNK_VIDEOS) -> None:
         self.show_progress = show_progress
@@ -26,16 +33,17 @@ class LocalExecutor:
     def stop(self) -> None:
         """Nothing held between runs."""
 
-    def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
-        if not refs:
+    def run(self, tasks: list[StageTask], refs: Iterable[WorkRef]) -> Iterator[dict[str, str]]:
+        total = len(refs) if isinstance(refs, Sized) else None
+        if total == 0:
             return
         outputs = {t.stage.name: t.stage.outputs for t in tasks}
         rundir = RunDir(tasks[0].run_root)
         columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, disable=not self.show_progress, transient=False) as progress:
-            bars = [progress.add_task(task.stage.name, total=len(refs)) for task in tasks]
-            for start in range(0, len(refs), self.chunk):
-                items = load_items(rundir, refs[start : start + self.chunk], outputs)
+            bars = [progress.add_task(task.stage.name, total=total) for task in tasks]
+            for chunk in batched(refs, self.chunk):  # refs are made a chunk at a time (`WorkQueue`)
+                items = load_items(rundir, chunk, outputs)
                 for task, bar in zip(tasks, bars, strict=True):
                     items = self._stage(task, items, lambda n, bar=bar: progress.advance(bar, n))
                 for item in items:

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -239,8 +239,7 @@ class RayExecutor:
         scheduler with them)."""
         return [make_pool(g, cls) for g, cls in zip(*self._plan(tasks), strict=True)]
 
-    def run(self, tasks: list[StageTask], refs: list[WorkRef]) -> Iterator[dict[str, str]]:
-
+    def run(self, tasks: list[StageTask], refs: Iterable[WorkRef]) -> Iterator[dict[str, str]]:
         if not refs:
             return
         self._init()

@@ -5,12 +5,13 @@ Everything else runs on `ray_stream`, which starts no helper actors."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from annotator.executors.runner import STATUS_KEYS, StageTask, WorkRef, status_row
+from annotator.executors.work import WorkQueue
 from annotator.records import VideoItem
 
 
@@ -24,7 +25,7 @@ def _to_status(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return status_columns([VideoItem.from_json(text) for text in batch["item"]])
 
 
-def chain(groups: list[list[StageTask]], classes: list[type], refs: list[WorkRef],
+def chain(groups: list[list[StageTask]], classes: list[type], refs: Sequence[WorkRef] | WorkQueue,
           verbose: bool = False) -> Iterator[dict[str, str]]:
     """Status rows of a Ray Data stream through the groups (each group's actor class given)."""
     import ray.data

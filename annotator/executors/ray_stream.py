@@ -30,12 +30,13 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from annotator.executors.autoscale import AUTOSCALE_INTERVAL_S, PoolLoad, fits, plan
 from annotator.executors.runner import STATUS_KEYS, WorkRef
+from annotator.executors.work import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +172,13 @@ def _alive_nodes() -> set[str]:
 class StreamScheduler:
     """Feeds work refs into the first pool and moves each finished call's item references to the next one."""
 
-    def __init__(self, pools: list[Pool], refs: list[WorkRef], on_pools: Callable[[dict[str, int]], None] | None = None,
+    def __init__(self, pools: list[Pool], refs: Iterable[WorkRef],
+                 on_pools: Callable[[dict[str, int]], None] | None = None,
                  restart_wait_s: float = RESTART_WAIT_S, clock: Callable[[], float] = time.monotonic,
                  autoscale_interval_s: float = AUTOSCALE_INTERVAL_S,
                  capacity: Callable[[], dict[str, float]] | None = None) -> None:
         self.pools = pools
-        self.pending: deque[WorkRef] = deque(refs)
+        self.pending = refs if isinstance(refs, WorkQueue) else WorkQueue.of(refs)  # refs made as admitted
         self.calls: dict[Any, _Call] = {}
         self.admitted = 0
         self.videos: dict[str, WorkRef] = {}  # in-stream videos: their path and the checkpoints they have so far

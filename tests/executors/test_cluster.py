@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from annotator.rundir import RunDir
-from annotator.status import stage_table
+from annotator.status import collect, stage_table
 from tests.helpers import DEMO, SMALL, demo_pipeline, export_rows
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_two_node_cluster_runs_pinned_stages_on_both_nodes(clips: dict[str, Path
     finally:
         cluster.shutdown()
     run = RunDir(str(out))
-    rows, _ = stage_table(run, run.read_manifest())
+    rows, _ = stage_table(run.read_manifest(), collect(run, run.read_manifest()))
     nodes = {r["stage"]: set(r["node_ids"]) for r in rows}
     assert len(nodes["ingest"]) == len(nodes["track"]) == 1
     assert nodes["ingest"] != nodes["track"], "the pinned stages ran on different nodes"

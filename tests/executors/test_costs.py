@@ -16,7 +16,7 @@ from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.rundir import RunDir
 from annotator.stages.caption import CaptionStage
 from annotator.stages.ingest import IngestStage
-from annotator.status import cost_table
+from annotator.status import collect, cost_table
 from annotator.testing.fake_server import FakeServer
 from annotator.testing.fake_stages import FakeDetect, FakePhrases, FakeTrack
 
@@ -51,7 +51,7 @@ def test_status_shows_pool_sizes_gpu_seconds_and_served_rates(ray_cluster, clips
         "run_id": "r1", "pipeline": {"name": "costs"}, "started": started.isoformat(), "finished": None,
         "stages": [{"stage": s.name, "gpus": gpus.get(s.name, 0.0)} for s in stages],
         "fingerprints": {s.name: "fp" for s in stages}, "inputs": {"count": len(videos)}})
-    costs = {row["stage"]: row for row in cost_table(run, run.read_manifest())}
+    costs = {row["stage"]: row for row in cost_table(run, collect(run, run.read_manifest()))}
 
     assert {s: row["pool"] for s, row in costs.items()} == pool
     frames = {it["video_id"]: it for it in run.read_index("track").to_pylist()}
