@@ -60,8 +60,23 @@ def schema(outputs: tuple[str, ...]) -> pa.Schema:
     return pa.schema(fields)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _plain(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    """A record as plain dicts and lists for Arrow, like `dataclasses.asdict` without its deep copy: Arrow copies
+    the values anyway, and copying every mask string and score first cost more than the rest of a checkpoint.
+    Record lists are homogeneous, so a list whose first element is a plain value is taken as it is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, list):
+        return [_plain(v) for v in value] if (value and isinstance(value[0], (list, dict))) or (
+            value and dataclasses.is_dataclass(value[0])) else value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def derived_masks(track_ids: list[int], tracks: dict[int, Track], height: int, width: int) -> MaskTrack | None:

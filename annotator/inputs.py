@@ -126,13 +126,14 @@ class _Walk:
                 self.skip(child, f"not a regular file ({kind})")
         images = [f for f in files if _suffix(f) in FRAME_SUFFIXES]
         others = [f for f in files if _suffix(f) not in FRAME_SUFFIXES]
-        videos = [f for f in others if is_video_file(f)]
+        kept = [is_video_file(f) for f in others]
+        videos = [f for f, video in zip(others, kept, strict=True) if video]
         if images and not videos:  # a frame folder given itself is named after itself, not ""
             self.found.append((root if path != root else path.rsplit("/", 1)[0], path, True))
         for f in videos:
             self.found.append((root, f, False))
-        for f in others:
-            if f not in videos:
+        for f, video in zip(others, kept, strict=True):
+            if not video:
                 self.skip(f, "not a video: FFmpeg finds no video stream in it")
         if images and videos:
             for f in images:

@@ -82,19 +82,22 @@ def with_order(table: pa.Table) -> pa.Table:
 
 def newest(table: pa.Table, keys: list[str]) -> pa.Table:
     """The newest index row of each value of `keys` by the clock-free order (generation, worker, seq), in Arrow:
-    no Python object per index row."""
+    no Python object per index row. Only the key and order columns are sorted; the winners are taken from the
+    table once."""
     if table.num_rows < 2:
         return table
     legacy = pc.equal(pc.fill_null(table["generation"], 0), 0)
-    worker = pc.if_else(legacy, pa.scalar("", pa.string()), table["worker"])
-    ordered = table.append_column("_worker", worker).sort_by([(k, "ascending") for k in [*keys, *ORDER]])
-    table = ordered.drop_columns(["_worker"])
+    narrow = pa.table({**{k: table[k] for k in keys}, "generation": table["generation"],
+                       "_worker": pc.if_else(legacy, pa.scalar("", pa.string()), table["worker"]), "seq": table["seq"]})
+    order = pc.sort_indices(narrow, sort_keys=[(k, "ascending") for k in [*keys, *ORDER]])
+    ordered = narrow.select(keys).take(order)
+    del narrow
     same = None
     for key in keys:  # a row is its group's last when the next row's keys differ
-        column = table[key].combine_chunks()
+        column = ordered[key].combine_chunks()
         equal = pc.fill_null(pc.equal(column.slice(0, len(column) - 1), column.slice(1)), False)
         same = equal if same is None else pc.and_(same, equal)
-    return table.filter(pa.concat_arrays([pc.invert(same), pa.array([True])]))
+    return table.take(order.filter(pa.concat_arrays([pc.invert(same), pa.array([True])])))
 
 
 class IndexCompactor:
@@ -188,7 +191,8 @@ class RunDir:
         """Every index row of a stage (all parts and compacted files): listed once, read in parallel; a part
         compacted away meanwhile is left out (the compacted file holds its rows). `columns`: only those kept."""
         files = storage.list_files(self.index_dir(stage), ".parquet")
-        tables = [with_order(t) for t in storage.read_tables(files, missing_ok=True)]
+        read = None if columns is None else list(dict.fromkeys([*columns, "finished"]))  # legacy order needs it
+        tables = [with_order(t) for t in storage.read_tables(files, read, missing_ok=True)]
         if columns is not None:
             tables = [t.select(columns) for t in tables]
         schema = INDEX_SCHEMA if columns is None else pa.schema([INDEX_SCHEMA.field(c) for c in columns])

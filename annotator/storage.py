@@ -22,18 +22,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def _return_freed_memory() -> None:
-    """Arrow's default allocator (mimalloc) keeps what a thread freed in that thread's heap: after a parallel read
-    of many index parts the process stays at the read's peak for good. jemalloc hands freed pages back, so the
-    driver's memory follows what it holds. `ARROW_DEFAULT_MEMORY_POOL` still decides when it is set."""
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        with suppress(NotImplementedError):  # a pyarrow built without jemalloc keeps its default
-            pa.set_memory_pool(pa.jemalloc_memory_pool())
-
-
-_return_freed_memory()
-
-
 def is_uri(path: str | Path) -> bool:
     return "://" in str(path) and not str(path).startswith("file://")
 
@@ -175,12 +163,11 @@ def write_table(path: str | Path, table: pa.Table, compact: bool = False) -> Non
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """One Parquet file; on a local disk only `columns` are read from it, from an object store it comes whole."""
+    """One Parquet file; on a local disk only `columns` are read from it, from an object store it comes whole.
+    A column the file does not have is left out (files written before it existed)."""
     local = local_path(path)
-    if local is not None:
-        with pq.ParquetFile(local) as parquet:
-            return parquet.read(columns=columns)
-    return pq.read_table(io.BytesIO(read_bytes(str(path))), columns=columns)
+    with pq.ParquetFile(local if local is not None else io.BytesIO(read_bytes(str(path)))) as parquet:
+        return parquet.read(columns=columns)
 
 
 def put_file(local: str, path: str) -> None:

@@ -3,42 +3,65 @@ them through `Pipeline` and the CLI like any configured pipeline; `link` and eve
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from annotator.records import VideoItem
 from annotator.stage import PerItemStage, register
+from annotator.stages.assemble import AssembleStage
 from annotator.stages.link import LinkStage
 from annotator.testing import fake_stages as fakes
+
+TALLY_ENV = "ANNOTATOR_TEST_TALLY"
+
+
+class Tallied:
+    """With $ANNOTATOR_TEST_TALLY set, leaves one file per video a call processed under `<tally>/<stage>/`: a
+    count of the work done that no kill can take back, so a test sees work done twice even when its checkpoint
+    was lost."""
+
+    name: str
+
+    def process(self, batch: list[VideoItem]) -> list[VideoItem]:
+        out = super().process(batch)  # type: ignore[misc]
+        if root := os.environ.get(TALLY_ENV):
+            folder = Path(root, self.name)
+            folder.mkdir(parents=True, exist_ok=True)
+            for item in batch:
+                (folder / f"{item.video_id}.{uuid.uuid4().hex}").touch()
+        return out
 
 
 @register
 @dataclass
-class Ingest(fakes.FakeIngest):
+class Ingest(Tallied, fakes.FakeIngest):
     name = "fake-ingest"
 
 
 @register
 @dataclass
-class Caption(fakes.FakeCaption):
+class Caption(Tallied, fakes.FakeCaption):
     name = "fake-caption"
 
 
 @register
 @dataclass
-class Phrases(fakes.FakePhrases):
+class Phrases(Tallied, fakes.FakePhrases):
     name = "fake-phrases"
 
 
 @register
 @dataclass
-class Detect(fakes.FakeDetect):
+class Detect(Tallied, fakes.FakeDetect):
     name = "fake-detect"
 
 
 @register
 @dataclass
-class Track(fakes.FakeTrack):
+class Track(Tallied, fakes.FakeTrack):
     name = "fake-track"
 
 
@@ -59,6 +82,18 @@ class Scores(PerItemStage):
         for d in item.detections:
             d.score = max(score, 0.0)
         return item
+
+
+@register
+@dataclass
+class TalliedLink(Tallied, LinkStage):
+    name = "tally-link"
+
+
+@register
+@dataclass
+class TalliedAssemble(Tallied, AssembleStage):
+    name = "tally-assemble"
 
 
 FLOW = [Ingest(frames=8), Caption(cost_s=0), Phrases(), Detect(cost_s=0), Track(cost_s=0), LinkStage()]

@@ -20,6 +20,12 @@ from annotator.stage import PerItemStage, Resources
 WORDS = ["rabbit", "tree", "butterfly"]
 
 
+def _spend(seconds: float) -> None:
+    """The model's time; a zero-cost fake costs nothing (`sleep(0)` still yields the CPU)."""
+    if seconds > 0:
+        time.sleep(seconds)
+
+
 def _ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
     y, x = np.ogrid[:h, :w]
     return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
@@ -38,7 +44,7 @@ class FakeIngest(PerItemStage):
     cost_s: float = 0.0
 
     def process_item(self, item: VideoItem) -> VideoItem:
-        time.sleep(self.cost_s)
+        _spend(self.cost_s)
         item.info = VideoInfo(width=self.width, height=self.height, fps=25.0, num_frames=self.frames * 10,
                               frame_indices=[i * 10 for i in range(self.frames)],
                               keyframes=list(range(0, self.frames, self.keyframe_every)))
@@ -54,7 +60,7 @@ class FakeCaption(PerItemStage):
     cost_s: float = 2.0  # per video
 
     def process_item(self, item: VideoItem) -> VideoItem:
-        time.sleep(self.cost_s)
+        _spend(self.cost_s)
         item.caption = f"a {WORDS[0]} sits under a {WORDS[1]} while a {WORDS[2]} flies by ({item.video_id})"
         item.caption_model = "fake"
         return item
@@ -85,7 +91,7 @@ class FakeDetect(PerItemStage):
 
     def process_item(self, item: VideoItem) -> VideoItem:
         assert item.info is not None
-        time.sleep(self.cost_s * len(item.info.keyframes))
+        _spend(self.cost_s * len(item.info.keyframes))
         w, h = item.info.width, item.info.height
         item.detections = [Detection(frame=k, phrase=p, box=[0.1 * w * (p + 1), 0.2 * h, 0.1 * w * (p + 3), 0.6 * h],
                                      score=0.9) for k in item.info.keyframes for p in range(len(item.phrases))]
@@ -103,7 +109,7 @@ class FakeTrack(PerItemStage):
     def process_item(self, item: VideoItem) -> VideoItem:
         assert item.info is not None
         n, objects = len(item.info.frame_indices), len(item.phrases)
-        time.sleep(self.cost_s * n * (1 + 0.3 * objects))
+        _spend(self.cost_s * n * (1 + 0.3 * objects))
         h, w = item.info.height, item.info.width
         rng = np.random.default_rng(sum(map(ord, item.video_id)))  # every video its own shapes, as real ones
         item.tracks = []
