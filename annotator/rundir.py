@@ -23,8 +23,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from annotator import checkpoint, storage
 from annotator.records import ERRORS_SCHEMA, VideoItem
@@ -76,7 +78,7 @@ def with_order(table: pa.Table) -> pa.Table:
     `finished` time as sequence (the order such a run directory always had)."""
     if "generation" in table.column_names:
         return table
-    seq = pc.cast(pc.multiply(table["finished"], 1e6), pa.int64())
+    seq = pc.cast(pc.round(pc.multiply(table["finished"], 1e6)), pa.int64())
     return table.append_column("generation", pa.array([0] * table.num_rows, pa.int64())).append_column("seq", seq)
 
 
@@ -191,7 +193,7 @@ class RunDir:
         """Every index row of a stage (all parts and compacted files): listed once, read in parallel; a part
         compacted away meanwhile is left out (the compacted file holds its rows). `columns`: only those kept."""
         files = storage.list_files(self.index_dir(stage), ".parquet")
-        read = None if columns is None else list(dict.fromkeys([*columns, "finished"]))  # legacy order needs it
+        read = None if columns is None else list(dict.fromkeys([*columns, "generation", "seq", "finished"]))
         tables = [with_order(t) for t in storage.read_tables(files, read, missing_ok=True)]
         if columns is not None:
             tables = [t.select(columns) for t in tables]
@@ -271,16 +273,35 @@ class RunDir:
             files = [f for f in files if not storage.name(f).startswith("compacted-")]
         if len(files) < 2:
             return
-        table = newest(pa.concat_tables([with_order(t) for t in storage.read_tables(files)]),
-                        ["video_id", "fingerprint", "path"])
-        storage.write_table(storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet"), table,
-                            compact=True)
+        keep = self._newest_of(files, ["video_id", "fingerprint", "path"])
+        target = storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet")
+        with storage.spooled(target, "wb") as handle:  # file by file: memory holds one of them and the keys
+            writer = pq.ParquetWriter(handle, INDEX_SCHEMA, compression="zstd", store_schema=False)
+            for rows, path in zip(keep, files, strict=True):
+                if len(rows):
+                    table = with_order(storage.read_table(path)).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+                    writer.write_table(table if len(rows) == table.num_rows else table.take(rows))
+            writer.close()
         for f in files:
             storage.remove(f)
 
+    @staticmethod
+    def _newest_of(files: list[str], keys: list[str]) -> list[pa.Array]:
+        """Per file, the rows that are the newest of their `keys` across all `files`, read from the key and order
+        columns only."""
+        tables = [with_order(t).select([*keys, "generation", "worker", "seq"])
+                  for t in storage.read_tables(files, [*keys, "generation", "worker", "seq", "finished"])]
+        sizes = [t.num_rows for t in tables]
+        narrow = pa.concat_tables(tables).append_column("_at", pa.array(np.arange(sum(sizes), dtype=np.int64)))
+        del tables
+        winners = np.sort(newest(narrow, keys)["_at"].to_numpy())
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        cuts = np.searchsorted(winners, bounds)
+        return [pa.array(winners[cuts[i] : cuts[i + 1]] - bounds[i]) for i in range(len(files))]
+
     def collect_garbage(self, stage: str) -> int:
         """Remove data shards no index names (left by a worker killed between data and index). Returns count."""
-        named = set(pc.unique(self.read_index(stage).column("shard")).to_pylist())
+        named = set(pc.unique(self.read_index(stage, ["shard"]).column("shard")).to_pylist())
         removed = 0
         for f in storage.list_files(self.stage_dir(stage), ".parquet"):
             if storage.name(f) not in named:
@@ -320,7 +341,7 @@ class RunDir:
         configuration, in the current input set: Arrow throughout."""
         manifest = self.read_manifest()
         last = manifest["stages"][-1]["stage"]
-        rows = self.newest_rows(last, manifest["fingerprints"][last])
+        rows = self.newest_rows(last, manifest["fingerprints"][last], ["video_id", "path", "status", "shard"])
         rows = rows.filter(pc.equal(rows["status"], "ok")).select(["video_id", "path", "shard"])
         current = self.current_table()
         return rows.filter(pc.is_in(row_keys(rows), row_keys(current))) if current.num_rows else rows
@@ -372,8 +393,8 @@ class RunDir:
         names = [row["stage"] for row in manifest["stages"]]
         outputs = {row["stage"]: tuple(row["outputs"]) for row in manifest["stages"]}
         finished = self.finished_table().sort_by("video_id")
-        stages = {stage: self.newest_rows(stage, manifest["fingerprints"][stage]).select(
-            ["video_id", "path", "status", "shard"]) for stage in names}
+        columns = ["video_id", "path", "status", "shard"]
+        stages = {stage: self.newest_rows(stage, manifest["fingerprints"][stage], columns) for stage in names}
         for start in range(0, finished.num_rows, chunk):
             ids = finished["video_id"].slice(start, chunk)
             rows = {stage: {r["video_id"]: r for r in t.filter(pc.is_in(t["video_id"], ids)).to_pylist()}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 import pyarrow as pa
@@ -217,3 +218,20 @@ def read_text(path: str | Path) -> str:
 def local_path(path: str | Path) -> Path | None:
     """The local path, or None for a remote URI."""
     return None if is_uri(path) else Path(str(path).removeprefix("file://"))
+
+
+@contextmanager
+def spooled(path: str, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file written locally, then moved (or uploaded) to `path` in one step once the block ends well."""
+    local = local_path(path)
+    folder = str(local.parent) if local is not None else None
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".spool.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+        put_file(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

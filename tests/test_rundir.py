@@ -121,4 +121,9 @@ def test_the_newest_row_is_chosen_by_generation_worker_and_sequence_never_by_clo
         assert latest["a"]["status"] == "error", "generation 2 is newer than any row from before generations"
         assert latest["b"]["finished"] == 6.0, "rows from before generations keep their time order"
         assert latest["c"]["shard"] == "c3", "a later generation wins whatever its worker or clock"
+        narrow = run.newest_rows("track", "f1", ["video_id", "shard"])  # a projection reads the order columns too
+        assert narrow.column_names == ["video_id", "shard"]
+        assert dict(zip(*narrow.to_pydict().values(), strict=True)) == {"a": "new", "b": "old", "c": "c3"}
+        assert sorted(run.read_index("track", ["shard"])["shard"].to_pylist()) == (
+            ["c2", "c3", "new", "old", "old", "old"] if _ == 0 else ["c3", "new", "old"])
         run.compact_index("track")

@@ -16,14 +16,13 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from annotator import storage
 from annotator.records import VideoItem
 from annotator.rundir import RunDir
+from annotator.storage import spooled
 
 Rle = Literal["compressed", "uncompressed"]
 
@@ -92,23 +91,6 @@ def exporter(name: str) -> Exporter:
     if name not in names:
         raise KeyError(f"--format {name}: use one of {', '.join(names)}")
     return _REGISTRY[name]()
-
-
-@contextmanager
-def spooled(path: str, mode: str = "w") -> Iterator[IO[Any]]:
-    """A file written locally, then moved (or uploaded) to `path` in one step once the block ends well."""
-    local = storage.local_path(path)
-    folder = str(local.parent) if local is not None else None
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        storage.put_file(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class JsonObject:
