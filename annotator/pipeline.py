@@ -191,6 +191,8 @@ class Pipeline:
             if i:
                 reused[names[i - 1]] += stopped.num_rows + held
             walking = walking.filter(ok).append_column(f"s{i}", pc.take(rows["shard"], at).filter(ok))
+            del rows
+            storage.release_memory()
         settled += walking.num_rows
         if names and walking.num_rows:
             reused[names[-1]] += walking.num_rows

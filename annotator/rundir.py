@@ -198,7 +198,7 @@ class RunDir:
         if columns is not None:
             tables = [t.select(columns) for t in tables]
         schema = INDEX_SCHEMA if columns is None else pa.schema([INDEX_SCHEMA.field(c) for c in columns])
-        return pa.concat_tables(tables) if tables else schema.empty_table()
+        return pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
 
     def newest_rows(self, stage: str, fingerprint: str | None = None, columns: list[str] | None = None
                     ) -> pa.Table:
@@ -284,6 +284,7 @@ class RunDir:
             writer.close()
         for f in files:
             storage.remove(f)
+        storage.release_memory()
 
     @staticmethod
     def _newest_of(files: list[str], keys: list[str]) -> list[pa.Array]:

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from annotator import storage
 from annotator.rundir import RunDir, row_keys
 
 COLUMNS = ["video_id", "path", "status", "error_type", "reason", "seconds", "busy", "node", "worker", "finished",
@@ -127,6 +128,7 @@ def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None =
         if driver.num_rows:  # a video errored in an index, or finished, since the driver's row
             driver = driver.filter(pc.invert(pc.is_in(driver["video_id"], rows.filter(settled)["video_id"])))
         del rows
+        storage.release_memory()
     return RunStats(stats, driver.to_pylist())
 
 

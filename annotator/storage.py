@@ -23,6 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def release_memory() -> None:
+    """Hand what Arrow freed back to the system (`malloc_trim` under the system allocator). Large tables read in
+    parallel threads are freed into those threads' malloc arenas, where the next read does not find them: without
+    this, a long run's end-of-run reads ratchet the driver's memory up stage after stage while Arrow holds little."""
+    pa.default_memory_pool().release_unused()
+
+
 def is_uri(path: str | Path) -> bool:
     return "://" in str(path) and not str(path).startswith("file://")
 
