@@ -248,7 +248,7 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     for row in current_errors(stats):
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
-    skipped = [r for r in rundir.read_inputs() if r["status"] == "skipped"]
+    skipped = rundir.skipped_inputs()
     if skipped:
         console.print(f"{len(skipped)} inputs skipped:", **_PLAIN)
         for row in skipped:

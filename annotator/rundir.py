@@ -175,6 +175,13 @@ class RunDir:
         table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=INPUTS_SCHEMA)
         storage.write_table(self.inputs_path, table.select(INPUTS_SCHEMA.names).cast(INPUTS_SCHEMA))
 
+    def skipped_inputs(self) -> list[dict[str, str]]:
+        """The inputs.parquet rows of paths skipped, with their reasons (the queued ones stay unread as rows)."""
+        if not storage.exists(self.inputs_path):
+            return []
+        inputs = storage.read_table(self.inputs_path)
+        return inputs.filter(pc.equal(inputs["status"], "skipped")).to_pylist()
+
     def read_inputs(self) -> list[dict[str, str]]:
         if not storage.exists(self.inputs_path):
             return []

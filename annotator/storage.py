@@ -50,7 +50,9 @@ def _s3_options() -> dict[str, Any]:
     """s3fs reads keys and region from the environment itself; the endpoint of S3-compatible stores too on
     recent botocore, but not on every version, so pass it explicitly."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    options: dict[str, Any] = {"use_listings_cache": False}  # other workers write: always list afresh
+    # other workers write: always list afresh. One request per read: with more, s3fs first asks each object's
+    # size (a HEAD before every GET) to split large ones, and our files are small (index parts, shards).
+    options: dict[str, Any] = {"use_listings_cache": False, "max_concurrency": 1}
     if endpoint:
         options["endpoint_url"] = endpoint
     return options

@@ -70,13 +70,13 @@ def test_killed_many_times_on_s3_finishes_the_same_dataset_losing_at_most_a_buff
     pipeline = _pipeline(tmp_path / "kill-loop.yaml")
 
     calm_tally = tmp_path / "calm-tally"
-    calm = _start(pipeline, inputs, f"s3://{BUCKET}/runs/calm", calm_tally, s3)
+    calm = _start(pipeline, inputs, f"s3://{BUCKET}/runs/kill-loop-calm", calm_tally, s3)
     output, _ = calm.communicate(timeout=600)
     assert calm.returncode == 0, output
     pairs = sum(_calls(calm_tally).values())
     assert pairs == VIDEOS * 7 and max(_calls(calm_tally).values()) == 1
 
-    out, tally = f"s3://{BUCKET}/runs/killed", tmp_path / "tally"
+    out, tally = f"s3://{BUCKET}/runs/kill-loop-killed", tmp_path / "tally"
     rng = random.Random(19)
     before: Counter[tuple[str, str]] = Counter()
     kills = 0
@@ -108,5 +108,5 @@ def test_killed_many_times_on_s3_finishes_the_same_dataset_losing_at_most_a_buff
     assert kills == KILLS, "every attempt but the last was killed at work"
     assert redone - sum(max(0, n - 1) for n in before.values()) <= FLUSH * WORKERS
     assert redone <= kills * FLUSH * WORKERS, f"{kills} kills redid {redone} pairs"
-    assert _dataset(out) == _dataset(f"s3://{BUCKET}/runs/calm")
+    assert _dataset(out) == _dataset(f"s3://{BUCKET}/runs/kill-loop-calm")
     assert len(_dataset(out)[0]) == VIDEOS
