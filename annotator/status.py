@@ -87,8 +87,9 @@ def stage_stats(entry: dict[str, Any], rows: pa.Table, started: float) -> StageS
     stage = entry["stage"]
     out = StageStats(stage, float(entry.get("gpus") or 0.0))
     if rows.num_rows:
-        out.counts.update(dict(zip(*(pc.value_counts(rows["status"]).flatten()), strict=True)))
-        out.counts = Counter({str(k): int(v) for k, v in out.counts.items()})
+        by_status = pc.value_counts(rows["status"])
+        out.counts = Counter(dict(zip(by_status.field("values").to_pylist(), by_status.field("counts").to_pylist(),
+                                      strict=True)))
         out.busy, out.model = _total(rows["busy"]), _total(rows["seconds"])
         out.nodes = sorted(pc.unique(rows["node"]).to_pylist())
         fresh = pc.greater_equal(rows["finished"], started)

@@ -181,3 +181,17 @@ def test_index_parts_are_compacted_while_the_run_goes_on(ray_cluster, clips: dic
     assert any(name.startswith("compacted-") for name in seen[1]), seen
     assert sum(name.startswith("part-") for name in seen[-1]) <= 1, seen  # not a part per video
     assert sorted(run.read_index("assemble")["video_id"].to_pylist()) == [f"v{i}" for i in range(6)]
+
+
+def test_the_input_digest_is_the_one_earlier_run_directories_recorded() -> None:
+    """The digest is hashed from Arrow a slice at a time now; a run directory made before must still match its
+    own inputs (else resuming it would ask for --force-new-inputs)."""
+    import hashlib
+
+    from annotator.pipeline import found_table, input_digest
+
+    pairs = [(f"v{i}_{'é' * (i % 3)}", f"/data/ü{i % 7}/clip {i * 37 % 1000}.mp4") for i in range(23_456)]
+    pairs += [("a", "/a"), ("a_b", "/ab"), ("ab", "/a b"), ("a-b", "/a-b")]
+    before = hashlib.sha256("\n".join(sorted(f"{v}\t{p}" for v, p in pairs)).encode()).hexdigest()[:16]
+    assert input_digest(found_table(pairs)) == before
+    assert input_digest(found_table(pairs[:-1])) != before
