@@ -37,39 +37,64 @@ class Outcomes:
 
 
 class Walk:
-    """Walks the videos `found` (video_id, path) through the stages in flow order, one stage's rows at a time
-    (`step`), each video to its first row that is not `ok`. `driver_errors`: status rows of errors no index holds
-    (a worker lost, a call past its deadline), for a video whose walk finds no row."""
+    """Walks the videos `found` (video_id, path) through the stages in flow order, each to its first row that is
+    not `ok`: per stage `begin`, its newest rows in any number of batches (`add`), `end`. `driver_errors`: status
+    rows of errors no index holds (a worker lost, a call past its deadline), for a video whose walk finds no row.
+    What it holds is the keys of the videos still walking, not the stages' rows."""
 
     def __init__(self, found: pa.Table, driver_errors: list[dict[str, str]]) -> None:
         self.lost = {r["video_id"]: r for r in driver_errors}
         self.walking = found.select(["video_id", "path"])
         self.out = Outcomes()
+        self.stage = ""
+        self.keys = pa.array([], pa.string())
+        self.matched: list[pa.ChunkedArray] = []
+        self.next: list[pa.Table] = []
 
-    def step(self, stage: str, rows: pa.Table) -> None:
+    def begin(self, stage: str) -> None:
+        self.stage, self.matched, self.next = stage, [], []
+        self.keys = row_keys(self.walking).combine_chunks()
+
+    def add(self, rows: pa.Table) -> None:
+        """Rows of this stage (each video's one row at most, over all batches)."""
         out = self.out
         rows = rows.select(["video_id", "path", "status", "error_type", "reason"])
-        at = pc.index_in(row_keys(self.walking), value_set=row_keys(rows).combine_chunks())
-        missing = pc.is_null(at)
-        for vid, path in zip(*self.walking.filter(missing).to_pydict().values(), strict=True):
+        keys = row_keys(rows)
+        here = pc.is_in(keys, value_set=self.keys)
+        self.matched.append(keys.filter(here))
+        rows = rows.filter(here)
+        stopped = rows.filter(pc.not_equal(rows["status"], "ok"))
+        for status, count in zip(*_counts(stopped["status"]), strict=True):
+            out.states[status] += count
+        for row in stopped.filter(pc.equal(stopped["status"], "error")).to_pylist():
+            out.errors.append({"video_id": row["video_id"], "path": row["path"], "stage": self.stage,
+                               "error_type": row["error_type"], "message": row["reason"]})
+        filtered = stopped.filter(pc.equal(stopped["status"], "filtered"))["reason"]
+        out.reasons.update(dict(zip(*_counts(filtered), strict=True)))
+        self.next.append(rows.filter(pc.equal(rows["status"], "ok")).select(["video_id", "path"]))
+
+    def end(self) -> None:
+        """Videos of the walk this stage has no row for are short (or lost, when the driver saw them fail)."""
+        out = self.out
+        matched = pa.chunked_array([c for m in self.matched for c in m.chunks], pa.string())
+        missing = self.walking.filter(pc.invert(pc.is_in(self.keys, value_set=matched)))
+        for vid, path in zip(*missing.to_pydict().values(), strict=True):
             if vid in self.lost:
                 row = self.lost[vid]
                 out.errors.append({"video_id": vid, "path": path, "stage": row["stage"],
                                    "error_type": row["error_type"], "message": row["reason"]})
                 out.states["error"] += 1
             else:
-                out.short[vid] = (path, stage)
+                out.short[vid] = (path, self.stage)
                 out.states["short"] += 1
-        here = rows.take(pc.drop_null(at))
-        stopped = here.filter(pc.not_equal(here["status"], "ok"))
-        for status, count in zip(*_counts(stopped["status"]), strict=True):
-            out.states[status] += count
-        for row in stopped.filter(pc.equal(stopped["status"], "error")).to_pylist():
-            out.errors.append({"video_id": row["video_id"], "path": row["path"], "stage": stage,
-                               "error_type": row["error_type"], "message": row["reason"]})
-        filtered = stopped.filter(pc.equal(stopped["status"], "filtered"))["reason"]
-        out.reasons.update(dict(zip(*_counts(filtered), strict=True)))
-        self.walking = here.filter(pc.equal(here["status"], "ok")).select(["video_id", "path"])
+        self.walking = pa.concat_tables(self.next) if self.next else self.walking.slice(0, 0)
+        self.matched, self.next = [], []
+
+    def step(self, stage: str, rows: pa.Table) -> None:
+        """A stage whose rows come in one table."""
+        self.begin(stage)
+        self.add(rows)
+        self.end()
 
     def outcomes(self) -> Outcomes:
         """Where every input stands, once every stage has been stepped through."""

@@ -293,7 +293,7 @@ class Pipeline:
         for built in self.stages:
             rundir.compact_index(built.name)
         walk = Walk(found, errors)
-        stats = collect(rundir, manifest, found, each=walk.step)
+        stats = collect(rundir, manifest, found, walk=walk, compacted=True)
         return stats, walk.outcomes()
 
     def _finalize(self, rundir: RunDir, manifest: dict[str, Any], found: pa.Table, stats: RunStats,

@@ -207,6 +207,12 @@ class RunDir:
         schema = INDEX_SCHEMA if columns is None else pa.schema([INDEX_SCHEMA.field(c) for c in columns])
         return pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
 
+    def index_batches(self, stage: str, columns: list[str], rows: int = 65_536) -> Iterator[pa.Table]:
+        """A stage's index rows a batch at a time (the newest-row rule not applied: for an index just compacted,
+        where a video has one row per fingerprint and path)."""
+        for path in storage.list_files(self.index_dir(stage), ".parquet"):
+            yield from storage.read_batches(path, columns, rows)
+
     def newest_rows(self, stage: str, fingerprint: str | None = None, columns: list[str] | None = None
                     ) -> pa.Table:
         """Each video's newest index row for `stage` (with that fingerprint, when given), as an Arrow table;

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from annotator import storage
+from annotator.outcomes import Walk
 from annotator.rundir import RunDir, row_keys
 
 COLUMNS = ["video_id", "path", "status", "error_type", "reason", "seconds", "busy", "node", "worker", "finished",
@@ -55,15 +56,22 @@ def _total(column: pa.ChunkedArray) -> float:
     return float(pc.sum(pc.fill_null(column, 0.0)).as_py() or 0.0) if len(column) else 0.0
 
 
-def _span(rows: pa.Table) -> float:
-    """Seconds the stage was working: from its first batch's start to its last batch's end (a batch's rows share
-    their worker and end time; their busy shares add up to its wall time)."""
-    if not rows.num_rows:
+def _calls(rows: pa.Table) -> pa.Table:
+    """(worker, finished, busy) per call: a call's rows share their worker and end time, their busy shares add up
+    to its wall time."""
+    return rows.select(["worker", "finished", "busy"]).group_by(["worker", "finished"]).aggregate([("busy", "sum")])
+
+
+def _span(calls: list[pa.Table]) -> float:
+    """Seconds the stage was working: from its first call's start to its last call's end (`_calls` of each batch
+    of rows, merged: a call's rows may come in two batches)."""
+    calls = [c for c in calls if c.num_rows]
+    if not calls:
         return 0.0
-    batches = rows.select(["worker", "finished", "busy"]).group_by(["worker", "finished"]).aggregate(
-        [("busy", "sum")])
-    ends = batches["finished"]
-    starts = pc.subtract(ends, pc.fill_null(batches["busy_sum"], 0.0))
+    merged = pa.concat_tables(calls).rename_columns(["worker", "finished", "busy"])
+    merged = merged.group_by(["worker", "finished"]).aggregate([("busy", "sum")])
+    ends = merged["finished"]
+    starts = pc.subtract(ends, pc.fill_null(merged["busy_sum"], 0.0))
     return float(pc.max(ends).as_py()) - float(pc.min(starts).as_py())
 
 
@@ -83,34 +91,57 @@ def counter(rows: pa.Table, key: str) -> int:
     return int(pc.sum(pc.fill_null(pc.map_lookup(rows["counters"], key, "first"), 0)).as_py() or 0)
 
 
-def stage_stats(entry: dict[str, Any], rows: pa.Table, started: float) -> StageStats:
-    stage = entry["stage"]
-    out = StageStats(stage, float(entry.get("gpus") or 0.0))
-    if rows.num_rows:
+class StageFold:
+    """Folds a stage's rows into its `StageStats`, a batch at a time (sums, sets and per-call spans only)."""
+
+    def __init__(self, entry: dict[str, Any], started: float) -> None:
+        self.out = StageStats(entry["stage"], float(entry.get("gpus") or 0.0))
+        self.started = started
+        self.served = {"recent": [0, 0], "all": [0, 0]}  # requests, output tokens
+        self.calls: dict[str, list[pa.Table]] = {"recent": [], "all": []}
+
+    def add(self, rows: pa.Table) -> None:
+        out, stage = self.out, self.out.stage
+        if not rows.num_rows:
+            return
         by_status = pc.value_counts(rows["status"])
-        out.counts = Counter(dict(zip(by_status.field("values").to_pylist(), by_status.field("counts").to_pylist(),
-                                      strict=True)))
-        out.busy, out.model = _total(rows["busy"]), _total(rows["seconds"])
-        out.nodes = sorted(pc.unique(rows["node"]).to_pylist())
-        fresh = pc.greater_equal(rows["finished"], started)
-        out.recent_ok = int(pc.sum(pc.and_(pc.equal(rows["status"], "ok"), fresh)).as_py() or 0)
-        out.counters = counter_sums(rows)
-        recent = rows.filter(fresh)
-        recent = recent if recent.num_rows else rows
-        out.requests, out.tokens = counter(recent, f"{stage}.requests"), counter(recent, f"{stage}.output_tokens")
-        out.span = _span(recent)
-        out.errors = [{"video_id": r["video_id"], "path": r["path"], "stage": stage, "error_type": r["error_type"],
-                       "message": r["reason"]}
-                      for r in rows.filter(pc.equal(rows["status"], "error")).select(
-                          ["video_id", "path", "error_type", "reason"]).to_pylist()]
-    return out
+        out.counts.update(dict(zip(by_status.field("values").to_pylist(), by_status.field("counts").to_pylist(),
+                                   strict=True)))
+        out.busy += _total(rows["busy"])
+        out.model += _total(rows["seconds"])
+        out.nodes = sorted(set(out.nodes) | set(pc.unique(rows["node"]).to_pylist()))
+        fresh = pc.greater_equal(rows["finished"], self.started)
+        out.recent_ok += int(pc.sum(pc.and_(pc.equal(rows["status"], "ok"), fresh)).as_py() or 0)
+        out.counters.update(counter_sums(rows))
+        for name, part in (("recent", rows.filter(fresh)), ("all", rows)):
+            self.served[name][0] += counter(part, f"{stage}.requests")
+            self.served[name][1] += counter(part, f"{stage}.output_tokens")
+            self.calls[name].append(_calls(part))
+        out.errors += [{"video_id": r["video_id"], "path": r["path"], "stage": stage, "error_type": r["error_type"],
+                        "message": r["reason"]}
+                       for r in rows.filter(pc.equal(rows["status"], "error")).select(
+                           ["video_id", "path", "error_type", "reason"]).to_pylist()]
+
+    def result(self) -> StageStats:
+        """Requests, tokens and span over this run invocation's rows (all rows when it wrote none)."""
+        name = "recent" if any(c.num_rows for c in self.calls["recent"]) else "all"
+        self.out.requests, self.out.tokens = self.served[name]
+        self.out.span = _span(self.calls[name])
+        return self.out
 
 
-def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None = None,
-            each: Callable[[str, pa.Table], None] | None = None) -> RunStats:
+def stage_stats(entry: dict[str, Any], rows: pa.Table, started: float) -> StageStats:
+    fold = StageFold(entry, started)
+    fold.add(rows)
+    return fold.result()
+
+
+def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None = None, walk: Walk | None = None,
+            compacted: bool = False) -> RunStats:
     """Every stage's newest rows with today's fingerprint, of the current input set (`RunDir.current_table`;
-    every row before a run wrote one), read one stage at a time into its `StageStats`; `each(stage, rows)` sees
-    each stage's rows on the way (the driver walks its outcomes in the same read)."""
+    every row before a run wrote one), read one stage at a time into its `StageStats`; `walk` walks the inputs'
+    outcomes through the same read. `compacted` (the end of a run, right after a full compaction: one row per
+    video, fingerprint and path): a stage's index is read a row group at a time, not held whole."""
     started = datetime.fromisoformat(manifest["started"]).timestamp()
     current = rundir.current_table() if current is None else current
     keys = row_keys(current)
@@ -120,15 +151,27 @@ def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None =
     stats = []
     entries = manifest["stages"]
     for i, entry in enumerate(entries):
-        rows = rundir.newest_rows(entry["stage"], manifest["fingerprints"][entry["stage"]], COLUMNS)
-        rows = rows.filter(pc.is_in(row_keys(rows), keys)) if len(keys) else rows
-        if each is not None:
-            each(entry["stage"], rows)
-        stats.append(stage_stats(entry, rows, started))
-        settled = pc.equal(rows["status"], "ok" if i == len(entries) - 1 else "error")
-        if driver.num_rows:  # a video errored in an index, or finished, since the driver's row
-            driver = driver.filter(pc.invert(pc.is_in(driver["video_id"], rows.filter(settled)["video_id"])))
-        del rows
+        stage, fingerprint = entry["stage"], manifest["fingerprints"][entry["stage"]]
+        if compacted:
+            batches: Iterable[pa.Table] = (b.filter(pc.equal(b["fingerprint"], fingerprint)).select(COLUMNS)
+                                           for b in rundir.index_batches(stage, [*COLUMNS, "fingerprint"]))
+        else:
+            batches = [rundir.newest_rows(stage, fingerprint, COLUMNS)]
+        fold = StageFold(entry, started)
+        if walk is not None:
+            walk.begin(stage)
+        for rows in batches:
+            rows = rows.filter(pc.is_in(row_keys(rows), keys)) if len(keys) else rows
+            if walk is not None:
+                walk.add(rows)
+            fold.add(rows)
+            settled = pc.equal(rows["status"], "ok" if i == len(entries) - 1 else "error")
+            if driver.num_rows:  # a video errored in an index, or finished, since the driver's row
+                driver = driver.filter(pc.invert(pc.is_in(driver["video_id"], rows.filter(settled)["video_id"])))
+            del rows
+        if walk is not None:
+            walk.end()
+        stats.append(fold.result())
         storage.release_memory()
     return RunStats(stats, driver.to_pylist())
 

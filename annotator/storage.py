@@ -180,6 +180,15 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
         return parquet.read(columns=columns)
 
 
+def read_batches(path: str | Path, columns: list[str], rows: int) -> Iterator[pa.Table]:
+    """One Parquet file, `rows` at a time (from an object store the file is fetched whole, then decoded in
+    batches)."""
+    local = local_path(path)
+    with pq.ParquetFile(local if local is not None else io.BytesIO(read_bytes(str(path)))) as parquet:
+        for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+            yield pa.Table.from_batches([batch])
+
+
 def put_file(local: str, path: str) -> None:
     """Move a finished local file to `path` in one step: a rename on local disk (same folder), one upload to an
     object store (honours the umask, as `write_bytes`)."""

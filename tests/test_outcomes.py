@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from annotator.outcomes import outcomes
+from annotator.outcomes import Walk, outcomes
 
 STAGES = ["ingest", "detect", "gate", "assemble"]
 
@@ -30,6 +30,15 @@ def test_each_input_has_one_outcome_and_short_videos_are_found() -> None:
     tables = {stage: pa.Table.from_pylist(list(rows.values())) for stage, rows in latest.items()}
     found_table = pa.Table.from_pylist([{"video_id": v, "path": p} for v, p in found])
     out = outcomes([(s, tables[s]) for s in STAGES], found_table, driver)
+    walk = Walk(found_table, driver)  # the same rows in batches of two (the end of a run reads row groups)
+    for stage in STAGES:
+        walk.begin(stage)
+        for start in range(0, tables[stage].num_rows, 2):
+            walk.add(tables[stage].slice(start, 2))
+        walk.end()
+    batched = walk.outcomes()
+    assert (batched.states, batched.reasons, batched.short) == (out.states, out.reasons, out.short)
+    assert sorted(map(str, batched.errors)) == sorted(map(str, out.errors))
     assert dict(out.states) == {"ok": 1, "short": 3, "error": 2, "pending": 1, "filtered": 1}
     short = {vid: stage for vid, (_, stage) in out.short.items()}
     assert short == {"torn": "detect", "moved": "detect", "gone": "detect"}, "a row of another path is not it"
@@ -40,3 +49,28 @@ def test_each_input_has_one_outcome_and_short_videos_are_found() -> None:
         ("bad", "detect", "E"), ("gone", "detect", "CheckpointLost"), ("lost", "detect", "WorkerLost"),
         ("moved", "detect", "CheckpointLost"), ("torn", "detect", "CheckpointLost")]
     assert sum(out.states.values()) == len(found), "every input accounted for once"
+
+
+def test_stage_figures_are_the_same_folded_in_batches() -> None:
+    """`status` and the end of a run fold a stage's rows a row group at a time: counts, seconds, nodes, counters,
+    served tokens and the working span come out as from the whole table, also when one call's rows are split."""
+    from annotator.status import StageFold, stage_stats
+
+    rows = pa.Table.from_pylist([
+        {"video_id": f"v{i}", "path": f"/v{i}.mp4", "status": "error" if i == 3 else "ok", "error_type": "",
+         "reason": "", "seconds": 0.5, "busy": 1.0, "node": f"n{i % 2}", "worker": "w", "finished": 10.0 + i // 2,
+         "counters": [("caption.requests", 1), ("caption.output_tokens", 7 * i)]}
+        for i in range(6)],  # calls of two videos each: (10, 11, 12)
+        schema=pa.schema([("video_id", pa.string()), ("path", pa.string()), ("status", pa.string()),
+                          ("error_type", pa.string()), ("reason", pa.string()), ("seconds", pa.float64()),
+                          ("busy", pa.float64()), ("node", pa.string()), ("worker", pa.string()),
+                          ("finished", pa.float64()), ("counters", pa.map_(pa.string(), pa.int64()))]))
+    entry = {"stage": "caption", "gpus": 1.0}
+    whole = stage_stats(entry, rows, started=0.0)
+    fold = StageFold(entry, started=0.0)
+    for start in (0, 3):  # the call ending at 11 is split between the batches
+        fold.add(rows.slice(start, 3))
+    batched = fold.result()
+    assert batched == whole
+    assert (whole.counts["ok"], whole.counts["error"], whole.busy, whole.nodes) == (5, 1, 6.0, ["n0", "n1"])
+    assert (whole.requests, whole.tokens, whole.span) == (6, 105, 4.0), "calls of 2 s each, ending at 10 to 12"
