@@ -11,7 +11,6 @@ short videos become Python rows, never one per video.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -90,26 +89,11 @@ class Walk:
         self.walking = pa.concat_tables(self.next) if self.next else self.walking.slice(0, 0)
         self.matched, self.next = [], []
 
-    def step(self, stage: str, rows: pa.Table) -> None:
-        """A stage whose rows come in one table."""
-        self.begin(stage)
-        self.add(rows)
-        self.end()
-
     def outcomes(self) -> Outcomes:
         """Where every input stands, once every stage has been stepped through."""
         self.out.states["ok"] += self.walking.num_rows
         self.walking = self.walking.slice(0, 0)
         return self.out
-
-
-def outcomes(latest: Iterable[tuple[str, pa.Table]], found: pa.Table, driver_errors: list[dict[str, str]]
-             ) -> Outcomes:
-    """`Walk` over (stage, its newest rows) in flow order."""
-    walk = Walk(found, driver_errors)
-    for stage, rows in latest:
-        walk.step(stage, rows)
-    return walk.outcomes()
 
 
 def _counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:

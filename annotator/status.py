@@ -130,12 +130,6 @@ class StageFold:
         return self.out
 
 
-def stage_stats(entry: dict[str, Any], rows: pa.Table, started: float) -> StageStats:
-    fold = StageFold(entry, started)
-    fold.add(rows)
-    return fold.result()
-
-
 def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None = None, walk: Walk | None = None,
             compacted: bool = False) -> RunStats:
     """Every stage's newest rows with today's fingerprint, of the current input set (`RunDir.current_table`;

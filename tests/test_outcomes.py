@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from annotator.outcomes import Walk, outcomes
+from annotator.outcomes import Outcomes, Walk
 
 STAGES = ["ingest", "detect", "gate", "assemble"]
 
@@ -14,6 +14,16 @@ STAGES = ["ingest", "detect", "gate", "assemble"]
 def row(vid: str, status: str = "ok", reason: str = "", path: str = "") -> dict:
     return {"video_id": vid, "path": path or f"/v/{vid}.mp4", "status": status, "error_type": "E" if status ==
             "error" else "", "reason": reason}
+
+
+def _walk(tables: dict[str, pa.Table], found: pa.Table, driver: list[dict], batch: int) -> Outcomes:
+    walk = Walk(found, driver)
+    for stage in STAGES:
+        walk.begin(stage)
+        for start in range(0, tables[stage].num_rows, batch):
+            walk.add(tables[stage].slice(start, batch))
+        walk.end()
+    return walk.outcomes()
 
 
 def test_each_input_has_one_outcome_and_short_videos_are_found() -> None:
@@ -29,14 +39,8 @@ def test_each_input_has_one_outcome_and_short_videos_are_found() -> None:
     driver = [{"video_id": "lost", "stage": "detect", "error_type": "WorkerLost", "reason": "worker died"}]
     tables = {stage: pa.Table.from_pylist(list(rows.values())) for stage, rows in latest.items()}
     found_table = pa.Table.from_pylist([{"video_id": v, "path": p} for v, p in found])
-    out = outcomes([(s, tables[s]) for s in STAGES], found_table, driver)
-    walk = Walk(found_table, driver)  # the same rows in batches of two (the end of a run reads row groups)
-    for stage in STAGES:
-        walk.begin(stage)
-        for start in range(0, tables[stage].num_rows, 2):
-            walk.add(tables[stage].slice(start, 2))
-        walk.end()
-    batched = walk.outcomes()
+    out = _walk(tables, found_table, driver, batch=100)
+    batched = _walk(tables, found_table, driver, batch=2)  # the end of a run reads row groups
     assert (batched.states, batched.reasons, batched.short) == (out.states, out.reasons, out.short)
     assert sorted(map(str, batched.errors)) == sorted(map(str, out.errors))
     assert dict(out.states) == {"ok": 1, "short": 3, "error": 2, "pending": 1, "filtered": 1}
@@ -54,7 +58,7 @@ def test_each_input_has_one_outcome_and_short_videos_are_found() -> None:
 def test_stage_figures_are_the_same_folded_in_batches() -> None:
     """`status` and the end of a run fold a stage's rows a row group at a time: counts, seconds, nodes, counters,
     served tokens and the working span come out as from the whole table, also when one call's rows are split."""
-    from annotator.status import StageFold, stage_stats
+    from annotator.status import StageFold
 
     rows = pa.Table.from_pylist([
         {"video_id": f"v{i}", "path": f"/v{i}.mp4", "status": "error" if i == 3 else "ok", "error_type": "",
@@ -66,7 +70,9 @@ def test_stage_figures_are_the_same_folded_in_batches() -> None:
                           ("busy", pa.float64()), ("node", pa.string()), ("worker", pa.string()),
                           ("finished", pa.float64()), ("counters", pa.map_(pa.string(), pa.int64()))]))
     entry = {"stage": "caption", "gpus": 1.0}
-    whole = stage_stats(entry, rows, started=0.0)
+    whole_fold = StageFold(entry, started=0.0)
+    whole_fold.add(rows)
+    whole = whole_fold.result()
     fold = StageFold(entry, started=0.0)
     for start in (0, 3):  # the call ending at 11 is split between the batches
         fold.add(rows.slice(start, 3))
