@@ -96,6 +96,30 @@ class TalliedAssemble(Tallied, AssembleStage):
     name = "tally-assemble"
 
 
+def marks(marker: str) -> int:
+    """How many marker files `marker0`, `marker1`, ... a fault stage has left: the times it struck."""
+    return len(list(Path(marker).parent.glob(Path(marker).name + "*")))
+
+
+@register
+@dataclass
+class Crash(PerItemStage):
+    """Kills its worker process on one video, `times` times (marker files count them)."""
+
+    name = "fake-crash"
+    outputs = ()
+
+    victim: str = "v03"
+    marker: str = ""
+    times: int = 1
+
+    def process_item(self, item: VideoItem) -> VideoItem:
+        if item.video_id == self.victim and (seen := marks(self.marker)) < self.times:
+            Path(f"{self.marker}{seen}").touch()
+            os._exit(1)
+        return item
+
+
 FLOW = [Ingest(frames=8), Caption(cost_s=0), Phrases(), Detect(cost_s=0), Track(cost_s=0), LinkStage()]
 
 

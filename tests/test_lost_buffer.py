@@ -6,46 +6,25 @@ named video, after the earlier videos have left it."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from annotator.config import PipelineConfig
 from annotator.pipeline import Pipeline
-from annotator.records import VideoItem
 from annotator.rundir import RunDir
-from annotator.stage import PerItemStage, register
-from tests.fake_flow import flow_specs
+from tests.fake_flow import flow_specs, marks
 from tests.helpers import export_rows
 
 pytestmark = pytest.mark.slow
 VIDEOS = 6
 
 
-@register
-@dataclass
-class CrashOnce(PerItemStage):
-    """Ends its worker's process (as the OOM killer would) on `video`, once: `marker` records that it did."""
-
-    name = "fake-crash-once"
-    outputs = ()
-
-    video: str = ""
-    marker: str = ""
-
-    def process_item(self, item: VideoItem) -> VideoItem:
-        if item.video_id == self.video and self.marker and not os.path.exists(self.marker):
-            Path(self.marker).touch()
-            os._exit(1)
-        return item
-
-
-def config(marker: str, flush_rows: int) -> PipelineConfig:
+def config(marker: str, flush_rows: int, crashes: int) -> PipelineConfig:
     specs = [*flow_specs(frames=2), {"stage": "assemble", "params": {"questions": ["What happens?"]}}]
-    specs.insert(2, {"stage": "fake-crash-once", "params": {"video": f"v{VIDEOS - 1}", "marker": marker}})
+    specs.insert(2, {"stage": "fake-crash", "params": {"victim": f"v{VIDEOS - 1}", "marker": marker,
+                                                       "times": crashes}})
     return PipelineConfig.model_validate({"name": "lost", "executor": {"flush_rows": flush_rows, "flush_s": 600},
                                           "stages": [{**s, "batch_size": 1} for s in specs]})
 
@@ -62,16 +41,17 @@ def test_a_lost_unflushed_buffer_is_redone_in_the_same_run(ray_cluster, clips: d
         shutil.copy(clips["a"], folder / f"v{i}.mp4")
     marker = tmp_path / "crashed"
     with caplog.at_level(logging.WARNING, logger="annotator.pipeline"):
-        summary = Pipeline(config(str(marker), flush_rows=100)).run([folder], tmp_path / "run", executor="ray",
-                                                                    show_progress=False)
-    assert marker.exists(), "the worker was killed"
+        summary = Pipeline(config(str(marker), flush_rows=100, crashes=1)).run(
+            [folder], tmp_path / "run", executor="ray", show_progress=False)
+    assert marks(str(marker)) == 1, "the worker was killed, once"
     assert (summary.completed, summary.errors) == (VIDEOS, 0)
     assert "lost checkpoints with a worker; redoing them" in caplog.text
     run = RunDir(str(tmp_path / "run"))
     assert run.read_manifest()["counts"]["short"] == 0
     assert len(run.final_items()) == VIDEOS
-    assert sorted(run.latest("fake-crash-once")) == [f"v{i}" for i in range(VIDEOS)]
+    assert sorted(run.latest("fake-crash")) == [f"v{i}" for i in range(VIDEOS)]
 
     undisturbed = tmp_path / "undisturbed"
-    Pipeline(config("", flush_rows=1)).run([folder], undisturbed, executor="local", show_progress=False)
+    Pipeline(config(str(tmp_path / "calm"), flush_rows=1, crashes=0)).run([folder], undisturbed, executor="local",
+                                                                         show_progress=False)
     assert dataset(tmp_path / "run") == dataset(undisturbed) and len(dataset(undisturbed)) >= VIDEOS

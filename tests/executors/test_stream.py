@@ -4,7 +4,6 @@ gives the same dataset. The embedded cluster is gone, every process of it, once 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,7 @@ from annotator.records import VideoItem
 from annotator.rundir import RunDir
 from annotator.stage import PerItemStage
 from annotator.testing.fake_stages import fake_stages
+from tests.fake_flow import Crash, marks
 
 pytestmark = pytest.mark.slow
 
@@ -72,29 +72,6 @@ def test_each_pool_batches_its_own_way_and_every_video_comes_back(ray_cluster) -
     assert per_pool[2] == {"4": 8, "3": 3}
 
 
-def _marks(marker: str) -> int:
-    """How many marker files `marker0`, `marker1`, ... a fault stage has left: the times it struck."""
-    return len(list(Path(marker).parent.glob(Path(marker).name + "*")))
-
-
-@dataclass
-class Crash(PerItemStage):
-    """Kills its worker process on one video, `times` times (marker files count them)."""
-
-    name = "crash"
-    outputs = ()
-
-    victim: str = "v03"
-    marker: str = ""
-    times: int = 1
-
-    def process_item(self, item: VideoItem) -> VideoItem:
-        if item.video_id == self.victim and (seen := _marks(self.marker)) < self.times:
-            Path(f"{self.marker}{seen}").touch()
-            os._exit(1)
-        return item
-
-
 @dataclass
 class Hang(PerItemStage):
     """Hangs on one video (a wedged kernel, a stalled mount), each time counted by a marker file."""
@@ -107,7 +84,7 @@ class Hang(PerItemStage):
 
     def process_item(self, item: VideoItem) -> VideoItem:
         if item.video_id == self.victim:
-            Path(f"{self.marker}{_marks(self.marker)}").touch()
+            Path(f"{self.marker}{marks(self.marker)}").touch()
             time.sleep(3600)
         return item
 
@@ -132,7 +109,7 @@ def test_a_video_that_kills_its_worker_or_hangs_ends_as_the_only_error(ray_clust
     rows = {r["video_id"]: r for r in run}
     assert sorted(rows) == [r.video_id for r in work]
     assert {v for v, r in rows.items() if r["status"] != "ok"} == {"v03", "v05"}, rows
-    assert rows["v03"]["stage"] == "crash" and rows["v03"]["reason"].startswith("worker lost: ")
+    assert rows["v03"]["stage"] == "fake-crash" and rows["v03"]["reason"].startswith("worker lost: ")
     assert rows["v05"]["stage"] == "hang" and rows["v05"]["reason"].startswith("call timed out after 2 s"), rows
     assert len(list(tmp_path.glob("crash*"))) == 2, "its batch, then itself alone: two deaths, no more"
     assert len(list(tmp_path.glob("hang*"))) == 2, "in its batch, then alone: two hangs, each cut at the deadline"
