@@ -205,7 +205,7 @@ class RunDir:
         if columns is not None:
             tables = [t.select(columns) for t in tables]
         schema = INDEX_SCHEMA if columns is None else pa.schema([INDEX_SCHEMA.field(c) for c in columns])
-        return pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def index_batches(self, stage: str, columns: list[str], rows: int = 65_536) -> Iterator[pa.Table]:
         """A stage's index rows a batch at a time (the newest-row rule not applied: for an index just compacted,

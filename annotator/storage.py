@@ -172,19 +172,23 @@ def write_table(path: str | Path, table: pa.Table, compact: bool = False) -> Non
     write_bytes(str(path), buf.getvalue())
 
 
+def _parquet(path: str | Path) -> pq.ParquetFile:
+    """A Parquet file to read: opened in place on a local disk, fetched whole from an object store."""
+    local = local_path(path)
+    return pq.ParquetFile(local if local is not None else io.BytesIO(read_bytes(str(path))))
+
+
 def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     """One Parquet file; on a local disk only `columns` are read from it, from an object store it comes whole.
     A column the file does not have is left out (files written before it existed)."""
-    local = local_path(path)
-    with pq.ParquetFile(local if local is not None else io.BytesIO(read_bytes(str(path)))) as parquet:
+    with _parquet(path) as parquet:
         return parquet.read(columns=columns)
 
 
 def read_batches(path: str | Path, columns: list[str], rows: int) -> Iterator[pa.Table]:
     """One Parquet file, `rows` at a time (from an object store the file is fetched whole, then decoded in
     batches)."""
-    local = local_path(path)
-    with pq.ParquetFile(local if local is not None else io.BytesIO(read_bytes(str(path)))) as parquet:
+    with _parquet(path) as parquet:
         for batch in parquet.iter_batches(batch_size=rows, columns=columns):
             yield pa.Table.from_batches([batch])
 
