@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from annotator.rundir import row_keys
+from annotator.rundir import locate
 
 
 @dataclass
@@ -36,47 +37,54 @@ class Outcomes:
 
 
 class Walk:
-    """Walks the videos `found` (video_id, path) through the stages in flow order, each to its first row that is
-    not `ok`: per stage `begin`, its newest rows in any number of batches (`add`), `end`. `driver_errors`: status
-    rows of errors no index holds (a worker lost, a call past its deadline), for a video whose walk finds no row.
-    What it holds is the keys of the videos still walking, not the stages' rows."""
+    """Walks the videos `found` (video_id, path; ids unique) through the stages in flow order, each to its first
+    row that is not `ok`: per stage `begin`, its newest rows in any number of batches (`add`), `end`.
+    `driver_errors`: status rows of errors no index holds (a worker lost, a call past its deadline), for a video
+    whose walk finds no row. What it holds is `found` and three flags per video (walking, seen at this stage, ok
+    at this stage), never the stages' rows or keys of their own."""
 
     def __init__(self, found: pa.Table, driver_errors: list[dict[str, str]]) -> None:
         self.lost = {r["video_id"]: r for r in driver_errors}
-        self.walking = found.select(["video_id", "path"])
+        self.found = found.select(["video_id", "path"])
+        self.walking = np.ones(found.num_rows, dtype=bool)
+        self.seen = np.zeros(found.num_rows, dtype=bool)
+        self.ok = np.zeros(found.num_rows, dtype=bool)
         self.out = Outcomes()
         self.stage = ""
-        self.keys = pa.array([], pa.string())
-        self.matched: list[pa.ChunkedArray] = []
-        self.next: list[pa.Table] = []
 
     def begin(self, stage: str) -> None:
-        self.stage, self.matched, self.next = stage, [], []
-        self.keys = row_keys(self.walking).combine_chunks()
+        self.stage = stage
+        self.seen[:] = False
+        self.ok[:] = False
 
     def add(self, rows: pa.Table) -> None:
-        """Rows of this stage (each video's one row at most, over all batches)."""
+        """Rows of this stage (each video's one row at most, over all batches), with their positions in `found`
+        (`_row`, as `RunDir.current_batches` gives them) or without (then located here)."""
         out = self.out
-        rows = rows.select(["video_id", "path", "status", "error_type", "reason"])
-        keys = row_keys(rows)
-        here = pc.is_in(keys, value_set=self.keys)
-        self.matched.append(keys.filter(here))
-        rows = rows.filter(here)
-        stopped = rows.filter(pc.not_equal(rows["status"], "ok"))
-        for status, count in zip(*_counts(stopped["status"]), strict=True):
-            out.states[status] += count
-        for row in stopped.filter(pc.equal(stopped["status"], "error")).to_pylist():
+        at = rows["_row"] if "_row" in rows.column_names else locate(rows, self.found)
+        at = pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        here = np.zeros(len(at), dtype=bool)
+        known = at >= 0
+        here[known] = self.walking[at[known]]
+        if not here.all():
+            rows, at = rows.filter(pa.array(here)), at[here]
+        status = rows["status"]
+        self.seen[at] = True
+        self.ok[at[pc.equal(status, "ok").to_numpy(zero_copy_only=False)]] = True
+        stopped = rows.filter(pc.not_equal(status, "ok"))
+        for state, count in zip(*_counts(stopped["status"]), strict=True):
+            out.states[state] += count
+        for row in stopped.filter(pc.equal(stopped["status"], "error")).select(
+                ["video_id", "path", "error_type", "reason"]).to_pylist():
             out.errors.append({"video_id": row["video_id"], "path": row["path"], "stage": self.stage,
                                "error_type": row["error_type"], "message": row["reason"]})
         filtered = stopped.filter(pc.equal(stopped["status"], "filtered"))["reason"]
         out.reasons.update(dict(zip(*_counts(filtered), strict=True)))
-        self.next.append(rows.filter(pc.equal(rows["status"], "ok")).select(["video_id", "path"]))
 
     def end(self) -> None:
         """Videos of the walk this stage has no row for are short (or lost, when the driver saw them fail)."""
         out = self.out
-        matched = pa.chunked_array([c for m in self.matched for c in m.chunks], pa.string())
-        missing = self.walking.filter(pc.invert(pc.is_in(self.keys, value_set=matched)))
+        missing = self.found.take(pa.array(np.flatnonzero(self.walking & ~self.seen)))
         for vid, path in zip(*missing.to_pydict().values(), strict=True):
             if vid in self.lost:
                 row = self.lost[vid]
@@ -86,13 +94,12 @@ class Walk:
             else:
                 out.short[vid] = (path, self.stage)
                 out.states["short"] += 1
-        self.walking = pa.concat_tables(self.next) if self.next else self.walking.slice(0, 0)
-        self.matched, self.next = [], []
+        self.walking &= self.ok
 
     def outcomes(self) -> Outcomes:
         """Where every input stands, once every stage has been stepped through."""
-        self.out.states["ok"] += self.walking.num_rows
-        self.walking = self.walking.slice(0, 0)
+        self.out.states["ok"] += int(self.walking.sum())
+        self.walking[:] = False
         return self.out
 
 

@@ -28,7 +28,7 @@ from annotator.executors.work import WorkQueue
 from annotator.inputs import ID_RULE, discover_table
 from annotator.models import refs as model_refs
 from annotator.outcomes import Outcomes, Walk
-from annotator.rundir import INPUTS_SCHEMA, IndexCompactor, RunDir, row_keys
+from annotator.rundir import INPUTS_SCHEMA, IndexCompactor, RunDir, locate
 from annotator.stage import Stage
 from annotator.status import RunStats, collect, cost_table, summed_counters
 
@@ -181,7 +181,7 @@ class Pipeline:
                 built.stage.bind(rundir.root)
                 stale = built.stage.stale(rundir.latest(built.name, self.fingerprints[built.name]))
                 rows = rows.filter(pc.invert(pc.is_in(rows["video_id"], pa.array(sorted(stale), pa.string()))))
-            at = pc.index_in(row_keys(walking), value_set=row_keys(rows).combine_chunks())
+            at = locate(walking, rows)  # rows: one per video id
             status = pc.fill_null(pc.take(rows["status"], at), "")
             ok, filtered = pc.equal(status, "ok"), pc.equal(status, "filtered")
             stopped = walking.filter(pc.invert(pc.or_(ok, filtered)))
@@ -302,19 +302,18 @@ class Pipeline:
         rundir.write_errors(result.error_rows())
         for built in self.stages:
             rundir.collect_garbage(built.name)
-        finished = rundir.finished_table()
+        finished = rundir.finished_table(compacted=True, columns=("video_id", "shard"))
         rundir.drop_stale_exports(finished)
         if not keep_frames:
             storage.remove(rundir.path("frames"))
-        qa = rundir.read_export("qa", ["video_id"], finished)  # ids only: the driver never loads masks
-        objects = rundir.read_export("objects", ["video_id"], finished)
+        qa, with_qa = rundir.export_counts("qa", finished)  # ids only, a part at a time: never the masks
+        objects, _ = rundir.export_counts("objects", finished)
+        del finished
         states = result.states
         ok = states["ok"]
-        with_qa = pc.count_distinct(qa["video_id"]).as_py() if qa.num_rows else 0
         summary = RunSummary(
             run_dir=rundir.root, videos=found.num_rows, completed=ok, errors=states["error"] + states["short"],
-            qa=qa.num_rows,
-            objects=objects.num_rows, reused=reused, seconds=round(time.time() - started, 2),
+            qa=qa, objects=objects, reused=reused, seconds=round(time.time() - started, 2),
             filtered=states["filtered"], pending=states["pending"],
         )
         manifest["finished"] = datetime.now(UTC).isoformat()

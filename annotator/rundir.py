@@ -68,9 +68,18 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def row_keys(table: pa.Table) -> pa.ChunkedArray:
-    """One string per row from its video id and path: what Arrow set lookups match rows of two tables by."""
-    return pc.binary_join_element_wise(table["video_id"], table["path"], "\x00")
+def locate(table: pa.Table, current: pa.Table) -> pa.Array:
+    """Each row's position in `current` (video_id, path), null where its video is not there or has another path.
+    A join on both keys whose hash table is built on `table` (a batch) and probed with `current` (the input set):
+    what a batch costs is its own rows, however many inputs there are."""
+    probe = current.select(["video_id", "path"]).append_column(
+        "_row", pa.array(np.arange(current.num_rows, dtype=np.int64)))
+    build = table.select(["video_id", "path"]).append_column("_pos", pa.array(np.arange(table.num_rows,
+                                                                                       dtype=np.int64)))
+    pairs = probe.join(build, keys=["video_id", "path"], join_type="inner", use_threads=False)
+    at = np.full(table.num_rows, -1, dtype=np.int64)
+    at[pairs["_pos"].to_numpy()] = pairs["_row"].to_numpy()
+    return pa.array(at, mask=at < 0)
 
 
 def with_order(table: pa.Table) -> pa.Table:
@@ -100,6 +109,25 @@ def newest(table: pa.Table, keys: list[str]) -> pa.Table:
         equal = pc.fill_null(pc.equal(column.slice(0, len(column) - 1), column.slice(1)), False)
         same = equal if same is None else pc.and_(same, equal)
     return table.take(order.filter(pa.concat_arrays([pc.invert(same), pa.array([True])])))
+
+
+def _keep(table: pa.Table, mask: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """`table.filter(mask)`, without the copy when every row is kept (the common case: a run's own rows)."""
+    return table if pc.all(mask, skip_nulls=False, min_count=0).as_py() is True else table.filter(mask)
+
+
+def _by_shard(finished: pa.Table) -> Callable[[str], pa.Array]:
+    """shard name -> the video ids of `finished` whose current rows it holds: one sort, then a slice per name."""
+    order = pc.sort_indices(finished["shard"])
+    ids = pc.take(finished["video_id"], order).combine_chunks()
+    counts = pc.value_counts(pc.take(finished["shard"], order)) if finished.num_rows else None
+    spans: dict[str, tuple[int, int]] = {}
+    if counts is not None:
+        start = 0
+        for name, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+            spans[name] = (start, count)
+            start += count
+    return lambda name: ids.slice(*spans.get(name, (0, 0)))
 
 
 class IndexCompactor:
@@ -207,11 +235,27 @@ class RunDir:
         schema = INDEX_SCHEMA if columns is None else pa.schema([INDEX_SCHEMA.field(c) for c in columns])
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
-    def index_batches(self, stage: str, columns: list[str], rows: int = 65_536) -> Iterator[pa.Table]:
+    def index_batches(self, stage: str, columns: list[str], rows: int = 16_384) -> Iterator[pa.Table]:
         """A stage's index rows a batch at a time (the newest-row rule not applied: for an index just compacted,
         where a video has one row per fingerprint and path)."""
         for path in storage.list_files(self.index_dir(stage), ".parquet"):
             yield from storage.read_batches(path, columns, rows)
+
+    def current_batches(self, stage: str, fingerprint: str, columns: list[str], current: pa.Table | None = None,
+                        compacted: bool = False) -> Iterator[pa.Table]:
+        """A stage's newest rows with `fingerprint`; with `current` (video_id, path), only those of its videos, each
+        with its position there (`_row`, see `locate`). `compacted` (right after a full compaction): the index a
+        batch at a time, never whole; otherwise one table. Only the batch in hand is held: each step rebinds it."""
+        if compacted:
+            batches: Iterable[pa.Table] = self.index_batches(stage, [*columns, "fingerprint"])
+        else:
+            batches = [self.newest_rows(stage, fingerprint, [*columns, "fingerprint"])]
+        for batch in batches:
+            batch = _keep(batch, pc.equal(batch["fingerprint"], fingerprint)).select(columns)
+            if current is not None:
+                batch = batch.append_column("_row", locate(batch, current))
+                batch = _keep(batch, pc.is_valid(batch["_row"]))
+            yield batch
 
     def newest_rows(self, stage: str, fingerprint: str | None = None, columns: list[str] | None = None
                     ) -> pa.Table:
@@ -286,36 +330,57 @@ class RunDir:
             files = [f for f in files if not storage.name(f).startswith("compacted-")]
         if len(files) < 2:
             return
-        keep = self._newest_of(files, ["video_id", "fingerprint", "path"])
+        drop = self._superseded(files, ["video_id", "fingerprint", "path"])
         target = storage.join(self.index_dir(stage), f"compacted-{new_worker_id()}.parquet")
         with storage.spooled(target, "wb") as handle:  # file by file: memory holds one of them and the keys
             writer = pq.ParquetWriter(handle, INDEX_SCHEMA, compression="zstd", store_schema=False)
-            for rows, path in zip(keep, files, strict=True):
-                if len(rows):
-                    table = with_order(storage.read_table(path)).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
-                    writer.write_table(table if len(rows) == table.num_rows else table.take(rows))
+            for gone, path in zip(drop, files, strict=True):
+                table = with_order(storage.read_table(path)).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+                if len(gone):
+                    keep = np.ones(table.num_rows, dtype=bool)
+                    keep[gone] = False
+                    table = table.filter(pa.array(keep))
+                if table.num_rows:
+                    writer.write_table(table)
             writer.close()
         for f in files:
             storage.remove(f)
         storage.release_memory()
 
     @staticmethod
-    def _newest_of(files: list[str], keys: list[str]) -> list[pa.Array]:
-        """Per file, the rows that are the newest of their `keys` across all `files`, read from the key and order
-        columns only."""
-        tables = [with_order(t).select([*keys, "generation", "worker", "seq"])
-                  for t in storage.read_tables(files, [*keys, "generation", "worker", "seq", "finished"])]
-        sizes = [t.num_rows for t in tables]
-        narrow = pa.concat_tables(tables).append_column("_at", pa.array(np.arange(sum(sizes), dtype=np.int64)))
+    def _superseded(files: list[str], keys: list[str]) -> list[np.ndarray]:
+        """Per file, the positions of its rows a newer row of the same `keys` supersedes. Only videos with more
+        than one row are ordered: the video ids are read first, then the key and order columns of just those
+        videos' rows (filtered in the reading threads), so a run whose videos each have one row holds its ids."""
+        ids = storage.read_tables(files, ["video_id"])
+        counts = pc.value_counts(pa.chunked_array([c for t in ids for c in t["video_id"].chunks], pa.string()))
+        twice = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+        del ids, counts
+        none = [np.zeros(0, dtype=np.int64) for _ in files]
+        if not len(twice):
+            return none
+
+        def repeated(table: pa.Table) -> pa.Table:
+            table = with_order(table).select([*keys, "generation", "worker", "seq"])
+            table = table.append_column("_at", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+            return table.filter(pc.is_in(table["video_id"], value_set=twice))
+
+        tables = storage.read_tables(files, [*keys, "generation", "worker", "seq", "finished"], then=repeated)
+        file = np.concatenate([np.full(t.num_rows, i, dtype=np.int64) for i, t in enumerate(tables)])
+        narrow = pa.concat_tables(tables)
         del tables
-        winners = np.sort(newest(narrow, keys)["_at"].to_numpy())
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        cuts = np.searchsorted(winners, bounds)
-        return [pa.array(winners[cuts[i] : cuts[i + 1]] - bounds[i]) for i in range(len(files))]
+        lost = np.ones(narrow.num_rows, dtype=bool)
+        lost[newest(narrow.append_column("_n", pa.array(np.arange(narrow.num_rows))), keys)["_n"].to_numpy()] = False
+        order = np.argsort(file[lost], kind="stable")
+        at, file = narrow["_at"].to_numpy()[lost][order], file[lost][order]
+        return np.split(at, np.searchsorted(file, np.arange(1, len(files))))
 
     def collect_garbage(self, stage: str) -> int:
-        """Remove data shards no index names (left by a worker killed between data and index). Returns count."""
-        named = set(pc.unique(self.read_index(stage, ["shard"]).column("shard")).to_pylist())
+        """Remove data shards no index names (left by a worker killed between data and index). Returns count. The
+        index is read a batch at a time: what is held is the set of shard names."""
+        named: set[str] = set()
+        for batch in self.index_batches(stage, ["shard"]):
+            named.update(pc.unique(batch["shard"]).to_pylist())
         removed = 0
         for f in storage.list_files(self.stage_dir(stage), ".parquet"):
             if storage.name(f) not in named:
@@ -350,15 +415,23 @@ class RunDir:
         inputs = storage.read_table(self.inputs_path, ["video_id", "path", "status"])
         return inputs.filter(pc.equal(inputs["status"], "queued")).select(["video_id", "path"])
 
-    def finished_table(self) -> pa.Table:
+    def finished_table(self, compacted: bool = False, columns: tuple[str, ...] = ("video_id", "path", "shard")
+                       ) -> pa.Table:
         """(video_id, path, shard) of every video whose final stage's newest row is ok with the run's
-        configuration, in the current input set: Arrow throughout."""
+        configuration, in the current input set: Arrow throughout. `compacted`: the final stage's index was just
+        compacted (`current_batches`); `columns`: only those kept."""
         manifest = self.read_manifest()
         last = manifest["stages"][-1]["stage"]
-        rows = self.newest_rows(last, manifest["fingerprints"][last], ["video_id", "path", "status", "shard"])
-        rows = rows.filter(pc.equal(rows["status"], "ok")).select(["video_id", "path", "shard"])
         current = self.current_table()
-        return rows.filter(pc.is_in(row_keys(rows), row_keys(current))) if current.num_rows else rows
+        parts = [_keep(b, pc.equal(b["status"], "ok")).select(list(columns))
+                 for b in self.current_batches(last, manifest["fingerprints"][last],
+                                               ["video_id", "path", "status", "shard"],
+                                               current if current.num_rows else None, compacted)]
+        del current
+        schema = pa.schema([INDEX_SCHEMA.field(c) for c in columns])
+        table = pa.concat_tables(parts).combine_chunks() if parts else schema.empty_table()
+        storage.release_memory()
+        return table
 
     def finished_videos(self) -> dict[str, dict[str, Any]]:
         """video_id -> (path, shard) of `finished_table` (small runs and tests)."""
@@ -367,15 +440,17 @@ class RunDir:
     def current_parts(self, table: str, columns: list[str] | None = None,
                       finished: pa.Table | None = None) -> Iterator[tuple[str, pa.Table]]:
         """(part, its rows of current videos) for each export part of `table`: a video's rows count only in the
-        part its current final index row names (`finished`: `finished_table()`, when the caller has it)."""
+        part its current final index row names (`finished`: `finished_table()`, when the caller has it). The
+        finished videos are grouped by part once (a sort), not scanned again for every part."""
         finished = self.finished_table() if finished is None else finished
+        by_part = _by_shard(finished)
         for part in self.export_parts(table):
-            ids = finished.filter(pc.equal(finished["shard"], storage.name(part)))["video_id"]
+            ids = by_part(storage.name(part))
             if not len(ids):
                 yield part, storage.read_table(part, columns).slice(0, 0)
                 continue
             data = storage.read_table(part, columns)
-            yield part, data.filter(pc.is_in(data["video_id"], ids))
+            yield part, _keep(data, pc.is_in(data["video_id"], value_set=ids))
 
     def read_export(self, table: str, columns: list[str] | None = None,
                     finished: pa.Table | None = None) -> pa.Table:
@@ -387,6 +462,15 @@ class RunDir:
             empty = SCHEMAS[table].empty_table()
             return empty.select(columns) if columns else empty
         return pa.concat_tables(tables).sort_by("video_id")
+
+    def export_counts(self, table: str, finished: pa.Table | None = None) -> tuple[int, int]:
+        """(rows, videos) of an export table's current rows, counted a part at a time from the video ids (a
+        video's current rows are all in one part)."""
+        rows = videos = 0
+        for _, data in self.current_parts(table, ["video_id"], finished):
+            rows += data.num_rows
+            videos += pc.count_distinct(data["video_id"]).as_py() if data.num_rows else 0
+        return rows, videos
 
     def drop_stale_exports(self, finished: pa.Table | None = None) -> int:
         """Remove export parts that no current final row names (superseded by a changed configuration)."""

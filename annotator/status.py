@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ import pyarrow.compute as pc
 
 from annotator import storage
 from annotator.outcomes import Walk
-from annotator.rundir import RunDir, row_keys
+from annotator.rundir import RunDir, locate
 
 COLUMNS = ["video_id", "path", "status", "error_type", "reason", "seconds", "busy", "node", "worker", "finished",
            "counters"]  # what the tables below read of an index row
@@ -56,23 +55,41 @@ def _total(column: pa.ChunkedArray) -> float:
     return float(pc.sum(pc.fill_null(column, 0.0)).as_py() or 0.0) if len(column) else 0.0
 
 
-def _calls(rows: pa.Table) -> pa.Table:
-    """(worker, finished, busy) per call: a call's rows share their worker and end time, their busy shares add up
-    to its wall time."""
-    return rows.select(["worker", "finished", "busy"]).group_by(["worker", "finished"]).aggregate([("busy", "sum")])
+class Span:
+    """Seconds a stage was working: from its first call's start to its last call's end, rows folded a batch at a
+    time. A call's rows share their worker and end time, and their busy shares add up to its wall time. They are
+    also contiguous (a worker appends a call's rows under one lock, compaction keeps each file's order), so only
+    the call of a batch's last row can go on in the next batch: it is carried, every other call becomes two
+    numbers. (One table, as `status` reads a live run, is one batch: any order.)"""
 
+    def __init__(self) -> None:
+        self.first, self.last = float("inf"), float("-inf")
+        self.open: pa.Table | None = None  # the last call's (worker, finished, busy) so far
 
-def _span(calls: list[pa.Table]) -> float:
-    """Seconds the stage was working: from its first call's start to its last call's end (`_calls` of each batch
-    of rows, merged: a call's rows may come in two batches)."""
-    calls = [c for c in calls if c.num_rows]
-    if not calls:
-        return 0.0
-    merged = pa.concat_tables(calls).rename_columns(["worker", "finished", "busy"])
-    merged = merged.group_by(["worker", "finished"]).aggregate([("busy", "sum")])
-    ends = merged["finished"]
-    starts = pc.subtract(ends, pc.fill_null(merged["busy_sum"], 0.0))
-    return float(pc.max(ends).as_py()) - float(pc.min(starts).as_py())
+    def add(self, rows: pa.Table) -> None:
+        if not rows.num_rows:
+            return
+        part = rows.select(["worker", "finished", "busy"])
+        worker, finished = part["worker"][-1], part["finished"][-1]
+        if self.open is not None:
+            part = pa.concat_tables([self.open, part])
+        calls = part.group_by(["worker", "finished"]).aggregate([("busy", "sum")])
+        calls = pa.table({"worker": calls["worker"], "finished": calls["finished"], "busy": calls["busy_sum"]})
+        tail = pc.and_(pc.equal(calls["worker"], worker), pc.equal(calls["finished"], finished))
+        self._fold(calls.filter(pc.invert(tail)))
+        self.open = calls.filter(tail)
+
+    def _fold(self, calls: pa.Table) -> None:
+        if calls.num_rows:
+            starts = pc.subtract(calls["finished"], pc.fill_null(calls["busy"], 0.0))
+            self.first = min(self.first, float(pc.min(starts).as_py()))
+            self.last = max(self.last, float(pc.max(calls["finished"]).as_py()))
+
+    def seconds(self) -> float:
+        if self.open is not None:
+            self._fold(self.open)
+            self.open = None
+        return self.last - self.first if self.last >= self.first else 0.0
 
 
 def counter_sums(rows: pa.Table) -> Counter[str]:
@@ -98,7 +115,8 @@ class StageFold:
         self.out = StageStats(entry["stage"], float(entry.get("gpus") or 0.0))
         self.started = started
         self.served = {"recent": [0, 0], "all": [0, 0]}  # requests, output tokens
-        self.calls: dict[str, list[pa.Table]] = {"recent": [], "all": []}
+        self.spans = {"recent": Span(), "all": Span()}
+        self.any_recent = False
 
     def add(self, rows: pa.Table) -> None:
         out, stage = self.out, self.out.stage
@@ -113,10 +131,12 @@ class StageFold:
         fresh = pc.greater_equal(rows["finished"], self.started)
         out.recent_ok += int(pc.sum(pc.and_(pc.equal(rows["status"], "ok"), fresh)).as_py() or 0)
         out.counters.update(counter_sums(rows))
-        for name, part in (("recent", rows.filter(fresh)), ("all", rows)):
+        recent = rows if pc.all(fresh).as_py() else rows.filter(fresh)
+        for name, part in (("recent", recent), ("all", rows)):
             self.served[name][0] += counter(part, f"{stage}.requests")
             self.served[name][1] += counter(part, f"{stage}.output_tokens")
-            self.calls[name].append(_calls(part))
+            self.spans[name].add(part)
+        self.any_recent = self.any_recent or recent.num_rows > 0
         out.errors += [{"video_id": r["video_id"], "path": r["path"], "stage": stage, "error_type": r["error_type"],
                         "message": r["reason"]}
                        for r in rows.filter(pc.equal(rows["status"], "error")).select(
@@ -124,9 +144,9 @@ class StageFold:
 
     def result(self) -> StageStats:
         """Requests, tokens and span over this run invocation's rows (all rows when it wrote none)."""
-        name = "recent" if any(c.num_rows for c in self.calls["recent"]) else "all"
+        name = "recent" if self.any_recent else "all"
         self.out.requests, self.out.tokens = self.served[name]
-        self.out.span = _span(self.calls[name])
+        self.out.span = self.spans[name].seconds()
         return self.out
 
 
@@ -138,24 +158,18 @@ def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None =
     video, fingerprint and path): a stage's index is read a row group at a time, not held whole."""
     started = datetime.fromisoformat(manifest["started"]).timestamp()
     current = rundir.current_table() if current is None else current
-    keys = row_keys(current)
     driver = rundir.read_errors()
     if driver.num_rows and current.num_rows:
-        driver = driver.filter(pc.is_in(row_keys(driver), keys))
+        driver = driver.filter(pc.is_valid(locate(driver, current)))
     stats = []
     entries = manifest["stages"]
     for i, entry in enumerate(entries):
         stage, fingerprint = entry["stage"], manifest["fingerprints"][entry["stage"]]
-        if compacted:
-            batches: Iterable[pa.Table] = (b.filter(pc.equal(b["fingerprint"], fingerprint)).select(COLUMNS)
-                                           for b in rundir.index_batches(stage, [*COLUMNS, "fingerprint"]))
-        else:
-            batches = [rundir.newest_rows(stage, fingerprint, COLUMNS)]
         fold = StageFold(entry, started)
         if walk is not None:
             walk.begin(stage)
-        for rows in batches:
-            rows = rows.filter(pc.is_in(row_keys(rows), keys)) if len(keys) else rows
+        for rows in rundir.current_batches(stage, fingerprint, COLUMNS, current if current.num_rows else None,
+                                           compacted):
             if walk is not None:
                 walk.add(rows)
             fold.add(rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -208,14 +208,17 @@ def put_file(local: str, path: str) -> None:
 READ_THREADS = 16  # files fetched at once: an object store answers each in tens of milliseconds
 
 
-def read_tables(paths: list[str], columns: list[str] | None = None, missing_ok: bool = False) -> list[pa.Table]:
+def read_tables(paths: list[str], columns: list[str] | None = None, missing_ok: bool = False,
+                then: Callable[[pa.Table], pa.Table] | None = None) -> list[pa.Table]:
     """Many Parquet files, fetched in parallel threads (an object store's latency, not its bandwidth, is what a
     run's many small index files cost read one after another), in the order given. With `missing_ok`, a file gone
-    meanwhile (compacted away) is left out."""
+    meanwhile (compacted away) is left out. `then`: applied to each table in its thread, so what is held of a
+    file is what it keeps (a filter), not the file."""
 
     def one(path: str) -> pa.Table | None:
         try:
-            return read_table(path, columns)
+            table = read_table(path, columns)
+            return table if then is None else then(table)
         except FileNotFoundError:
             if missing_ok:
                 return None
