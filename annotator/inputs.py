@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -80,9 +81,12 @@ def video_id(root: str, path: str, folder: bool = False, rule: int = ID_RULE) ->
 
 
 class _Walk:
+    """What a discovery found, as Arrow chunks of one root each (no Python object per video kept), and what it
+    skipped with reasons."""
+
     def __init__(self, recursive: bool) -> None:
         self.recursive = recursive
-        self.found: list[tuple[str, str, bool]] = []  # (root, path, is frame folder)
+        self.found: list[tuple[str, pa.Array, bool]] = []  # (root, paths, are frame folders)
         self.skipped: list[Input] = []
         self.seen: set[str] = set()
 
@@ -93,7 +97,7 @@ class _Walk:
         if _suffix(path) in FRAME_SUFFIXES:
             self.skip(path, "an image, not a video (a folder of images is read as one video's frames)")
         elif is_video_file(path):
-            self.found.append((root, path, False))
+            self.found.append((root, pa.array([path], pa.string()), False))
         else:
             self.skip(path, "not a video: FFmpeg finds no video stream in it")
 
@@ -111,33 +115,34 @@ class _Walk:
         except OSError as exc:
             self.skip(path, f"cannot be read ({exc.strerror or type(exc).__name__})")
             return
-        files, folders = [], []
-        for name, kind in entries:
-            if name.startswith("."):
-                continue
+        entries = entries.filter(pc.invert(pc.starts_with(entries["name"], ".")))
+        kind = entries["kind"]
+        folders = [storage.join(path, n) for n in entries.filter(pc.equal(kind, "directory"))["name"].to_pylist()]
+        odd = entries.filter(pc.invert(pc.is_in(kind, pa.array(["file", "directory"]))))
+        for name, what in zip(odd["name"].to_pylist(), odd["kind"].to_pylist(), strict=True):
             child = storage.join(path, name)
-            if kind == "directory":
-                folders.append(child)
-            elif kind == "file":
-                files.append(child)
-            elif kind == "broken link":
-                self.skip(child, "broken symlink (its target does not exist)")
-            else:
-                self.skip(child, f"not a regular file ({kind})")
-        images = [f for f in files if _suffix(f) in FRAME_SUFFIXES]
-        others = [f for f in files if _suffix(f) not in FRAME_SUFFIXES]
-        kept = [is_video_file(f) for f in others]
-        videos = [f for f, video in zip(others, kept, strict=True) if video]
-        if images and not videos:  # a frame folder given itself is named after itself, not ""
-            self.found.append((root if path != root else path.rsplit("/", 1)[0], path, True))
-        for f in videos:
-            self.found.append((root, f, False))
-        for f, video in zip(others, kept, strict=True):
-            if not video:
-                self.skip(f, "not a video: FFmpeg finds no video stream in it")
-        if images and videos:
-            for f in images:
+            self.skip(child, "broken symlink (its target does not exist)" if what == "broken link"
+                      else f"not a regular file ({what})")
+        names = entries.filter(pc.equal(kind, "file"))["name"].combine_chunks()
+        del entries, kind, odd
+        suffix = _suffixes(names)
+        image = pc.is_in(suffix, pa.array(sorted(FRAME_SUFFIXES))).to_numpy(zero_copy_only=False)
+        video = pc.is_in(suffix, pa.array(sorted(VIDEO_SUFFIXES))).to_numpy(zero_copy_only=False).copy()
+        unknown = np.flatnonzero(~image & ~video)  # any other suffix is probed, one file at a time
+        for i, name in zip(unknown, names.take(pa.array(unknown)).to_pylist(), strict=True):
+            video[i] = is_video_file(storage.join(path, name))
+        paths = pc.binary_join_element_wise(pa.scalar(f"{path.rstrip('/')}/"), names, "")
+        videos = paths if video.all() else paths.filter(pa.array(video))
+        if image.any() and not len(videos):  # a frame folder given itself is named after itself, not ""
+            self.found.append((root if path != root else path.rsplit("/", 1)[0], pa.array([path], pa.string()), True))
+        if len(videos):
+            self.found.append((root, videos, False))
+        for f in paths.filter(pa.array(~image & ~video)).to_pylist():
+            self.skip(f, "not a video: FFmpeg finds no video stream in it")
+        if image.any() and len(videos):
+            for f in paths.filter(pa.array(image)).to_pylist():
                 self.skip(f, "stray image in a folder of videos (a frame folder holds images only)")
+        del names, paths, videos
         for sub in folders:
             if self.recursive:
                 self.folder(root, sub)
@@ -145,12 +150,28 @@ class _Walk:
                 self.skip(sub, "subfolder not searched (--no-recursive)")
 
 
-def _entries(path: str) -> list[tuple[str, str]]:
-    """(name, kind) of a folder's entries by name; kind is file, directory, broken link or another kind of
-    file. Names only: a folder of a million videos costs a million short tuples, not a million listing records.
+def _suffixes(names: pa.Array) -> pa.Array:
+    """Each name's lower-case suffix as `Path(name).suffix` gives it (`.mp4`; "" for none), in Arrow."""
+    if not len(names):
+        return pa.array([], pa.string())
+    found = pc.extract_regex(names, r"^.+(?P<s>\.[^.]+)$")
+    return pc.fill_null(pc.utf8_lower(found.field("s")), "")
+
+
+def _entries(path: str, chunk: int = 10_000) -> pa.Table:
+    """(name, kind) of a folder's entries, sorted by name; kind is file, directory, broken link or another kind
+    of file. Read into Arrow a chunk at a time: a folder of a million videos is never a million Python tuples.
     A symlink is what it points to."""
+    names: list[str] = []
+    kinds: list[str] = []
+    tables: list[pa.Table] = []
+
+    def flush() -> None:
+        tables.append(pa.table({"name": pa.array(names, pa.string()), "kind": pa.array(kinds, pa.string())}))
+        names.clear()
+        kinds.clear()
+
     if not storage.is_uri(path):
-        out = []
         with os.scandir(path) as found:
             for entry in found:
                 if entry.is_symlink():
@@ -158,12 +179,20 @@ def _entries(path: str) -> list[tuple[str, str]]:
                         else "broken link"
                 else:
                     kind = "directory" if entry.is_dir() else "file" if entry.is_file() else "other"
-                out.append((entry.name, kind))
-        return sorted(out)
-    fs, stripped = storage.filesystem(path)
-    out = [(storage.name(e["name"]), e["type"]) for e in fs.ls(stripped, detail=True)]
-    fs.invalidate_cache(stripped)  # the listing is not kept in fsspec's cache for the rest of the run
-    return sorted(out)
+                names.append(entry.name)
+                kinds.append(kind)
+                if len(names) >= chunk:
+                    flush()
+    else:
+        fs, stripped = storage.filesystem(path)
+        for e in fs.ls(stripped, detail=True):
+            names.append(storage.name(e["name"]))
+            kinds.append(e["type"])
+            if len(names) >= chunk:
+                flush()
+        fs.invalidate_cache(stripped)  # the listing is not kept in fsspec's cache for the rest of the run
+    flush()
+    return pa.concat_tables(tables).sort_by("name")
 
 
 def discover_table(paths: list[str | Path], recursive: bool = True, id_rule: int = ID_RULE
@@ -189,18 +218,25 @@ def discover(paths: list[str | Path], recursive: bool = True, id_rule: int = ID_
     return list(zip(found["video_id"].to_pylist(), found["path"].to_pylist(), strict=True)), skipped
 
 
-def assign_ids(found: list[tuple[str, str, bool]], rule: int = ID_RULE, chunk: int = 10_000) -> pa.Table:
-    """(video_id, path) in order, made a chunk at a time into Arrow; the same path named twice is one input. Ids
-    that still collide (rule 1, or a file literally named like another's hashed id) get their path's hash."""
-    seen: set[str] = set()
-    ids, paths = [], []
-    for start in range(0, len(found), chunk):
-        rows = [(root, path, folder) for root, path, folder in found[start : start + chunk]
-                if path not in seen and not seen.add(path)]
-        ids.append(pa.array([video_id(root, path, folder, rule) for root, path, folder in rows], pa.string()))
-        paths.append(pa.array([path for _, path, _ in rows], pa.string()))
+def assign_ids(found: list[tuple[str, pa.Array, bool]], rule: int = ID_RULE, chunk: int = 10_000) -> pa.Table:
+    """(video_id, path) in order from chunks of (root, paths, are frame folders); ids made a chunk of rows at a
+    time; the same path named twice is one input. Ids that still collide (rule 1, or a file literally named like
+    another's hashed id) get their path's hash."""
+    paths = pa.chunked_array([p for _, p, _ in found], pa.string())
+    source = pa.chunked_array([pa.array(np.full(len(p), i, dtype=np.int32)) for i, (_, p, _) in enumerate(found)],
+                              pa.int32())
+    rows = pa.table({"path": paths, "chunk": source})
+    if rows.num_rows and pc.count_distinct(rows["path"]).as_py() < rows.num_rows:  # keep each path's first
+        first = rows.append_column("_i", pa.array(np.arange(rows.num_rows))).group_by("path", use_threads=False) \
+            .aggregate([("_i", "min")])["_i_min"]
+        rows = rows.take(pa.array(np.sort(first.to_numpy())))
+    ids = []
+    for start in range(0, rows.num_rows, chunk):
+        part = rows.slice(start, chunk)
+        ids.append(pa.array([video_id(found[c][0], path, found[c][2], rule) for path, c in zip(
+            part["path"].to_pylist(), part["chunk"].to_pylist(), strict=True)], pa.string()))
     table = pa.table({"video_id": pa.chunked_array(ids, pa.string()).combine_chunks(),
-                      "path": pa.chunked_array(paths, pa.string()).combine_chunks()})
+                      "path": rows["path"].combine_chunks()})
     counts = pc.value_counts(table["video_id"]) if table.num_rows else None
     if counts is None or pc.max(counts.field("counts")).as_py() < 2:
         return table
