@@ -187,17 +187,20 @@ class RunDir:
         storage.write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
     def read_manifest(self) -> dict[str, Any]:
-        if not storage.exists(self.manifest_path):
-            raise FileNotFoundError(f"{self.root} is not a run directory (no manifest.json)")
-        return json.loads(storage.read_text(self.manifest_path))
+        try:  # one request, not a HEAD and then a GET (so for every small file below)
+            return json.loads(storage.read_text(self.manifest_path))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.root} is not a run directory (no manifest.json)") from None
 
     def write_pools(self, sizes: dict[str, int]) -> None:
         """The Ray executor's current pool sizes (actors per pool), rewritten when one changes: `status` shows them."""
         storage.write_text(self.path("pools.json"), json.dumps(sizes, indent=2))
 
     def read_pools(self) -> dict[str, int]:
-        path = self.path("pools.json")
-        return json.loads(storage.read_text(path)) if storage.exists(path) else {}
+        try:
+            return json.loads(storage.read_text(self.path("pools.json")))
+        except FileNotFoundError:
+            return {}
 
     def write_inputs(self, rows: list[dict[str, str]] | pa.Table) -> None:
         table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=INPUTS_SCHEMA)
@@ -205,15 +208,17 @@ class RunDir:
 
     def skipped_inputs(self) -> list[dict[str, str]]:
         """The inputs.parquet rows of paths skipped, with their reasons (the queued ones stay unread as rows)."""
-        if not storage.exists(self.inputs_path):
+        try:
+            inputs = storage.read_table(self.inputs_path)
+        except FileNotFoundError:
             return []
-        inputs = storage.read_table(self.inputs_path)
         return inputs.filter(pc.equal(inputs["status"], "skipped")).to_pylist()
 
     def read_inputs(self) -> list[dict[str, str]]:
-        if not storage.exists(self.inputs_path):
+        try:
+            return storage.read_table(self.inputs_path).to_pylist()
+        except FileNotFoundError:
             return []
-        return storage.read_table(self.inputs_path).to_pylist()
 
     # shards and indexes --------------------------------------------------------------------------------
     def write_shard(self, stage: str, name: str, table: pa.Table) -> None:
@@ -394,9 +399,10 @@ class RunDir:
         storage.write_table(self.errors_path, pa.Table.from_pylist(keep, schema=ERRORS_SCHEMA))
 
     def read_errors(self) -> pa.Table:
-        if not storage.exists(self.errors_path):
+        try:
+            return storage.read_table(self.errors_path)
+        except FileNotFoundError:
             return ERRORS_SCHEMA.empty_table()
-        return storage.read_table(self.errors_path)
 
     def export_part(self, table: str, name: str) -> str:
         return storage.join(self.export_dir(), table, name)
@@ -410,9 +416,10 @@ class RunDir:
 
     def current_table(self) -> pa.Table:
         """`current_inputs` as an Arrow table (video_id, path): no Python row per input."""
-        if not storage.exists(self.inputs_path):
+        try:
+            inputs = storage.read_table(self.inputs_path, ["video_id", "path", "status"])
+        except FileNotFoundError:
             return pa.table({"video_id": pa.array([], pa.string()), "path": pa.array([], pa.string())})
-        inputs = storage.read_table(self.inputs_path, ["video_id", "path", "status"])
         return inputs.filter(pc.equal(inputs["status"], "queued")).select(["video_id", "path"])
 
     def finished_table(self, compacted: bool = False, columns: tuple[str, ...] = ("video_id", "path", "shard")

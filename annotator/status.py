@@ -1,7 +1,8 @@
 """Live accounting of a run from its indexes alone: works while workers are still writing them.
 
-The stages are read one at a time and each is folded into a small `StageStats` before the next is read, so the
-memory of `status`, and of the driver's end of run, is one stage's newest rows, not the whole run's.
+Each stage is folded into a small `StageStats` before the next is, so the memory of `status` is a few stages' newest
+rows (it reads `AHEAD` stages ahead while it folds one), and the driver's end of run a batch of rows, not the whole
+run's.
 
 Costs are measured against the speed of light: GPU-seconds per video and per masklet (a stage's busy time times
 the GPU share of its actors), and for served stages requests/s and output tokens/s (from the replies' `usage`)
@@ -11,7 +12,9 @@ over the time the stage was working, the figure to compare with `vllm bench thro
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,7 @@ from annotator.rundir import RunDir, locate
 
 COLUMNS = ["video_id", "path", "status", "error_type", "reason", "seconds", "busy", "node", "worker", "finished",
            "counters"]  # what the tables below read of an index row
+AHEAD = 2  # stages a live `status` reads ahead of the one it folds
 
 
 @dataclass
@@ -163,13 +167,14 @@ def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None =
         driver = driver.filter(pc.is_valid(locate(driver, current)))
     stats = []
     entries = manifest["stages"]
-    for i, entry in enumerate(entries):
-        stage, fingerprint = entry["stage"], manifest["fingerprints"][entry["stage"]]
+    reads = _stage_reads(rundir, [(e["stage"], manifest["fingerprints"][e["stage"]]) for e in entries],
+                         current if current.num_rows else None, compacted)
+    for i, (entry, batches) in enumerate(zip(entries, reads, strict=True)):
+        stage = entry["stage"]
         fold = StageFold(entry, started)
         if walk is not None:
             walk.begin(stage)
-        for rows in rundir.current_batches(stage, fingerprint, COLUMNS, current if current.num_rows else None,
-                                           compacted):
+        for rows in batches:
             if walk is not None:
                 walk.add(rows)
             fold.add(rows)
@@ -182,6 +187,29 @@ def collect(rundir: RunDir, manifest: dict[str, Any], current: pa.Table | None =
         stats.append(fold.result())
         storage.release_memory()
     return RunStats(stats, driver.to_pylist())
+
+
+def _stage_reads(rundir: RunDir, stages: list[tuple[str, str]], current: pa.Table | None, compacted: bool
+                 ) -> Iterator[Iterable[pa.Table]]:
+    """Each stage's current rows (`RunDir.current_batches`), in flow order. A live read (one table a stage) reads
+    `AHEAD` stages ahead, in threads, while the caller folds this one: on an object store a stage's read is mostly
+    waiting for replies (measured on the S3 test server: 7 stages read one after another were 0.7 s of a 10,000-video
+    run's 0.8 s `status`). At the end of a run (`compacted`) a stage is read a batch at a time, one stage after
+    another: its memory is one batch."""
+    if compacted:
+        for stage, fingerprint in stages:
+            yield rundir.current_batches(stage, fingerprint, COLUMNS, current, compacted)
+        return
+    with ThreadPoolExecutor(max_workers=AHEAD + 1) as pool:
+        todo = iter(stages)
+        reads: deque[Future[list[pa.Table]]] = deque()
+        for stage, fingerprint in todo:
+            reads.append(pool.submit(lambda s=stage, f=fingerprint: list(
+                rundir.current_batches(s, f, COLUMNS, current, compacted))))
+            if len(reads) > AHEAD:
+                yield reads.popleft().result()
+        while reads:
+            yield reads.popleft().result()
 
 
 def stage_table(manifest: dict[str, Any], stats: RunStats) -> tuple[list[dict[str, Any]], str]:

@@ -208,6 +208,17 @@ def put_file(local: str, path: str) -> None:
 READ_THREADS = 16  # files fetched at once: an object store answers each in tens of milliseconds
 
 
+@cache
+def _readers() -> ThreadPoolExecutor:
+    """The process's reading threads, made once: `status` reads several stages' files at once, and starting 16
+    threads per read cost it a tenth of its time. (Never used from one of its own threads: no read waits on
+    another.)"""
+    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="read")
+
+
+os.register_at_fork(after_in_child=_readers.cache_clear)  # a forked child starts its own threads
+
+
 def read_tables(paths: list[str], columns: list[str] | None = None, missing_ok: bool = False,
                 then: Callable[[pa.Table], pa.Table] | None = None) -> list[pa.Table]:
     """Many Parquet files, fetched in parallel threads (an object store's latency, not its bandwidth, is what a
@@ -224,11 +235,7 @@ def read_tables(paths: list[str], columns: list[str] | None = None, missing_ok: 
                 return None
             raise
 
-    if len(paths) < 2:
-        tables = [one(p) for p in paths]
-    else:
-        with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(paths))) as pool:
-            tables = list(pool.map(one, paths))
+    tables = [one(p) for p in paths] if len(paths) < 2 else list(_readers().map(one, paths))
     return [t for t in tables if t is not None]
 
 
