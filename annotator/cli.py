@@ -155,7 +155,7 @@ def _finished(output: str) -> int:
     from annotator.rundir import RunDir
 
     try:
-        return len(RunDir(output).finished_videos())
+        return RunDir(output).finished_table(columns=("video_id",)).num_rows
     except (OSError, KeyError, ValueError):
         return 0
 

@@ -175,11 +175,12 @@ class Pipeline:
         walking = found.select(["video_id", "path"])
         parts, reused, settled = [], Counter(), 0
         for i, built in enumerate(self.stages):
+            checks = type(built.stage).stale is not Stage.stale  # anything beyond the fingerprint
             rows = rundir.newest_rows(built.name, self.fingerprints[built.name],
-                                      ["video_id", "path", "status", "shard"])
-            if type(built.stage).stale is not Stage.stale:  # nothing beyond the fingerprint: no second index read
+                                      ["video_id", "path", "status", "shard", *(["counters"] if checks else [])])
+            if checks:
                 built.stage.bind(rundir.root)
-                stale = built.stage.stale(rundir.latest(built.name, self.fingerprints[built.name]))
+                stale = built.stage.stale(rows)
                 rows = rows.filter(pc.invert(pc.is_in(rows["video_id"], pa.array(sorted(stale), pa.string()))))
             at = locate(walking, rows)  # rows: one per video id
             status = pc.fill_null(pc.take(rows["status"], at), "")

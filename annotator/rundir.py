@@ -275,20 +275,17 @@ class RunDir:
         return table if columns is None else table.select(columns)
 
     def latest(self, stage: str, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
-        """video_id -> its newest index row for `stage` (with that fingerprint, when given)."""
+        """video_id -> its newest index row for `stage` (with that fingerprint, when given), as Python rows: for
+        tests and small runs; what runs, `status`, review and reports read stays Arrow (`newest_rows`)."""
         return {row["video_id"]: row for row in self.newest_rows(stage, fingerprint).to_pylist()}
-
-    def progress(self, stages: list[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
-        """video_id -> ok index rows of the stages it finished with today's fingerprints, in flow order.
-
-        Only the leading run of finished stages counts: an item is resumed after the last of them.
-        """
-        return self.settled(stages)[0]
 
     def settled(self, stages: list[tuple[str, str]]) -> tuple[dict[str, list[dict[str, Any]]],
                                                                 dict[str, dict[str, Any]]]:
-        """`progress`, and video_id -> the row where a stage *filtered* the item after that leading run: such
-        an item is settled (a quality check said no), not to be run again with the same configuration."""
+        """video_id -> ok index rows of the stages it finished with today's fingerprints, in flow order (only the
+        leading run of finished stages counts: an item resumes after the last of them); and video_id -> the row
+        where a stage *filtered* the item after that leading run: such an item is settled (a quality check said
+        no), not to be run again with the same configuration. Python rows, as `latest`: for tests (the run's own
+        walk is `Pipeline.work`)."""
         done: dict[str, list[dict[str, Any]]] = {}
         filtered: dict[str, dict[str, Any]] = {}
         for i, (stage, fingerprint) in enumerate(stages):
@@ -410,12 +407,9 @@ class RunDir:
     def export_parts(self, table: str) -> list[str]:
         return storage.list_files(storage.join(self.export_dir(), table), ".parquet")
 
-    def current_inputs(self) -> set[tuple[str, str]]:
-        """(video_id, path) of the run's current input set (empty before any run wrote one)."""
-        return {(r["video_id"], r["path"]) for r in self.read_inputs() if r["status"] == "queued"}
-
     def current_table(self) -> pa.Table:
-        """`current_inputs` as an Arrow table (video_id, path): no Python row per input."""
+        """(video_id, path) of the run's current input set (empty before any run wrote one), as Arrow: no Python
+        row per input."""
         try:
             inputs = storage.read_table(self.inputs_path, ["video_id", "path", "status"])
         except FileNotFoundError:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
+import pyarrow as pa
 from pydantic import ConfigDict, Field
 
 from annotator import frames, paths
@@ -120,9 +121,10 @@ class Stage(ABC):
     def engine_finish(self, item: VideoItem, reply: str | Exception) -> None:
         raise NotImplementedError(f"stage {self.name} has no engine")
 
-    def stale(self, rows: dict[str, dict[str, Any]]) -> set[str]:
-        """Videos whose finished result here (`rows`: video_id -> latest index row with today's fingerprint) no
-        longer holds for a reason the fingerprint cannot see (a reviewer's new decision): redone from here."""
+    def stale(self, rows: pa.Table) -> set[str]:
+        """Videos whose finished result here (`rows`: each video's newest index row with today's fingerprint, as
+        Arrow: video_id, status, counters) no longer holds for a reason the fingerprint cannot see (a reviewer's
+        new decision): redone from here."""
         return set()
 
     def params(self) -> dict[str, Any]:

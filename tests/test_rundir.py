@@ -57,7 +57,7 @@ def test_progress_counts_only_indexed_shards_of_todays_fingerprints(tmp_path: Pa
         _index_row("a", "caption", "f1", "part-w-000001.parquet"),
         _index_row("b", "caption", "old", "part-w-000001.parquet"),  # another configuration
     ])
-    progress = run.progress([("ingest", "f0"), ("caption", "f1")])
+    progress = run.settled([("ingest", "f0"), ("caption", "f1")])[0]
     assert {v: [r["stage"] for r in rows] for v, rows in progress.items()} == {"a": ["ingest", "caption"],
                                                                               "b": ["ingest"]}
     item = run.load_item("a", "/v/a.mp4", [("caption", outputs, "part-w-000001.parquet")])

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
 from matplotlib.patches import Patch
 
@@ -17,7 +20,7 @@ from annotator import frames, masks, storage
 from annotator.records import VideoItem
 from annotator.report.review_section import agreement_figures, render_section
 from annotator.report.stats import RunStats, compute
-from annotator.rundir import RunDir
+from annotator.rundir import RunDir, locate
 
 SECTIONS = ("counts", "objects-per-video", "track-lengths", "mask-areas", "top-phrases", "drop-reasons",
             "review", "machine-vs-review", "thumbnails")
@@ -121,25 +124,31 @@ class Settled:
 
 
 def settled_states(run: RunDir, manifest: dict) -> Settled:
-    """Read from the indexes, not from errors.parquet, so a run that was stopped midway is reported as it is."""
-    current = run.current_inputs()
-    out = Settled(total=len(current), finished=bool(manifest.get("finished")))
-    done: set[str] = set()
+    """Read from the indexes, not from errors.parquet, so a run that was stopped midway is reported as it is. A
+    stage's newest rows stay Arrow: only its error and filtered rows become Python rows."""
+    current = run.current_table()
+    out = Settled(total=current.num_rows, finished=bool(manifest.get("finished")))
+    done = []
+    columns = ["video_id", "path", "status", "error_type", "reason"]
     for entry in manifest["stages"]:
         stage = entry["stage"]
-        for vid, row in sorted(run.latest(stage, manifest["fingerprints"][stage]).items()):
-            if current and (vid, row["path"]) not in current:
-                continue
+        rows = run.newest_rows(stage, manifest["fingerprints"][stage], columns)
+        if current.num_rows:
+            rows = rows.filter(pc.is_valid(locate(rows, current)))
+        last = stage == manifest["stages"][-1]["stage"]
+        rows = rows.filter(pc.is_in(rows["status"], pa.array(["error", "filtered", *(["ok"] if last else [])])))
+        done.append(rows["video_id"])
+        for row in rows.filter(pc.not_equal(rows["status"], "ok")).sort_by("video_id").to_pylist():
+            vid = row["video_id"]
             if row["status"] == "error":
                 out.failed.append(f"{vid} ({row['path']}) {stage}: {row['error_type']}: {row['reason']}")
-                out.errors.append(row)
-                done.add(vid)
-            elif row["status"] == "filtered":
+                out.errors.append({**row, "stage": stage})
+            else:
                 out.filtered.append(f"{vid} ({row['path']}) {stage}: {row['reason']}")
-                done.add(vid)
-            elif row["status"] == "ok" and stage == manifest["stages"][-1]["stage"]:
-                done.add(vid)
-    out.unfinished = len({vid for vid, _ in current} - done)
+    ids = current["video_id"]
+    if done:
+        ids = ids.filter(pc.invert(pc.is_in(ids, pa.chunked_array(done, pa.string()).combine_chunks())))
+    out.unfinished = len(pc.unique(ids))
     return out
 
 
@@ -191,10 +200,10 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
     run = RunDir(run_dir)
     manifest = run.read_manifest()
-    items = run.final_items()
     settled = settled_states(run, manifest)
-    stats = compute(items, settled.errors)
-    page = render(stats, items, _review_outcomes(run, manifest), f"annotator report: {manifest['pipeline']['name']}",
+    stats = compute(run.iter_final_items(), settled.errors)  # a video at a time
+    examples = list(itertools.islice(run.iter_final_items(), 4))  # the thumbnails'
+    page = render(stats, examples, _review_outcomes(run, manifest), f"annotator report: {manifest['pipeline']['name']}",
                   run_root=run.root, settled=settled, agreement=agreement_figures(run, manifest))
     out = str(out) if out else run.path("report.html")
     storage.write_text(out, page)

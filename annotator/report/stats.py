@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from annotator import masks
@@ -26,7 +27,8 @@ class RunStats:
     dropped_objects: list[tuple[str, int, str, str]] = field(default_factory=list)  # video, object, phrase, reason
 
 
-def compute(items: list[VideoItem], errors: list[dict]) -> RunStats:
+def compute(items: Iterable[VideoItem], errors: list[dict]) -> RunStats:
+    """The figures over `items`, folded one at a time (a run's items are read a video at a time)."""
     stats = RunStats(errors=len(errors))
     stats.error_reasons.update(f"{e['stage']}: {e['error_type']}" for e in errors)
     for item in items:

@@ -10,12 +10,13 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from annotator.records import VideoItem
 from annotator.review import apply as decisions
 from annotator.review.store import Decision, DecisionStore, Leases
-from annotator.rundir import RunDir
+from annotator.rundir import RunDir, locate
 
 GATE = "review_gate"
 ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -38,39 +39,50 @@ class ReviewRun:
         self.store = DecisionStore(self.run.root)
         self.leases = Leases()
         self._lock = threading.Lock()
-        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._rows: pa.Table = pa.table({"video_id": pa.array([], pa.string())})
         self._queue: list[dict[str, Any]] = []
         self._read_at = 0.0
         self._items: OrderedDict[str, VideoItem] = OrderedDict()
 
     def refresh(self, max_age_s: float = 5.0) -> None:
-        """Re-read the indexes (a run may have released or added items) at most every `max_age_s`."""
+        """Re-read the indexes (a run may have released or added items) at most every `max_age_s`. The items are
+        kept as one Arrow table (gate row, then a shard column per stage before it), never a row per video in
+        Python: the server re-reads every few seconds, and a run may hold a million videos."""
         with self._lock:
             if time.time() - self._read_at < max_age_s:
                 return
-            current = self.run.current_inputs()
-            progress, _ = self.run.settled([(s, self.fingerprints[s]) for s in self.stages[:-1]])
-            gate = self.run.latest(GATE, self.fingerprints[GATE])
-            rows, queue = {}, []
-            for vid, row in gate.items():
-                before = progress.get(vid, [])
-                if (current and (vid, row["path"]) not in current) or len(before) != len(self.stages) - 1:
-                    continue
-                rows[vid] = [*before, row]
-                if row["status"] == "pending":
-                    queue.append({"video_id": vid, "path": row["path"]})
-            priorities = self._priorities([rows[q["video_id"]][-1] for q in queue])
+            columns = ["video_id", "path", "status", "shard"]
+            items = self.run.newest_rows(GATE, self.fingerprints[GATE], columns)
+            current = self.run.current_table()
+            if current.num_rows:
+                items = items.filter(pc.is_valid(locate(items, current)))
+            for i, stage in enumerate(self.stages[:-1]):  # every stage before the gate finished ok
+                rows = self.run.newest_rows(stage, self.fingerprints[stage], columns)
+                at = locate(items, rows)
+                ok = pc.fill_null(pc.equal(pc.take(rows["status"], at), "ok"), False)
+                items = items.filter(ok).append_column(f"s{i}", pc.take(rows["shard"], at).filter(ok))
+                del rows
+            pending = items.filter(pc.equal(items["status"], "pending")).select(["video_id", "path", "shard"])
+            queue = pending.select(["video_id", "path"]).to_pylist()
+            priorities = self._priorities(pending)
             for q in queue:
                 q["priority"] = priorities.get(q["video_id"], 0.0)
-            self._rows, self._read_at = rows, time.time()
+            self._rows, self._read_at = items.combine_chunks(), time.time()
             self._queue = sorted(queue, key=lambda q: (q["priority"], q["video_id"]))
             self._items.clear()
 
-    def _priorities(self, rows: list[dict[str, Any]]) -> dict[str, float]:
+    def _row(self, video_id: str) -> dict[str, Any] | None:
+        """The item's gate row and earlier shards (`s0`, `s1`, ...), or None when the run holds no such item."""
+        at = pc.index(self._rows["video_id"], video_id).as_py()
+        return None if at < 0 else self._rows.slice(at, 1).to_pylist()[0]
+
+    def _priorities(self, pending: pa.Table) -> dict[str, float]:
         out: dict[str, float] = {}
-        for shard in {r["shard"] for r in rows if r["shard"]}:
-            table = self.run.shard(GATE, shard).select(["video_id", "review_priority"])
-            out.update({r["video_id"]: r["review_priority"] or 0.0 for r in table.to_pylist()})
+        for shard in pc.unique(pending["shard"]).to_pylist():
+            if shard:
+                table = self.run.shard(GATE, shard).select(["video_id", "review_priority"])
+                table = table.filter(pc.is_in(table["video_id"], pending["video_id"]))
+                out.update({r["video_id"]: r["review_priority"] or 0.0 for r in table.to_pylist()})
         return out
 
     def queue(self) -> list[dict[str, Any]]:
@@ -87,15 +99,16 @@ class ReviewRun:
         for d in self.store.history():
             if d.field == "status":
                 status[d.item] = d
-        return sorted(vid for vid, d in status.items() if d.action != "policy" and vid in self._rows)
+        people = pa.array(sorted(vid for vid, d in status.items() if d.action != "policy"), pa.string())
+        return people.filter(pc.is_in(people, self._rows["video_id"])).to_pylist()
 
     def check_id(self, video_id: str) -> str:
         if not ID.match(video_id):
             raise ValueError(f"not an item id: {video_id[:80]!r}")
         self.refresh()
-        if video_id not in self._rows:
+        if self._row(video_id) is None:
             self.refresh(max_age_s=0.0)
-            if video_id not in self._rows:
+            if self._row(video_id) is None:
                 raise UnknownItem(video_id)
         return video_id
 
@@ -105,10 +118,12 @@ class ReviewRun:
         with self._lock:
             item = self._items.get(video_id)
             if item is None:
-                rows = self._rows[video_id]
-                item = self.run.load_item(video_id, rows[-1]["path"], [
-                    (r["stage"], self.outputs[r["stage"]], r["shard"]) for r in rows[:-1]])
-                item = self._gate_input(item, rows[-1])
+                row = self._row(video_id)
+                if row is None:  # gone with a refresh since check_id
+                    raise UnknownItem(video_id)
+                item = self.run.load_item(video_id, row["path"], [
+                    (stage, self.outputs[stage], row[f"s{i}"]) for i, stage in enumerate(self.stages[:-1])])
+                item = self._gate_input(item, row)
                 self._items[video_id] = item
                 while len(self._items) > 64:
                     self._items.popitem(last=False)

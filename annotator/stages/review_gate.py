@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from annotator.records import Hold, VideoItem
@@ -121,11 +123,17 @@ class ReviewGateStage(PerItemStage):
         item.count(self.name, {DECISION_COUNTER: max((d.id for d in current), default=0)})
         return item
 
-    def stale(self, rows: dict[str, dict[str, Any]]) -> set[str]:
-        """Finished items with a decision newer than the one applied: the next run redoes them from here."""
-        if not rows:
+    def stale(self, rows: pa.Table) -> set[str]:
+        """Finished items with a decision newer than the one applied: the next run redoes them from here. Only
+        the rows of items someone decided are looked at one by one."""
+        if not rows.num_rows:
             return set()
         newest = DecisionStore(self.run_root or "").last_ids()
+        if not newest:
+            return set()
+        decided = rows.filter(pc.and_(pc.is_in(rows["status"], pa.array(["ok", "filtered"])),
+                                      pc.is_in(rows["video_id"], pa.array(sorted(newest), pa.string()))))
         key = f"{self.name}.{DECISION_COUNTER}"
-        return {vid for vid, row in rows.items()
-                if row["status"] in ("ok", "filtered") and newest.get(vid, 0) > dict(row["counters"] or []).get(key, 0)}
+        applied = pc.fill_null(pc.map_lookup(decided["counters"], key, "first"), 0).to_pylist()
+        return {vid for vid, done in zip(decided["video_id"].to_pylist(), applied, strict=True)
+                if newest[vid] > done}
