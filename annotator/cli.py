@@ -370,7 +370,24 @@ _register_review(app)
 _register_trainer(app)
 
 
+POLLED = ("status", "export", "report")  # what scripts and dashboards run again and again
+
+
 def main() -> None:
+    """The `annotator` command. The polled commands leave without interpreter teardown once their output is
+    flushed: native thread pools still alive at exit (Arrow's, started by its first threaded Parquet read, and its
+    jemalloc background thread; OpenCV's, started when `cv2` is imported) can abort the teardown (`terminate called
+    without an active exception`, exit 134: a joinable `std::thread` destroyed), so a command that did its work
+    would report a crash. Nothing they write is pending by then: every file is closed before they return."""
+    if len(sys.argv) > 1 and sys.argv[1] in POLLED:
+        try:
+            app()
+            code = 0
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        _exit_now(code)
     app()
 
 

@@ -22,7 +22,7 @@ from tests.fake_flow import flow_specs
 pytestmark = pytest.mark.slow
 
 TRIES = 50
-CLI = ("import tests.fake_flow, sys; from annotator.cli import app; sys.argv = ['annotator', *sys.argv[1:]]; app()")
+CLI = ("import tests.fake_flow, sys; from annotator.cli import main; sys.argv = ['annotator', *sys.argv[1:]]; main()")
 
 
 def _pipeline(path: Path, cost_s: float) -> Path:
