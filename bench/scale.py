@@ -232,7 +232,7 @@ def main() -> None:
 
     def report(name: str, value: float, goal: float, unit: str) -> None:
         ratios[name] = value / goal
-        print(f"{name}: {value:.4g} {unit} (goal <= {goal:.4g} {unit}, ratio {value / goal:.2f})", flush=True)
+        print(f"{name}: {value:.4g} {unit} (goal <= {goal:.4g} {unit}, ratio {value / goal:.3f})", flush=True)
 
     try:
         runs = {}
@@ -278,7 +278,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if server is not None:
             server.terminate()
-    print(f"worst = {max(ratios.values()):.2f}")
+    print(f"worst = {max(ratios.values()):.3f}")
 
 
 if __name__ == "__main__":
