@@ -230,11 +230,17 @@ class RunDir:
                             compact=True)
 
     def read_index(self, stage: str, columns: list[str] | None = None) -> pa.Table:
-        """Every index row of a stage (all parts and compacted files): listed once, read in parallel; a part
-        compacted away meanwhile is left out (the compacted file holds its rows). `columns`: only those kept."""
-        files = storage.list_files(self.index_dir(stage), ".parquet")
+        """Every index row of a stage (all parts and compacted files): listed once, read in parallel. A file
+        compacted away between the listing and its read (a live run) sends the read back to a new listing: the
+        compacted file, written before its parts are removed, was not in the first (at most 3 listings; the last
+        is taken as it is). `columns`: only those kept."""
         read = None if columns is None else list(dict.fromkeys([*columns, "generation", "seq", "finished"]))
-        tables = [with_order(t) for t in storage.read_tables(files, read, missing_ok=True)]
+        for _ in range(3):
+            files = storage.list_files(self.index_dir(stage), ".parquet")
+            got = storage.read_tables(files, read, missing_ok=True)
+            if len(got) == len(files):
+                break
+        tables = [with_order(t) for t in got]
         if columns is not None:
             tables = [t.select(columns) for t in tables]
         schema = INDEX_SCHEMA if columns is None else pa.schema([INDEX_SCHEMA.field(c) for c in columns])

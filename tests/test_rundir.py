@@ -127,3 +127,25 @@ def test_the_newest_row_is_chosen_by_generation_worker_and_sequence_never_by_clo
         assert sorted(run.read_index("track", ["shard"])["shard"].to_pylist()) == (
             ["c2", "c3", "new", "old", "old", "old"] if _ == 0 else ["c3", "new", "old"])
         run.compact_index("track")
+
+
+def test_a_read_that_races_a_compaction_lists_again_and_loses_no_row(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    run = RunDir(tmp_path)
+    for i in range(4):
+        run.write_index("track", f"part-w-{i:06d}.parquet",
+                        [_index_row(f"v{i}", "track", "f1", f"s{i}", finished=1.0 + i)])
+    original, calls = storage.read_tables, []
+
+    def compacted_between(paths: list[str], *args: object, **kwargs: object) -> list[pa.Table]:
+        if kwargs.get("missing_ok"):  # the index read's own (compaction reads through here too)
+            calls.append(len(paths))
+            if len(calls) == 1:  # the driver's compactor runs after this read listed the parts, before it reads
+                run.compact_index("track")
+        return original(paths, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "read_tables", compacted_between)
+    rows = run.read_index("track", ["video_id", "shard"])
+    assert calls == [4, 1], "the parts were gone: listed again, it read the one compacted file"
+    assert sorted(rows["video_id"].to_pylist()) == ["v0", "v1", "v2", "v3"]
+    assert sorted(rows["shard"].to_pylist()) == ["s0", "s1", "s2", "s3"]
