@@ -268,6 +268,11 @@ class RunDir:
                 batch = _keep(batch, pc.is_valid(batch["_row"]))
             yield batch
 
+    def current_rows(self, stage: str, fingerprint: str, columns: list[str], current: pa.Table | None = None
+                     ) -> pa.Table:
+        """`current_batches` of a live index (not just compacted): one table."""
+        return next(self.current_batches(stage, fingerprint, columns, current))
+
     def newest_rows(self, stage: str, fingerprint: str | None = None, columns: list[str] | None = None
                     ) -> pa.Table:
         """Each video's newest index row for `stage` (with that fingerprint, when given), as an Arrow table;

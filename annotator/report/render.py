@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from annotator import frames, masks, storage
 from annotator.records import VideoItem
 from annotator.report.review_section import agreement_figures, render_section
 from annotator.report.stats import RunStats, compute
-from annotator.rundir import RunDir, locate
+from annotator.rundir import RunDir
 
 SECTIONS = ("counts", "objects-per-video", "track-lengths", "mask-areas", "top-phrases", "drop-reasons",
             "review", "machine-vs-review", "thumbnails")
@@ -132,13 +132,11 @@ def settled_states(run: RunDir, manifest: dict) -> Settled:
     columns = ["video_id", "path", "status", "error_type", "reason"]
     for entry in manifest["stages"]:
         stage = entry["stage"]
-        rows = run.newest_rows(stage, manifest["fingerprints"][stage], columns)
-        if current.num_rows:
-            rows = rows.filter(pc.is_valid(locate(rows, current)))
+        rows = run.current_rows(stage, manifest["fingerprints"][stage], columns, current if current.num_rows else None)
         last = stage == manifest["stages"][-1]["stage"]
         rows = rows.filter(pc.is_in(rows["status"], pa.array(["error", "filtered", *(["ok"] if last else [])])))
         done.append(rows["video_id"])
-        for row in rows.filter(pc.not_equal(rows["status"], "ok")).sort_by("video_id").to_pylist():
+        for row in rows.filter(pc.not_equal(rows["status"], "ok")).sort_by("video_id").select(columns).to_pylist():
             vid = row["video_id"]
             if row["status"] == "error":
                 out.failed.append(f"{vid} ({row['path']}) {stage}: {row['error_type']}: {row['reason']}")
@@ -201,8 +199,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
     run = RunDir(run_dir)
     manifest = run.read_manifest()
     settled = settled_states(run, manifest)
-    stats = compute(run.iter_final_items(), settled.errors)  # a video at a time
-    examples = list(itertools.islice(run.iter_final_items(), 4))  # the thumbnails'
+    examples: list[VideoItem] = []  # the thumbnails': the first few, kept as the one pass goes by
+
+    def first_kept(items: Iterator[VideoItem]) -> Iterator[VideoItem]:
+        for item in items:
+            if len(examples) < 4:
+                examples.append(item)
+            yield item
+
+    stats = compute(first_kept(run.iter_final_items()), settled.errors)  # a video at a time
     page = render(stats, examples, _review_outcomes(run, manifest), f"annotator report: {manifest['pipeline']['name']}",
                   run_root=run.root, settled=settled, agreement=agreement_figures(run, manifest))
     out = str(out) if out else run.path("report.html")

@@ -52,10 +52,9 @@ class ReviewRun:
             if time.time() - self._read_at < max_age_s:
                 return
             columns = ["video_id", "path", "status", "shard"]
-            items = self.run.newest_rows(GATE, self.fingerprints[GATE], columns)
             current = self.run.current_table()
-            if current.num_rows:
-                items = items.filter(pc.is_valid(locate(items, current)))
+            items = self.run.current_rows(GATE, self.fingerprints[GATE], columns,
+                                          current if current.num_rows else None).select(columns)
             for i, stage in enumerate(self.stages[:-1]):  # every stage before the gate finished ok
                 rows = self.run.newest_rows(stage, self.fingerprints[stage], columns)
                 at = locate(items, rows)
