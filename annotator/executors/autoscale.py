@@ -10,15 +10,17 @@ the largest stream rate T (videos/s) that every pool can sustain at once, where 
 holds; T is no faster than the first pool can let the remaining work in. A pool never gets more actors than its
 work can occupy, and one with no work left falls to its minimum. Resources still free after that go, one actor
 at a time, to the pool (past the first) whose work would take longest to clear, while its queue has work for one
-more actor. A pool not yet measured counts as fast as the measured median (all equal before the first call
-ends). An actor's share is what the stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as
-every resource is checked.
+more actor. A pool with no call finished yet is planned from what its running calls bound: none of them has
+ended, so one actor is at most as fast as its call's videos over the time the call has run, and that bound may
+only grow the pool; with no call running either, there is nothing to go on and the pool keeps its size (guessing
+it as fast as the others shrank a slow captioner at the start of a run). An actor's share is what the stage
+asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is checked.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 AUTOSCALE_INTERVAL_S = 10.0
 HORIZON_S = 30.0
@@ -38,6 +40,7 @@ class PoolLoad:
     upstream: int = 0  # videos that have still to reach it
     held: int = 2  # videos one actor holds at once (batch x calls in flight): a queue beyond that is a backlog
     first: bool = False  # its queue is the input: never a backlog to drain, never an extra actor
+    bound: float | None = None  # unmeasured: the most its running calls allow (videos over seconds so far)
 
     @property
     def fixed(self) -> bool:
@@ -81,8 +84,27 @@ def _clamp(n: int, load: PoolLoad) -> int:
     return min(n, load.hi) if load.hi is not None else n
 
 
+def _unmeasured(load: PoolLoad) -> PoolLoad:
+    """A pool with no finished call: planned at its bound, never below its size; held, without one."""
+    if load.rate is not None or load.fixed:
+        return load
+    if load.bound is None:
+        held = _clamp(load.size, load)
+        return replace(load, lo=held, hi=held)
+    return replace(load, rate=load.bound, lo=_clamp(load.size, load))
+
+
 def plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float = HORIZON_S) -> list[int]:
-    """New sizes, one per pool, within `capacity` (resource -> total)."""
+    """New sizes, one per pool, within `capacity` (resource -> total). Holding the unmeasured pools must not
+    keep a smaller cluster overfilled: then they are planned like the others, at their bound or the median."""
+    cautious = [_unmeasured(load) for load in loads]
+    sizes = _plan(cautious, capacity, horizon_s)
+    if fits(cautious, sizes, capacity):
+        return sizes
+    return _plan([replace(load, rate=load.rate or load.bound) for load in loads], capacity, horizon_s)
+
+
+def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float) -> list[int]:
     known = sorted(load.rate for load in loads if load.rate)
     default = known[len(known) // 2] if known else 1.0
     rates = [load.rate or default for load in loads]

@@ -192,7 +192,8 @@ class StreamScheduler:
         self.capacity = capacity or self._cluster_capacity
         self.plans = 0
         scaled = any(p.scale is not None for p in pools)
-        self.plan_at = clock() if scaled else float("inf")  # the first plan (all stages equally fast) at once
+        # the first plan once calls have had time to tell something (before that, every pool would be held)
+        self.plan_at = clock() + autoscale_interval_s if scaled else float("inf")
         for index, pool in enumerate(pools):  # each actor's progress clock starts once it is up
             for actor in range(len(pool.actors)):
                 self.calls[pool.actors[actor].ready.remote()] = _Call(index, actor, [], [], ping=True)
@@ -466,8 +467,10 @@ class StreamScheduler:
             queued = len(pool.queue) + len(pool.retry) + in_calls[index]
             size = pool.staying()
             low, high = pool.scale if pool.scale is not None else (size, size)
-            loads.append(PoolLoad(pool.name, pool.demand, size, low, high, pool.rate(), queued, ahead,
-                                  held=pool.batch_size * IN_FLIGHT_PER_ACTOR, first=index == 0))
+            rate = pool.rate()
+            loads.append(PoolLoad(pool.name, pool.demand, size, low, high, rate, queued, ahead,
+                                  held=pool.batch_size * IN_FLIGHT_PER_ACTOR, first=index == 0,
+                                  bound=self._rate_bound(index) if rate is None else None))
             ahead += queued
             pool.work_s, pool.work_videos = pool.work_s / 2, pool.work_videos / 2  # recent calls weigh most
         capacity = self.capacity()
@@ -495,33 +498,54 @@ class StreamScheduler:
         if changed:
             self._report_pools()
 
+    def _rate_bound(self, index: int) -> float | None:
+        """The fastest a pool with no finished call can be (`PoolLoad.bound`); None before any call started."""
+        pool, now, seen, best = self.pools[index], self.clock(), set(), None
+        for call in self.calls.values():  # in submission order: an actor's first call is the one running
+            if call.pool != index or call.ping or call.barrier is not None or call.actor in seen:
+                continue
+            seen.add(call.actor)
+            started = pool.progress[call.actor]
+            if started is not None and now > started:
+                best = max(best or 0.0, len(call.batch) / (now - started))
+        return best
+
     def _cluster_capacity(self) -> dict[str, float]:
         """What the autoscaler may plan with: what is free on the live nodes plus what our actors hold (on a
         shared cluster other jobs keep theirs; a lost node takes its share away)."""
         import ray
 
         total = _resources(ray.available_resources())
-        for pool in self.pools:
-            placed = sum(bool(node) and not gone for node, gone in zip(pool.nodes, pool.retired, strict=True))
+        for pool in self.pools:  # starting ones too: Ray has set their share aside before they answer
+            held = sum(not gone for gone in pool.retired)
             for resource, amount in pool.demand.items():
-                total[resource] = total.get(resource, 0.0) + amount * placed
+                total[resource] = total.get(resource, 0.0) + amount * held
         cluster = _resources(ray.cluster_resources())
         return {k: min(v, cluster.get(k, 0.0)) for k, v in total.items()}
 
     def _drain_one(self, index: int) -> None:
-        """Drain the actor whose leaving frees most: one not started yet, else one on the GPU the fewest
-        staying actors share (so whole GPUs come free for whole-GPU stages), else the idlest."""
-        held: dict[tuple[str, str], float] = {}
-        for pool in self.pools:
+        """Drain the actor whose leaving frees most: one not started yet; else one on a GPU that other pools'
+        actors share least, then that the fewest staying actors share, so that a pool shrinking by several
+        empties whole GPUs for whole-GPU stages (draining by the emptiest GPU alone left two halves of two GPUs
+        held, and the captioner it was shrunk for could not be placed); else the idlest."""
+        held: dict[tuple[str, str], float] = {}  # every staying actor's share per GPU, and this pool's alone
+        own: dict[tuple[str, str], float] = {}
+        for p, pool in enumerate(self.pools):
             for a in range(len(pool.actors)):
                 if not pool.retired[a] and not pool.draining[a]:
                     for gpu in pool.gpus[a]:
-                        key = (pool.nodes[a], gpu)
-                        held[key] = held.get(key, 0.0) + pool.demand.get("GPU", 0.0) / len(pool.gpus[a])
+                        key, share = (pool.nodes[a], gpu), pool.demand.get("GPU", 0.0) / len(pool.gpus[a])
+                        held[key] = held.get(key, 0.0) + share
+                        if p == index:
+                            own[key] = own.get(key, 0.0) + share
         pool = self.pools[index]
         staying = [a for a in range(len(pool.actors)) if not pool.retired[a] and not pool.draining[a]]
-        victim = min(staying, key=lambda a: (pool.healthy[a], sum(held[(pool.nodes[a], g)] for g in pool.gpus[a]),
-                                             pool.busy[a]))
+
+        def frees(a: int) -> tuple[bool, float, float, int]:
+            keys = [(pool.nodes[a], g) for g in pool.gpus[a]]
+            return (pool.healthy[a], sum(held[k] - own[k] for k in keys), sum(held[k] for k in keys), pool.busy[a])
+
+        victim = min(staying, key=frees)
         pool.draining[victim] = True
         self._retire_if_drained(index, victim)
 
