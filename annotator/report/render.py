@@ -19,7 +19,7 @@ from matplotlib.patches import Patch
 from annotator import frames, masks, storage
 from annotator.records import VideoItem
 from annotator.report.review_section import agreement_figures, render_section
-from annotator.report.stats import RunStats, compute
+from annotator.report.stats import LISTED, RunStats, compute
 from annotator.rundir import RunDir
 
 SECTIONS = ("counts", "objects-per-video", "track-lengths", "mask-areas", "top-phrases", "drop-reasons",
@@ -33,10 +33,12 @@ def _png(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _hist(values: list[float], title: str, xlabel: str, bins: int = 20) -> str:
+def _hist(counts: Counter, title: str, xlabel: str, bins: int = 20) -> str:
+    """A histogram of value -> count."""
     fig = Figure(figsize=(5, 3))
     ax = fig.subplots()
-    ax.hist(values if values else [0], bins=bins, color="#4c72b0")
+    values, weights = (list(counts), list(counts.values())) if counts else ([0], [1])
+    ax.hist(values, weights=weights, bins=bins, color="#4c72b0")
     ax.set(title=title, xlabel=xlabel, ylabel="count")
     return _png(fig)
 
@@ -98,13 +100,13 @@ def _img(src: str, alt: str) -> str:
     return f'<img src="{src}" alt="{html.escape(alt)}">'
 
 
-def _listing(rows: list[str], what: str, limit: int = 200) -> str:
-    """An HTML list of the first `limit` rows, saying how many more there are."""
-    if not rows:
+def _listing(rows: list[str], total: int, what: str) -> str:
+    """An HTML list of the rows kept (the first LISTED), saying how many more there are of `total`."""
+    if not total:
         return f"<p>No {what}.</p>"
-    more = f"<li>… and {len(rows) - limit} more</li>" if len(rows) > limit else ""
-    items = "".join(f"<li>{html.escape(r)}</li>" for r in rows[:limit])
-    return f"<p>{len(rows)} {what}:</p><ul>{items}{more}</ul>"
+    more = f"<li>… and {total - len(rows)} more</li>" if total > len(rows) else ""
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in rows)
+    return f"<p>{total} {what}:</p><ul>{items}{more}</ul>"
 
 
 def _table(counts: list[tuple[str, int]]) -> str:
@@ -115,9 +117,11 @@ def _table(counts: list[tuple[str, int]]) -> str:
 class Settled:
     """What the stage indexes say about the current input set: failed and filtered files, and what is left."""
 
-    failed: list[str] = field(default_factory=list)  # "video_id (path) stage: ErrorType: message"
-    errors: list[dict] = field(default_factory=list)  # their index rows (stage, error_type, ...)
-    filtered: list[str] = field(default_factory=list)  # "video_id (path) stage: reason"
+    failed: list[str] = field(default_factory=list)  # the first LISTED: "video_id (path) stage: ErrorType: message"
+    failed_count: int = 0
+    error_reasons: Counter[str] = field(default_factory=Counter)  # "stage: ErrorType" -> videos
+    filtered: list[str] = field(default_factory=list)  # the first LISTED: "video_id (path) stage: reason"
+    filtered_count: int = 0
     total: int = 0
     unfinished: int = 0
     finished: bool = True
@@ -125,7 +129,8 @@ class Settled:
 
 def settled_states(run: RunDir, manifest: dict) -> Settled:
     """Read from the indexes, not from errors.parquet, so a run that was stopped midway is reported as it is. A
-    stage's newest rows stay Arrow: only its error and filtered rows become Python rows."""
+    stage's newest rows stay Arrow: error kinds are counted there, and only the first LISTED error and filtered
+    rows become Python rows."""
     current = run.current_table()
     out = Settled(total=current.num_rows, finished=bool(manifest.get("finished")))
     done = []
@@ -136,13 +141,16 @@ def settled_states(run: RunDir, manifest: dict) -> Settled:
         last = stage == manifest["stages"][-1]["stage"]
         rows = rows.filter(pc.is_in(rows["status"], pa.array(["error", "filtered", *(["ok"] if last else [])])))
         done.append(rows["video_id"])
-        for row in rows.filter(pc.not_equal(rows["status"], "ok")).sort_by("video_id").select(columns).to_pylist():
-            vid = row["video_id"]
-            if row["status"] == "error":
-                out.failed.append(f"{vid} ({row['path']}) {stage}: {row['error_type']}: {row['reason']}")
-                out.errors.append({**row, "stage": stage})
-            else:
-                out.filtered.append(f"{vid} ({row['path']}) {stage}: {row['reason']}")
+        failed = rows.filter(pc.equal(rows["status"], "error"))
+        for kind in failed.group_by("error_type").aggregate([("video_id", "count")]).to_pylist():
+            out.error_reasons[f"{stage}: {kind['error_type']}"] += kind["video_id_count"]
+        out.failed_count += failed.num_rows
+        for row in failed.sort_by("video_id").slice(0, max(LISTED - len(out.failed), 0)).to_pylist():
+            out.failed.append(f"{row['video_id']} ({row['path']}) {stage}: {row['error_type']}: {row['reason']}")
+        filtered = rows.filter(pc.equal(rows["status"], "filtered"))
+        out.filtered_count += filtered.num_rows
+        for row in filtered.sort_by("video_id").slice(0, max(LISTED - len(out.filtered), 0)).to_pylist():
+            out.filtered.append(f"{row['video_id']} ({row['path']}) {stage}: {row['reason']}")
     ids = current["video_id"]
     if done:
         ids = ids.filter(pc.invert(pc.is_in(ids, pa.chunked_array(done, pa.string()).combine_chunks())))
@@ -164,14 +172,15 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
            agreement: dict | str = "No review figures.") -> str:
     settled = settled or Settled()
     counts = [("videos", stats.videos), ("QA triplets", stats.qa), ("objects", stats.objects),
-              ("masks", stats.masks), ("errors", stats.errors), ("filtered", len(settled.filtered))]
+              ("masks", stats.masks), ("errors", stats.errors), ("filtered", settled.filtered_count)]
     thumbs = [t for it in items[:thumbnails] if (t := _thumbnail(it, run_root))]
     review_body = (_img(_bars(review, "review decisions"), "review decisions") + _table(review) if review
                    else "<p>No review decisions recorded for this run.</p>")
     dropped = [f"{vid} object {oid} ({phrase}): {reason}" for vid, oid, phrase, reason in stats.dropped_objects]
     sections = [
         _section("counts", "Counts", _unfinished(settled) + _table(counts)
-                 + _table(stats.error_reasons.most_common()) + _listing(settled.failed, "failed files")),
+                 + _table(stats.error_reasons.most_common())
+                 + _listing(settled.failed, settled.failed_count, "failed files")),
         _section("objects-per-video", "Objects per video",
                  _img(_hist(stats.objects_per_video, "objects per video", "objects"), "objects per video")),
         _section("track-lengths", "Track lengths",
@@ -183,7 +192,8 @@ def render(stats: RunStats, items: list[VideoItem], review: list[tuple[str, int]
         _section("drop-reasons", "Filter and drop reasons",
                  _img(_bars(stats.drop_reasons.most_common(), "dropped phrases and objects by reason"),
                       "drop reasons") + _table(stats.drop_reasons.most_common())
-                 + _listing(dropped, "objects dropped") + _listing(settled.filtered, "items filtered")),
+                 + _listing(dropped, stats.dropped_count, "objects dropped")
+                 + _listing(settled.filtered, settled.filtered_count, "items filtered")),
         _section("review", "Review outcomes", review_body),
         _section("machine-vs-review", "Machine vs review", render_section(agreement)),
         _section("thumbnails", "Examples", "".join(_img(t, "thumbnail") for t in thumbs) or "<p>No objects.</p>"),
@@ -207,7 +217,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> str:
                 examples.append(item)
             yield item
 
-    stats = compute(first_kept(run.iter_final_items()), settled.errors)  # a video at a time
+    stats = compute(first_kept(run.iter_final_items()), settled.failed_count, settled.error_reasons)
     page = render(stats, examples, _review_outcomes(run, manifest), f"annotator report: {manifest['pipeline']['name']}",
                   run_root=run.root, settled=settled, agreement=agreement_figures(run, manifest))
     out = str(out) if out else run.path("report.html")
