@@ -209,6 +209,9 @@ def _open_run(run_dir: str) -> tuple[RunDir, dict]:
         raise  # unreachable: _fail exits
 
 
+STATUS_LISTED = 20  # errors and skipped inputs `status` names one by one; the rest are counted
+
+
 @app.command()
 def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works while the run is going)")]) -> None:
     """Per-stage accounting of a run, read from its indexes: done, errors, time, nodes, rate, ETA."""
@@ -245,14 +248,20 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
             console.print(f"review them: annotator review {run_dir}", **_PLAIN)
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
-    for row in current_errors(stats):
+    errors = current_errors(stats)
+    for row in errors[:STATUS_LISTED]:
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
-    skipped = rundir.skipped_inputs()
-    if skipped:
-        console.print(f"{len(skipped)} inputs skipped:", **_PLAIN)
+    if len(errors) > STATUS_LISTED:
+        console.print(f"  … and {len(errors) - STATUS_LISTED} more errors (`annotator report {run_dir}` counts them "
+                      "by kind; errors.parquet lists every one once the run has ended)", **_PLAIN)
+    skipped, count = rundir.skipped_inputs(STATUS_LISTED)
+    if count:
+        console.print(f"{count} inputs skipped:", **_PLAIN)
         for row in skipped:
             console.print(f"  {row['path']}: {row['reason']}", **_PLAIN)
+        if count > len(skipped):
+            console.print(f"  … and {count - len(skipped)} more (inputs.parquet in the run directory)", **_PLAIN)
 
 
 def _figure(value: float | int | None) -> str:

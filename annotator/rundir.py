@@ -206,13 +206,15 @@ class RunDir:
         table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=INPUTS_SCHEMA)
         storage.write_table(self.inputs_path, table.select(INPUTS_SCHEMA.names).cast(INPUTS_SCHEMA))
 
-    def skipped_inputs(self) -> list[dict[str, str]]:
-        """The inputs.parquet rows of paths skipped, with their reasons (the queued ones stay unread as rows)."""
+    def skipped_inputs(self, limit: int | None = None) -> tuple[list[dict[str, str]], int]:
+        """The first `limit` (all, without one) inputs.parquet rows of paths skipped, with their reasons, and how
+        many there are (the queued ones stay unread as rows)."""
         try:
-            inputs = storage.read_table(self.inputs_path)
+            inputs = storage.read_table(self.inputs_path, ["path", "status", "reason"])
         except FileNotFoundError:
-            return []
-        return inputs.filter(pc.equal(inputs["status"], "skipped")).to_pylist()
+            return [], 0
+        skipped = inputs.filter(pc.equal(inputs["status"], "skipped"))
+        return skipped.slice(0, limit).to_pylist(), skipped.num_rows
 
     def read_inputs(self) -> list[dict[str, str]]:
         try:

@@ -1,0 +1,43 @@
+"""`annotator status` on a run with many bad inputs names the first errors and skipped paths and counts the rest,
+so its output stays a screen, not a line per failed video."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from annotator.cli import STATUS_LISTED, app
+from annotator.config import PipelineConfig
+from annotator.pipeline import Pipeline
+from tests.fake_flow import flow_specs
+
+VIDEOS, FAILING, STRAY = 26, 24, 23
+
+
+def test_status_names_the_first_errors_and_skipped_inputs_and_counts_the_rest(clips: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    names = [f"v{i:02d}" for i in range(VIDEOS)]
+    for name in names:
+        shutil.copy(clips["a"], inputs / f"{name}.mp4")
+    for i in range(STRAY):  # images beside videos: skipped, each with its reason
+        (inputs / f"cover{i:02d}.jpg").write_bytes(b"not looked at")
+    stages = flow_specs(frames=2)
+    stages.insert(1, {"stage": "fake-fails", "params": {"fail": names[:FAILING]}})
+    stages.append({"stage": "assemble", "params": {"questions": ["What happens?"]}})
+    run = Pipeline(PipelineConfig.model_validate({"name": "many-bad", "stages": stages}))
+    summary = run.run([inputs], tmp_path / "run", executor="local", show_progress=False)
+    assert (summary.videos, summary.completed, summary.errors) == (VIDEOS, VIDEOS - FAILING, FAILING)
+
+    result = CliRunner().invoke(app, ["status", str(tmp_path / "run")], terminal_width=1000)
+    assert result.exit_code == 0, result.output
+    text = result.output.replace("\n", "")  # the console folds long lines: join them back
+    assert re.findall(r"cannot read (v\d\d)", text) == names[:STATUS_LISTED]  # the first ones, in id order
+    assert f"… and {FAILING - STATUS_LISTED} more errors" in text
+    assert f"{STRAY} inputs skipped:" in text
+    assert re.findall(r"cover(\d\d)\.jpg", text) == [f"{i:02d}" for i in range(STATUS_LISTED)]
+    assert f"… and {STRAY - STATUS_LISTED} more" in text
