@@ -209,13 +209,10 @@ def _open_run(run_dir: str) -> tuple[RunDir, dict]:
         raise  # unreachable: _fail exits
 
 
-STATUS_LISTED = 20  # errors and skipped inputs `status` names one by one; the rest are counted
-
-
 @app.command()
 def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works while the run is going)")]) -> None:
     """Per-stage accounting of a run, read from its indexes: done, errors, time, nodes, rate, ETA."""
-    from annotator.status import collect, cost_table, current_errors, stage_table
+    from annotator.status import LISTED, collect, cost_table, current_errors, stage_table
 
     rundir, manifest = _open_run(run_dir)
     state = "finished" if manifest.get("finished") else "running or interrupted (run the same command to resume)"
@@ -248,14 +245,14 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
             console.print(f"review them: annotator review {run_dir}", **_PLAIN)
     if manifest.get("counters"):
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
-    errors = current_errors(stats)
-    for row in errors[:STATUS_LISTED]:
+    errors, count = current_errors(stats)
+    for row in errors:
         console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
                       f"{row['error_type']}: {row['message']}", highlight=False)
-    if len(errors) > STATUS_LISTED:
-        console.print(f"  … and {len(errors) - STATUS_LISTED} more errors (`annotator report {run_dir}` counts them "
-                      "by kind; errors.parquet lists every one once the run has ended)", **_PLAIN)
-    skipped, count = rundir.skipped_inputs(STATUS_LISTED)
+    if count > len(errors):
+        console.print(f"  … and {count - len(errors)} more errors (`annotator report {run_dir}` counts them by "
+                      "kind; errors.parquet lists every one once the run has ended)", **_PLAIN)
+    skipped, count = rundir.skipped_inputs(LISTED)
     if count:
         console.print(f"{count} inputs skipped:", **_PLAIN)
         for row in skipped:

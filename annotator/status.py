@@ -29,6 +29,7 @@ from annotator.rundir import RunDir, locate
 COLUMNS = ["video_id", "path", "status", "error_type", "reason", "seconds", "busy", "node", "worker", "finished",
            "counters"]  # what the tables below read of an index row
 AHEAD = 2  # stages a live `status` reads ahead of the one it folds
+LISTED = 20  # errors (and skipped inputs) `status` names one by one; the rest are counted
 
 
 @dataclass
@@ -46,7 +47,7 @@ class StageStats:
     requests: int = 0  # over the recent rows (all rows when this invocation did none)
     tokens: int = 0
     span: float = 0.0
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # the first LISTED error rows, by video id
 
 
 @dataclass
@@ -141,10 +142,12 @@ class StageFold:
             self.served[name][1] += counter(part, f"{stage}.output_tokens")
             self.spans[name].add(part)
         self.any_recent = self.any_recent or recent.num_rows > 0
-        out.errors += [{"video_id": r["video_id"], "path": r["path"], "stage": stage, "error_type": r["error_type"],
-                        "message": r["reason"]}
-                       for r in rows.filter(pc.equal(rows["status"], "error")).select(
-                           ["video_id", "path", "error_type", "reason"]).to_pylist()]
+        failed = rows.filter(pc.equal(rows["status"], "error"))
+        if failed.num_rows:  # only the first LISTED by id become rows: the rest are counted (`counts`)
+            first = failed.select(["video_id", "path", "error_type", "reason"]).sort_by("video_id").slice(0, LISTED)
+            out.errors = sorted(out.errors + [{"video_id": r["video_id"], "path": r["path"], "stage": stage,
+                                               "error_type": r["error_type"], "message": r["reason"]}
+                                              for r in first.to_pylist()], key=lambda r: r["video_id"])[:LISTED]
 
     def result(self) -> StageStats:
         """Requests, tokens and span over this run invocation's rows (all rows when it wrote none)."""
@@ -262,8 +265,10 @@ def cost_table(rundir: RunDir, stats: RunStats) -> list[dict[str, Any]]:
     return out
 
 
-def current_errors(stats: RunStats) -> list[dict[str, Any]]:
-    """The errors in force now: each stage's newest error rows of the current input set (so a run stopped midway
-    shows its own), then what `errors.parquet` holds that no index can (a worker lost, a call past its deadline:
-    the driver's rows from the last run that finished) for videos that have not errored or finished since."""
-    return sorted([e for s in stats.stages for e in s.errors] + stats.driver_errors, key=lambda r: r["video_id"])
+def current_errors(stats: RunStats) -> tuple[list[dict[str, Any]], int]:
+    """The first LISTED errors in force now, by video id, and how many there are: each stage's newest error rows
+    of the current input set (so a run stopped midway shows its own), then what `errors.parquet` holds that no
+    index can (a worker lost, a call past its deadline: the driver's rows from the last run that finished) for
+    videos that have not errored or finished since."""
+    named = sorted([e for s in stats.stages for e in s.errors] + stats.driver_errors, key=lambda r: r["video_id"])
+    return named[:LISTED], sum(s.counts["error"] for s in stats.stages) + len(stats.driver_errors)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from annotator.cli import STATUS_LISTED, app
+from annotator.cli import app
 from annotator.config import PipelineConfig
 from annotator.pipeline import Pipeline
+from annotator.status import LISTED as STATUS_LISTED
 from tests.fake_flow import flow_specs
 
 VIDEOS, FAILING, STRAY = 26, 24, 23
