@@ -7,14 +7,17 @@ drains its pools to match. `plan` is pure arithmetic, so it is tested without Ra
 The plan: the fixed pools keep their size; the autoscaled ones share what is left of the cluster. It finds
 the largest stream rate T (videos/s) that every pool can sustain at once, where a pool needs
 `ceil((T + drain) / rate)` actors and `drain` clears, within `horizon_s`, a queue that outgrew what its minimum
-holds; T is no faster than the first pool can let the remaining work in. A pool never gets more actors than its
-work can occupy, and one with no work left falls to its minimum. Resources still free after that go, one actor
+holds; T is no faster than the first pool can let the remaining work in, nor than a pool with little work left
+can pass on (at the end of a run, a fast pool after the tracker's last videos gains nothing from more actors). A
+pool never gets more actors than its work can occupy, and one with no work left falls to its minimum. Resources still free after that go, one actor
 at a time, to the pool (past the first) whose work would take longest to clear, while its queue has work for one
 more actor. A pool with no call finished yet is planned from what its running calls bound: none of them has
 ended, so one actor is at most as fast as its call's videos over the time the call has run, and that bound may
 only grow the pool; with no call running either, there is nothing to go on and the pool keeps its size (guessing
 it as fast as the others shrank a slow captioner at the start of a run). An actor's share is what the stage
-asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is checked.
+asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is checked. A pool grows
+per plan by at most 4 actors or its size, whichever is more, so a guess from one slow first call cannot start
+a node's worth of processes at once (14 on 2 cores, in a bench run); a minimum is reached at once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, replace
 
 AUTOSCALE_INTERVAL_S = 10.0
 HORIZON_S = 30.0
+GROWTH = 4  # a pool grows per plan by at most this or its size (Kubernetes' default scale-up step)
 
 
 @dataclass
@@ -99,9 +103,9 @@ def plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float = H
     keep a smaller cluster overfilled: then they are planned like the others, at their bound or the median."""
     cautious = [_unmeasured(load) for load in loads]
     sizes = _plan(cautious, capacity, horizon_s)
-    if fits(cautious, sizes, capacity):
-        return sizes
-    return _plan([replace(load, rate=load.rate or load.bound) for load in loads], capacity, horizon_s)
+    if not fits(cautious, sizes, capacity):
+        sizes = _plan([replace(load, rate=load.rate or load.bound) for load in loads], capacity, horizon_s)
+    return [min(n, max(load.lo, load.size + max(GROWTH, load.size))) for load, n in zip(loads, sizes, strict=True)]
 
 
 def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float) -> list[int]:
@@ -131,6 +135,8 @@ def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float) -
         return floor  # the minimums alone overfill the cluster: nothing to plan (a lost node shrinks them)
     capped = [load.hi * load.rate for load in loads
               if load.hi is not None and load.rate]  # a bounded pool bounds the stream, once measured
+    capped += [math.ceil(load.work() / load.held) * rate for load, rate in zip(loads, rates, strict=True)
+               if load.work() and not load.first and not load.fixed]  # as does one with little work left
     source = loads[0]  # and nothing flows faster than the first pool can let its remaining work in
     sources = source.size if source.fixed else _clamp(math.ceil(source.work() / source.held), source)
     low, high = 0.0, min([max(rates) * 1000.0, sources * rates[0], *capped])

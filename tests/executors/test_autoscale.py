@@ -188,3 +188,29 @@ def test_a_pool_shrinking_by_several_empties_whole_gpus() -> None:
     scheduler._drain_one(1)
     assert [track.gpus[a] for a in range(3) if track.draining[a]] == [("1",), ("1",)]
     assert track.staying() == 1 and track.gpus[track.live()[0]] == ("0",)
+
+
+def test_a_pool_grows_by_at_most_four_actors_or_its_size_per_plan() -> None:
+    # 32 actors of 0.25 GPU would fit, but starting them at once stalls a node's CPUs (a run here started 14
+    # ingest actors on 2 cores on a guess from one slow first call): 1 -> 5 -> 10 -> 20 -> 32
+    loads = [PoolLoad("detect", {"GPU": 0.25}, 1, 1, None, 1.0, 200, 0, first=True)]
+    seen = []
+    for _ in range(5):
+        loads[0].size = plan(loads, {"GPU": 8.0})[0]
+        seen.append(loads[0].size)
+    assert seen == [5, 10, 20, 32, 32]
+    loads[0].size, loads[0].lo = 1, 8
+    assert plan(loads, {"GPU": 8.0}) == [8]  # a minimum is reached at once
+
+
+def test_no_pool_grows_past_what_a_pool_with_little_work_left_can_pass_on() -> None:
+    # the end of a bench run, as its plan log showed it: track clears its last 9 videos; link, 200 times as fast
+    # per actor, was grown to 2, then 3 actors, whose start took the CPUs the last calls needed
+    def load(name: str, demand: dict[str, float], size: int, rate: float, queued: int, ahead: int) -> PoolLoad:
+        return PoolLoad(name, {"CPU": 0.1, **demand}, size, 1, None, rate, queued, ahead, first=name == "ingest")
+
+    loads = [load("ingest", {}, 1, 366.0, 0, 0), load("caption", {"GPU": 1.0}, 2, 0.5, 1, 0),
+             load("phrases", {}, 1, 305.0, 0, 1), load("detect", {"GPU": 0.25}, 2, 2.07, 1, 1),
+             load("track", {"GPU": 0.5}, 3, 1.3, 7, 2), load("link", {}, 1, 306.0, 0, 9)]
+    sizes = plan(loads, GPUS)
+    assert sizes == [1, 1, 1, 1, 4, 1]  # caption's GPUs go to track: 4 actors hold its 7 videos; link stays
