@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from annotator import paths
@@ -46,7 +47,7 @@ def _quiet_libraries(verbose: bool = False, in_process_models: bool = True) -> N
 
 
 def _print_plan(pipeline_rows: list[dict], title: str) -> None:
-    console.print(f"[bold]{title}[/bold]", soft_wrap=True)
+    console.print(f"[bold]{escape(title)}[/bold]", soft_wrap=True)
     for row in pipeline_rows:
         models = " ".join(f"{k}={v}" for k, v in row["models"].items() if v) or "no model"
         console.print(
@@ -247,12 +248,14 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
         console.print("counters: " + ", ".join(f"{k}={v}" for k, v in manifest["counters"].items()), **_PLAIN)
     errors, count = current_errors(stats)
     for row in errors:
-        console.print(f"  [red]{row['video_id']}[/red] ({row['path']}) at {row['stage']}: "
-                      f"{row['error_type']}: {row['message']}", highlight=False)
+        console.print(f"  [red]{escape(row['video_id'])}[/red] "
+                      + escape(f"({row['path']}) at {row['stage']}: {row['error_type']}: {row['message']}"),
+                      highlight=False, soft_wrap=True)
     if count > len(errors):
         console.print(f"  … and {count - len(errors)} more errors (`annotator report {run_dir}` counts them by "
                       "kind; errors.parquet lists every one once the run has ended)", **_PLAIN)
-    skipped, count = rundir.skipped_inputs(LISTED)
+    # the manifest counts skipped inputs: with none, inputs.parquet (a request, and 10^6 rows on S3) stays unread
+    skipped, count = rundir.skipped_inputs(LISTED) if (manifest.get("inputs") or {}).get("skipped", 1) else ([], 0)
     if count:
         console.print(f"{count} inputs skipped:", **_PLAIN)
         for row in skipped:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
@@ -18,8 +19,9 @@ PLAIN = {"highlight": False, "soft_wrap": True, "markup": False}  # paths and an
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One red line on stderr and the exit code (2: a usage or config mistake), never a traceback."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One red line on stderr and the exit code (2: a usage or config mistake), never a traceback. The message is
+    escaped: a path such as `clip [HD].mp4` would lose its brackets as markup, and `[/b]` raised MarkupError."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

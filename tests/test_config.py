@@ -173,3 +173,14 @@ def test_first_real_run_pipelines_validate_without_a_server(pipeline: str, model
               (s.params or {}).get("backend") in ("openai", "llm", "vllm-engine")]
     assert served == [], "no stage needs a server"
     assert not (tmp_path / "dry").exists()
+
+
+def test_an_error_shows_its_path_as_it_is(tmp_path: Path) -> None:
+    # a file name with brackets is Rich markup: "[red]" vanished from the message, and "[/b]" raised MarkupError
+    missing = tmp_path / "clip [red] [" / "b].mp4"
+    result = CliRunner().invoke(app, ["run", str(DEMO), "--input", str(missing), "--output", str(tmp_path / "r"),
+                                      "--dry-run"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"error: input {missing} does not exist: pass video files, folders of videos or folders of "
+                     "frames"]

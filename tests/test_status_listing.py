@@ -1,5 +1,5 @@
 """`annotator status` on a run with many bad inputs names the first errors and skipped paths and counts the rest,
-so its output stays a screen, not a line per failed video."""
+so its output stays a screen, not a line per failed video; each is one line, its path as it is (brackets too)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ VIDEOS, FAILING, STRAY = 26, 24, 23
 
 def test_status_names_the_first_errors_and_skipped_inputs_and_counts_the_rest(clips: dict[str, Path],
                                                                             tmp_path: Path) -> None:
-    inputs = tmp_path / "in"
-    inputs.mkdir()
+    inputs = tmp_path / "in [red] [" / "b]"  # markup to Rich: it ate "[red]", and "[/b]" raised MarkupError
+    inputs.mkdir(parents=True)
     names = [f"v{i:02d}" for i in range(VIDEOS)]
     for name in names:
         shutil.copy(clips["a"], inputs / f"{name}.mp4")
@@ -34,9 +34,12 @@ def test_status_names_the_first_errors_and_skipped_inputs_and_counts_the_rest(cl
     summary = run.run([inputs], tmp_path / "run", executor="local", show_progress=False)
     assert (summary.videos, summary.completed, summary.errors) == (VIDEOS, VIDEOS - FAILING, FAILING)
 
-    result = CliRunner().invoke(app, ["status", str(tmp_path / "run")], terminal_width=1000)
+    result = CliRunner().invoke(app, ["status", str(tmp_path / "run")])  # piped: 80 columns
     assert result.exit_code == 0, result.output
-    text = result.output.replace("\n", "")  # the console folds long lines: join them back
+    lines = result.output.splitlines()
+    assert f"  v00 ({inputs / 'v00.mp4'}) at fake-fails: " in "\n".join(lines)  # whole, not folded at 80
+    assert f"  {inputs / 'cover00.jpg'}: " in "\n".join(lines)
+    text = "\n".join(lines)
     assert re.findall(r"cannot read (v\d\d)", text) == names[:STATUS_LISTED]  # the first ones, in id order
     assert f"… and {FAILING - STATUS_LISTED} more errors" in text
     assert f"{STRAY} inputs skipped:" in text
