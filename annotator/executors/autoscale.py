@@ -102,13 +102,20 @@ def plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float = H
     """New sizes, one per pool, within `capacity` (resource -> total). Holding the unmeasured pools must not
     keep a smaller cluster overfilled: then they are planned like the others, at their bound or the median."""
     cautious = [_unmeasured(load) for load in loads]
-    sizes = _plan(cautious, capacity, horizon_s)
+    held = [not load.fixed and load.rate is None and load.bound is None for load in loads]
+    sizes = _plan(cautious, capacity, horizon_s, blind=[any(held[i + 1 :]) for i in range(len(loads))])
     if not fits(cautious, sizes, capacity):
         sizes = _plan([replace(load, rate=load.rate or load.bound) for load in loads], capacity, horizon_s)
     return [min(n, max(load.lo, load.size + max(GROWTH, load.size))) for load, n in zip(loads, sizes, strict=True)]
 
 
-def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float) -> list[int]:
+def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float,
+          blind: list[bool] | None = None) -> list[int]:
+    """`blind`: per pool, whether a pool after it is held (nothing known of it). Such a pool sizes to its own
+    queue, not to the work still upstream of it: how fast the held pool takes that work is not known, and the
+    plan's stream rate is not bounded by it (a fast ingest pool was grown by the most it could, its queue empty,
+    while the captioner after it had not started a call)."""
+    blind = blind or [False] * len(loads)
     known = sorted(load.rate for load in loads if load.rate)
     default = known[len(known) // 2] if known else 1.0
     rates = [load.rate or default for load in loads]
@@ -120,14 +127,15 @@ def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float) -
 
     def sizes_at(rate: float) -> list[int]:
         out = []
-        for load, per_actor in zip(loads, rates, strict=True):
+        for load, per_actor, unsure in zip(loads, rates, blind, strict=True):
             if load.fixed:
                 out.append(_clamp(load.size, load))
             elif not load.work():
                 out.append(_clamp(0, load))
             else:  # never more actors than its work can occupy
                 wanted = math.ceil((rate + drain(load)) / per_actor - 1e-9)
-                out.append(_clamp(min(wanted, math.ceil(load.work() / load.held)), load))
+                occupies = load.queued if unsure else load.work()
+                out.append(_clamp(min(wanted, math.ceil(occupies / load.held)), load))
         return out
 
     floor = sizes_at(0.0)

@@ -41,6 +41,7 @@ from annotator.executors.work import WorkQueue
 log = logging.getLogger(__name__)
 
 SETTLE_PLANS = 3  # a pool turns from growing to shrinking (or back) only this many plans after its last change
+WARM_PLANS = 4  # plans per autoscale interval while a pool has no finished call
 IN_FLIGHT_PER_ACTOR = 2  # one batch running, one queued: an actor never waits on the driver
 CALL_TIMEOUT_S = 1800.0  # a call past this has hung (a wedged kernel, a stalled mount): its actor is restarted
 RESTART_WAIT_S = 30.0  # an actor not back after this cannot be placed: its pool shrinks or another makes room
@@ -192,8 +193,9 @@ class StreamScheduler:
         self.capacity = capacity or self._cluster_capacity
         self.plans = 0
         scaled = any(p.scale is not None for p in pools)
-        # the first plan once calls have had time to tell something (before that, every pool would be held)
-        self.plan_at = clock() + autoscale_interval_s if scaled else float("inf")
+        # while a pool is unmeasured, plans come WARM_PLANS times as often: each holds what it knows nothing of,
+        # and the captioner grows as soon as its first call has run long enough to bound it, not an interval later
+        self.plan_at = clock() + autoscale_interval_s / WARM_PLANS if scaled else float("inf")
         for index, pool in enumerate(pools):  # each actor's progress clock starts once it is up
             for actor in range(len(pool.actors)):
                 self.calls[pool.actors[actor].ready.remote()] = _Call(index, actor, [], [], ping=True)
@@ -205,7 +207,8 @@ class StreamScheduler:
         while self.pending or self.calls or any(p.waiting() for p in self.pools):
             if self.clock() >= self.plan_at:
                 self._autoscale()
-                self.plan_at = self.clock() + self.autoscale_interval_s
+                warming = any(p.scale is not None and p.rate() is None for p in self.pools)
+                self.plan_at = self.clock() + self.autoscale_interval_s / (WARM_PLANS if warming else 1)
             self._admit()
             self._dispatch()
             if all(c.ping for c in self.calls.values()):  # nothing running that could fill a partial batch
@@ -499,14 +502,16 @@ class StreamScheduler:
             self._report_pools()
 
     def _rate_bound(self, index: int) -> float | None:
-        """The fastest a pool with no finished call can be (`PoolLoad.bound`); None before any call started."""
+        """The fastest a pool with no finished call can be (`PoolLoad.bound`); None before any call has run a
+        warm-up plan interval: a first call 0.4 s old (imports still loading on starting actors) bounded a fast
+        ingest pool at 2.5 videos/s, and the plan grew it by the most it could."""
         pool, now, seen, best = self.pools[index], self.clock(), set(), None
         for call in self.calls.values():  # in submission order: an actor's first call is the one running
             if call.pool != index or call.ping or call.barrier is not None or call.actor in seen:
                 continue
             seen.add(call.actor)
             started = pool.progress[call.actor]
-            if started is not None and now > started:
+            if started is not None and now - started >= self.autoscale_interval_s / WARM_PLANS:
                 best = max(best or 0.0, len(call.batch) / (now - started))
         return best
 

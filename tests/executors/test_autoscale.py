@@ -214,3 +214,16 @@ def test_no_pool_grows_past_what_a_pool_with_little_work_left_can_pass_on() -> N
              load("track", {"GPU": 0.5}, 3, 1.3, 7, 2), load("link", {}, 1, 306.0, 0, 9)]
     sizes = plan(loads, GPUS)
     assert sizes == [1, 1, 1, 1, 4, 1]  # caption's GPUs go to track: 4 actors hold its 7 videos; link stays
+
+
+def test_a_pool_before_one_nothing_is_known_of_grows_only_for_its_own_queue() -> None:
+    # the start of a bench run: ingest measured fast with an empty queue, the captioner after it not started yet;
+    # the plan's stream rate had nothing to bound it, and ingest grew by the most it could
+    def load(name: str, demand: dict[str, float], rate: float | None, queued: int, ahead: int) -> PoolLoad:
+        return PoolLoad(name, {"CPU": 0.1, **demand}, 1, 1, None, rate, queued, ahead, first=name == "ingest")
+
+    loads = [load("ingest", {}, 41.0, 0, 27), load("caption", {"GPU": 1.0}, None, 13, 27),
+             load("detect", {"GPU": 0.25}, None, 0, 40), load("track", {"GPU": 0.5}, None, 0, 40)]
+    assert plan(loads, GPUS) == [1, 1, 1, 1]
+    loads[0].queued = 12  # a queue of its own: it grows for that
+    assert plan(loads, GPUS)[0] > 1
