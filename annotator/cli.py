@@ -53,7 +53,7 @@ def _print_plan(pipeline_rows: list[dict], title: str) -> None:
         console.print(
             f"  {row['stage']:<9} {models}  cpus={row['cpus']} gpus={row['gpus']} "
             f"concurrency={row['concurrency']} batch={row['batch_size']}",
-            soft_wrap=True, highlight=False,
+            soft_wrap=True, highlight=False, markup=False,  # model ids and paths print as they are
         )
 
 

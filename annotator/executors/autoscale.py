@@ -14,10 +14,10 @@ time, to the pool (past the first) whose work would take longest to clear, while
 actor. A pool with no call finished yet is planned from what its running calls bound: none of them has ended, so one
 actor is at most as fast as its call's videos over the time the call has run, and that bound may only grow the pool;
 with no call running either, there is nothing to go on and the pool keeps its size (guessing it as fast as the
-others shrank a slow captioner at the start of a run). An actor's share is what the stage asks (`gpus: 0.5`): shares
-never pack past what the cluster holds, as every resource is checked. A pool grows per plan by at most 4 actors or
-its size, whichever is more, so a guess from one slow first call cannot start a node's worth of processes at once
-(14 on 2 cores, in a bench run); a minimum is reached at once.
+others shrank a slow captioner at the start of a run), and a pool before it sizes to its own queue alone. An actor's
+share is what the stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is
+checked. A pool grows per plan by at most 4 actors or its size, whichever is more, so a guess from one slow first
+call cannot start a node's worth of processes at once (14 on 2 cores, in a bench run); a minimum is reached at once.
 """
 
 from __future__ import annotations
