@@ -6,18 +6,20 @@ drains its pools to match. `plan` is pure arithmetic, so it is tested without Ra
 
 The plan: the fixed pools keep their size; the autoscaled ones share what is left of the cluster. It finds the
 largest stream rate T (videos/s) that every pool can sustain at once, where a pool needs `ceil((T + drain) / rate)`
-actors and `drain` clears, within `horizon_s`, a queue that outgrew what its minimum holds; T is no faster than the
-first pool can let the remaining work in, nor than a pool with little work left can pass on (at the end of a run, a
-fast pool after the tracker's last videos gains nothing from more actors). A pool never gets more actors than its
-work can occupy, and one with no work left falls to its minimum. Resources still free after that go, one actor at a
-time, to the pool (past the first) whose work would take longest to clear, while its queue has work for one more
-actor. A pool with no call finished yet is planned from what its running calls bound: none of them has ended, so one
-actor is at most as fast as its call's videos over the time the call has run, and that bound may only grow the pool;
-with no call running either, there is nothing to go on and the pool keeps its size (guessing it as fast as the
-others shrank a slow captioner at the start of a run), and a pool before it sizes to its own queue alone. An actor's
-share is what the stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is
-checked. A pool grows per plan by at most 4 actors or its size, whichever is more, so a guess from one slow first
-call cannot start a node's worth of processes at once (14 on 2 cores, in a bench run); a minimum is reached at once.
+actors and `drain` clears, within `horizon_s`, a queue that outgrew what its minimum holds (the same share of each
+backlog, as much as fits, when the backlogs alone would overfill the cluster: 1000 queued captions asked for 67
+caption actors on 8 GPUs, and got none of them placed); T is no faster than the first pool can let the remaining
+work in, nor than a pool with little work left can pass on (at the end of a run, a fast pool after the tracker's
+last videos gains nothing from more actors). A pool never gets more actors than its work can occupy, and one with no
+work left falls to its minimum. Resources still free after that go, one actor at a time, to the pool (past the
+first) whose work would take longest to clear, while its queue has work for one more actor. A pool with no call
+finished yet is planned from what its running calls bound: none of them has ended, so one actor is at most as fast
+as its call's videos over the time the call has run, and that bound may only grow the pool; with no call running
+either, there is nothing to go on and the pool keeps its size (guessing it as fast as the others shrank a slow
+captioner at the start of a run), and a pool before it sizes to its own queue alone. An actor's share is what the
+stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is checked. A pool grows
+per plan by at most 4 actors or its size, whichever is more, so a guess from one slow first call cannot start a
+node's worth of processes at once (14 on 2 cores, in a bench run); a minimum is reached at once.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float,
             return 0.0
         return max(0, load.queued - load.lo * load.held) / horizon_s  # not its size now: that would oscillate
 
-    def sizes_at(rate: float) -> list[int]:
+    def sizes_at(rate: float, share: float = 1.0) -> list[int]:
         out = []
         for load, per_actor, unsure in zip(loads, rates, blind, strict=True):
             if load.fixed:
@@ -133,14 +135,21 @@ def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float,
             elif not load.work():
                 out.append(_clamp(0, load))
             else:  # never more actors than its work can occupy
-                wanted = math.ceil((rate + drain(load)) / per_actor - 1e-9)
+                wanted = math.ceil((rate + share * drain(load)) / per_actor - 1e-9)
                 occupies = load.queued if unsure else load.work()
                 out.append(_clamp(min(wanted, math.ceil(occupies / load.held)), load))
         return out
 
-    floor = sizes_at(0.0)
+    floor = sizes_at(0.0, share=0.0)
     if not fits(loads, floor, capacity):
         return floor  # the minimums alone overfill the cluster: nothing to plan (a lost node shrinks them)
+    share = 1.0
+    if not fits(loads, sizes_at(0.0), capacity):  # the backlogs alone would overfill it: drain what fits, evenly
+        low, high = 0.0, 1.0
+        for _ in range(30):
+            mid = (low + high) / 2
+            low, high = (mid, high) if fits(loads, sizes_at(0.0, mid), capacity) else (low, mid)
+        share = low
     capped = [load.hi * load.rate for load in loads
               if load.hi is not None and load.rate]  # a bounded pool bounds the stream, once measured
     capped += [math.ceil(load.work() / load.held) * rate for load, rate in zip(loads, rates, strict=True)
@@ -150,8 +159,8 @@ def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float,
     low, high = 0.0, min([max(rates) * 1000.0, sources * rates[0], *capped])
     for _ in range(40):  # largest sustainable rate, by bisection: sizes only grow with it
         mid = (low + high) / 2
-        low, high = (mid, high) if fits(loads, sizes_at(mid), capacity) else (low, mid)
-    sizes = sizes_at(low)
+        low, high = (mid, high) if fits(loads, sizes_at(mid, share), capacity) else (low, mid)
+    sizes = sizes_at(low, share)
     while True:  # what is left: one actor at a time to the pool whose queue takes longest to clear
         best, best_wait = None, 0.0
         for i, load in enumerate(loads):

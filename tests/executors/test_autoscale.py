@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from annotator.executors.autoscale import PoolLoad, packs, plan
+from annotator.executors.autoscale import PoolLoad, fits, packs, plan
 from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.rundir import RunDir
 from annotator.testing.fake_stages import Gate, fake_stages
@@ -227,3 +227,17 @@ def test_a_pool_before_one_nothing_is_known_of_grows_only_for_its_own_queue() ->
     assert plan(loads, GPUS) == [1, 1, 1, 1]
     loads[0].queued = 12  # a queue of its own: it grows for that
     assert plan(loads, GPUS)[0] > 1
+
+
+def test_backlogs_larger_than_the_cluster_share_what_it_holds() -> None:
+    # 1000 videos queued for a captioner batching 64 on 8 GPUs: clearing every backlog within the horizon needs
+    # 67 caption actors; the plan returned that unplaceable floor (actors that could never start) instead of
+    # draining what fits
+    loads = [PoolLoad("ingest", {"CPU": 1}, 4, 1, None, 40.0, 100, 10**6, first=True),
+             PoolLoad("caption", {"CPU": 1, "GPU": 1.0}, 4, 1, None, 0.5, 1000, 10**6),
+             PoolLoad("detect", {"CPU": 1, "GPU": 0.25}, 1, 1, None, 2.0, 100, 10**6),
+             PoolLoad("track", {"CPU": 1, "GPU": 0.5}, 2, 1, None, 1.3, 100, 10**6)]
+    capacity = {"CPU": 64.0, "GPU": 8.0}
+    sizes = plan(loads, capacity)
+    assert fits(loads, sizes, capacity), sizes
+    assert sizes[1] >= 6 and sizes[2] >= 1 and sizes[3] >= 1, sizes  # the captioner's backlog takes the most
