@@ -8,18 +8,18 @@ The plan: the fixed pools keep their size; the autoscaled ones share what is lef
 largest stream rate T (videos/s) that every pool can sustain at once, where a pool needs `ceil((T + drain) / rate)`
 actors and `drain` clears, within `horizon_s`, a queue that outgrew what its minimum holds (the same share of each
 backlog, as much as fits, when the backlogs alone would overfill the cluster: 1000 queued captions asked for 67
-caption actors on 8 GPUs, and got none of them placed); T is no faster than the first pool can let the remaining
-work in, nor than a pool with little work left can pass on (at the end of a run, a fast pool after the tracker's
-last videos gains nothing from more actors). A pool never gets more actors than its work can occupy, and one with no
-work left falls to its minimum. Resources still free after that go, one actor at a time, to the pool (past the
-first) whose work would take longest to clear, while its queue has work for one more actor. A pool with no call
-finished yet is planned from what its running calls bound: none of them has ended, so one actor is at most as fast
-as its call's videos over the time the call has run, and that bound may only grow the pool; with no call running
-either, there is nothing to go on and the pool keeps its size (guessing it as fast as the others shrank a slow
-captioner at the start of a run), and a pool before it sizes to its own queue alone. An actor's share is what the
-stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is checked. A pool grows
-per plan by at most 4 actors or its size, whichever is more, so a guess from one slow first call cannot start a
-node's worth of processes at once (14 on 2 cores, in a bench run); a minimum is reached at once.
+caption actors on 8 GPUs, most of which could never be placed); T is no faster than the first pool can let the
+remaining work in, nor than a pool with little work left can pass on (at the end of a run, a fast pool after the
+tracker's last videos gains nothing from more actors). A pool never gets more actors than its work can occupy, and
+one with no work left falls to its minimum. Resources still free after that go, one actor at a time, to the pool
+(past the first) whose work would take longest to clear, while its queue has work for one more actor. A pool with no
+call finished yet is planned from what its running calls bound: none of them has ended, so one actor is at most as
+fast as its call's videos over the time the call has run, and that bound may only grow the pool; with no call
+running either, there is nothing to go on and the pool keeps its size (guessing it as fast as the others shrank a
+slow captioner at the start of a run), and a pool before it sizes to its own queue alone. An actor's share is what
+the stage asks (`gpus: 0.5`): shares never pack past what the cluster holds, as every resource is checked. A pool
+grows per plan by at most 4 actors or its size, whichever is more, so a guess from one slow first call cannot start
+a node's worth of processes at once (14 on 2 cores, in a bench run); a minimum is reached at once.
 """
 
 from __future__ import annotations
