@@ -36,10 +36,9 @@ def test_status_names_the_first_errors_and_skipped_inputs_and_counts_the_rest(cl
 
     result = CliRunner().invoke(app, ["status", str(tmp_path / "run")])  # piped: 80 columns
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert f"  v00 ({inputs / 'v00.mp4'}) at fake-fails: " in "\n".join(lines)  # whole, not folded at 80
-    assert f"  {inputs / 'cover00.jpg'}: " in "\n".join(lines)
-    text = "\n".join(lines)
+    text = result.output
+    assert f"  v00 ({inputs / 'v00.mp4'}) at fake-fails: " in text  # whole, not folded at 80
+    assert f"  {inputs / 'cover00.jpg'}: " in text
     assert re.findall(r"cannot read (v\d\d)", text) == names[:STATUS_LISTED]  # the first ones, in id order
     assert f"… and {FAILING - STATUS_LISTED} more errors" in text
     assert f"{STRAY} inputs skipped:" in text

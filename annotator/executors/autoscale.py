@@ -25,6 +25,7 @@ a node's worth of processes at once (14 on 2 cores, in a bench run); a minimum i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 AUTOSCALE_INTERVAL_S = 10.0
@@ -145,22 +146,15 @@ def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float,
         return floor  # the minimums alone overfill the cluster: nothing to plan (a lost node shrinks them)
     share = 1.0
     if not fits(loads, sizes_at(0.0), capacity):  # the backlogs alone would overfill it: drain what fits, evenly
-        low, high = 0.0, 1.0
-        for _ in range(30):
-            mid = (low + high) / 2
-            low, high = (mid, high) if fits(loads, sizes_at(0.0, mid), capacity) else (low, mid)
-        share = low
+        share = _largest(1.0, lambda s: fits(loads, sizes_at(0.0, s), capacity))
     capped = [load.hi * load.rate for load in loads
               if load.hi is not None and load.rate]  # a bounded pool bounds the stream, once measured
     capped += [math.ceil(load.work() / load.held) * rate for load, rate in zip(loads, rates, strict=True)
                if load.work() and not load.first and not load.fixed]  # as does one with little work left
     source = loads[0]  # and nothing flows faster than the first pool can let its remaining work in
     sources = source.size if source.fixed else _clamp(math.ceil(source.work() / source.held), source)
-    low, high = 0.0, min([max(rates) * 1000.0, sources * rates[0], *capped])
-    for _ in range(40):  # largest sustainable rate, by bisection: sizes only grow with it
-        mid = (low + high) / 2
-        low, high = (mid, high) if fits(loads, sizes_at(mid, share), capacity) else (low, mid)
-    sizes = sizes_at(low, share)
+    top = min([max(rates) * 1000.0, sources * rates[0], *capped])
+    sizes = sizes_at(_largest(top, lambda rate: fits(loads, sizes_at(rate, share), capacity)), share)
     while True:  # what is left: one actor at a time to the pool whose queue takes longest to clear
         best, best_wait = None, 0.0
         for i, load in enumerate(loads):
@@ -175,3 +169,12 @@ def _plan(loads: list[PoolLoad], capacity: dict[str, float], horizon_s: float,
         if best is None:
             return sizes
         sizes[best] += 1
+
+
+def _largest(high: float, ok: Callable[[float], bool], steps: int = 40) -> float:
+    """The largest value in [0, high] that `ok` accepts, by bisection (sizes only grow with it; 0 is accepted)."""
+    low = 0.0
+    for _ in range(steps):
+        mid = (low + high) / 2
+        low, high = (mid, high) if ok(mid) else (low, mid)
+    return low
