@@ -193,9 +193,7 @@ class StreamScheduler:
         self.capacity = capacity or self._cluster_capacity
         self.plans = 0
         scaled = any(p.scale is not None for p in pools)
-        # while a pool is unmeasured, plans come WARM_PLANS times as often: each holds what it knows nothing of,
-        # and the captioner grows as soon as its first call has run long enough to bound it, not an interval later
-        self.plan_at = clock() + autoscale_interval_s / WARM_PLANS if scaled else float("inf")
+        self.plan_at = clock() + self._warm_interval() if scaled else float("inf")
         for index, pool in enumerate(pools):  # each actor's progress clock starts once it is up
             for actor in range(len(pool.actors)):
                 self.calls[pool.actors[actor].ready.remote()] = _Call(index, actor, [], [], ping=True)
@@ -205,10 +203,7 @@ class StreamScheduler:
         import ray
 
         while self.pending or self.calls or any(p.waiting() for p in self.pools):
-            if self.clock() >= self.plan_at:
-                self._autoscale()
-                warming = any(p.scale is not None and p.rate() is None for p in self.pools)
-                self.plan_at = self.clock() + self.autoscale_interval_s / (WARM_PLANS if warming else 1)
+            self._plan_if_due()
             self._admit()
             self._dispatch()
             if all(c.ping for c in self.calls.values()):  # nothing running that could fill a partial batch
@@ -223,6 +218,21 @@ class StreamScheduler:
             for receipt in ready:
                 yield from self._finish(receipt, self.calls.pop(receipt))
             self._expire()
+
+    def _warm_interval(self) -> float:
+        """While a pool is unmeasured, plans come WARM_PLANS times as often: each holds what it knows nothing of,
+        and the captioner grows as soon as its first call has run long enough to bound it, not an interval later."""
+        return self.autoscale_interval_s / WARM_PLANS
+
+    def _plan_if_due(self) -> bool:
+        """Re-plan the pools if it is time: every `autoscale_interval_s`, or every warm interval while an
+        autoscaled pool has no finished call."""
+        if self.clock() < self.plan_at:
+            return False
+        self._autoscale()
+        warming = any(p.scale is not None and p.rate() is None for p in self.pools)
+        self.plan_at = self.clock() + (self._warm_interval() if warming else self.autoscale_interval_s)
+        return True
 
     def _admit(self) -> None:
         """Work refs into the first pool while the stream holds fewer items than the pools can work on."""
@@ -511,7 +521,7 @@ class StreamScheduler:
                 continue
             seen.add(call.actor)
             started = pool.progress[call.actor]
-            if started is not None and now - started >= self.autoscale_interval_s / WARM_PLANS:
+            if started is not None and now - started >= self._warm_interval():
                 best = max(best or 0.0, len(call.batch) / (now - started))
         return best
 

@@ -241,3 +241,45 @@ def test_backlogs_larger_than_the_cluster_share_what_it_holds() -> None:
     sizes = plan(loads, capacity)
     assert fits(loads, sizes, capacity), sizes
     assert sizes[1] >= 6 and sizes[2] >= 1 and sizes[3] >= 1, sizes  # the captioner's backlog takes the most
+
+
+def _scripted(interval_s: float) -> tuple[list[float], object, object]:
+    """A scheduler over one autoscaled pool of one actor that is up (never called: the plan keeps its size), on a
+    clock the test moves."""
+    from annotator.executors.ray_stream import Pool, StreamScheduler
+
+    now = [0.0]
+    pool = Pool("caption", [], 2, demand={"GPU": 1.0}, scale=(1, 1))
+    scheduler = StreamScheduler([pool], [], clock=lambda: now[0], autoscale_interval_s=interval_s,
+                                capacity=lambda: {"GPU": 1.0})
+    actor = pool.add(object())
+    pool.healthy[actor], pool.progress[actor] = True, 0.0
+    return now, pool, scheduler
+
+
+def test_plans_come_four_times_an_interval_until_every_pool_is_measured() -> None:
+    now, pool, scheduler = _scripted(interval_s=8.0)
+    planned = []
+    for tick in range(53):
+        now[0] = tick * 0.5
+        if tick == 20:  # the pool's first call ends at 10 s: it is measured from then on
+            pool.work_s, pool.work_videos = 4.0, 2.0
+        if scheduler._plan_if_due():
+            planned.append(now[0])
+    assert planned == [2.0, 4.0, 6.0, 8.0, 10.0, 18.0, 26.0]  # every 8 s once measured
+    assert scheduler.plans == 7 and pool.staying() == 1
+
+
+def test_a_running_call_bounds_its_pool_only_once_it_has_run_a_quarter_interval() -> None:
+    from annotator.executors.ray_stream import _Call
+
+    now, pool, scheduler = _scripted(interval_s=8.0)
+    scheduler.calls["receipt"] = _Call(0, 0, [("v1", None), ("v2", None)], [None, None])
+    now[0] = 1.9  # a first call 1.9 s old may still be importing: it bounds nothing yet
+    assert scheduler._rate_bound(0) is None
+    now[0] = 2.0
+    assert scheduler._rate_bound(0) == pytest.approx(1.0)  # 2 videos in no less than 2 s
+    now[0] = 5.0
+    assert scheduler._rate_bound(0) == pytest.approx(0.4)
+    pool.progress[0] = None  # restarting: its call's time is not known
+    assert scheduler._rate_bound(0) is None
