@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from annotator import paths
@@ -220,23 +222,13 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
     console.print(f"run {manifest['run_id']} of pipeline {manifest['pipeline']['name']}: {state}", **_PLAIN)
     stats = collect(rundir, manifest)  # the indexes read once, a stage at a time, for every table below
     rows, summary = stage_table(manifest, stats)
-    # no vertical rules, no doubled padding: the nine columns fit an 80-column terminal whole
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("stage", "done", "errors", "filtered", "pending", "busy s", "model s", "nodes", "videos/s"):
-        table.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(row["stage"], str(row["done"]), str(row["errors"]), str(row["filtered"]),
-                      str(row["pending"]), f"{row['busy']:.1f}",
-                      f"{row['model']:.1f}", str(row["nodes"]), f"{row['rate']:.2f}")
-    console.print(table)
+    print_whole(console, stage_rows(rows))
     console.print(summary, **_PLAIN)
-    costs = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title="cost", title_justify="left")
-    for column in ("stage", "pool", "GPU s/video", "GPU s/masklet", "requests/s", "out tokens/s"):
-        costs.add_column(column, justify="left" if column == "stage" else "right", no_wrap=True)
+    costs = _table(("stage", "pool", "GPU s/video", "GPU s/masklet", "requests/s", "out tokens/s"), title="cost")
     for row in cost_table(rundir, stats):
         costs.add_row(row["stage"], *(_figure(row[k]) for k in ("pool", "gpu_s_per_video", "gpu_s_per_masklet",
                                                                  "requests_per_s", "output_tokens_per_s")))
-    console.print(costs)
+    print_whole(console, costs)
     counts = manifest.get("counts")
     if counts:
         console.print(f"videos: {counts['videos']}  completed: {counts['completed']}  errors: {counts['errors']}  "
@@ -262,6 +254,36 @@ def status(run_dir: Annotated[str, typer.Argument(help="a run directory (works w
             console.print(f"  {row['path']}: {row['reason']}", **_PLAIN)
         if count > len(skipped):
             console.print(f"  … and {count - len(skipped)} more (inputs.parquet in the run directory)", **_PLAIN)
+
+
+def _table(columns: tuple[str, ...], title: str | None = None) -> Table:
+    """A status table: no vertical rules, no doubled padding (nine columns fit 80 columns at demo sizes)."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column == columns[0] else "right", no_wrap=True)
+    return table
+
+
+def print_whole(out: Console, table: Table) -> None:
+    """Print a table wider than the terminal rather than cut its cells: Rich shrinks columns to fit, and at 10^6
+    videos with a long stage name a count read '100…' (piped output is 80 columns wide too)."""
+    wide = Measurement.get(out, out.options.update(max_width=10_000), table).maximum
+    width = out.width
+    out.width = max(width, wide)
+    try:
+        out.print(table)
+    finally:
+        out.width = width
+
+
+def stage_rows(rows: list[dict]) -> Table:
+    """`annotator status`'s per-stage table."""
+    table = _table(("stage", "done", "errors", "filtered", "pending", "busy s", "model s", "nodes", "videos/s"))
+    for row in rows:
+        table.add_row(row["stage"], str(row["done"]), str(row["errors"]), str(row["filtered"]),
+                      str(row["pending"]), f"{row['busy']:.1f}",
+                      f"{row['model']:.1f}", str(row["nodes"]), f"{row['rate']:.2f}")
+    return table
 
 
 def _figure(value: float | int | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +14,9 @@ from annotator.executors.runner import ExportSpec, StageTask, WorkRef
 from annotator.rundir import RunDir
 from annotator.testing.fake_stages import Gate, fake_stages
 from tests.helpers import current_export
+
+if TYPE_CHECKING:
+    from annotator.executors.ray_stream import Pool, StreamScheduler
 
 GPUS = {"CPU": 2.0, "GPU": 4.0}
 
@@ -243,7 +247,7 @@ def test_backlogs_larger_than_the_cluster_share_what_it_holds() -> None:
     assert sizes[1] >= 6 and sizes[2] >= 1 and sizes[3] >= 1, sizes  # the captioner's backlog takes the most
 
 
-def _scripted(interval_s: float) -> tuple[list[float], object, object]:
+def _scripted(interval_s: float) -> tuple[list[float], Pool, StreamScheduler]:
     """A scheduler over one autoscaled pool of one actor that is up (never called: the plan keeps its size), on a
     clock the test moves."""
     from annotator.executors.ray_stream import Pool, StreamScheduler
