@@ -266,7 +266,7 @@ def _table(columns: tuple[str, ...], title: str | None = None) -> Table:
 
 def print_whole(out: Console, table: Table) -> None:
     """Print a table wider than the terminal rather than cut its cells: Rich shrinks columns to fit, and at 10^6
-    videos with a long stage name a count read '100…' (piped output is 80 columns wide too)."""
+    videos with a long stage name a count read '1000…' (piped output is 80 columns wide too)."""
     wide = Measurement.get(out, out.options.update(max_width=10_000), table).maximum
     width = out.width
     out.width = max(width, wide)
