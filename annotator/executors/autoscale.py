@@ -1,8 +1,8 @@
 """Pool sizes from measured throughput: the autoscaler, apart from the stream loop (Xenna's shape).
 
-The loop measures, per pool, how many videos one actor finishes per second of work and how many videos wait
-for it or are still upstream of it; every `autoscale_interval_s` it asks `plan` for new sizes and grows or
-drains its pools to match. `plan` is pure arithmetic, so it is tested without Ray.
+The loop measures, per pool, how many videos one actor finishes per second of work (model loading left out)
+and how many videos wait for it or are still upstream of it; every `autoscale_interval_s` it asks `plan` for new
+sizes and grows or drains its pools to match. `plan` is pure arithmetic, so it is tested without Ray.
 
 The plan: the fixed pools keep their size; the autoscaled ones share what is left of the cluster. It finds the
 largest stream rate T (videos/s) that every pool can sustain at once, where a pool needs `ceil((T + drain) / rate)`

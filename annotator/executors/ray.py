@@ -80,7 +80,7 @@ class _StageActor:
     def run(self, *inputs: WorkRef | str) -> Any:
         """A stream call (`ray_stream`): work refs (admitted or re-admitted videos, rebuilt from their checkpoints)
         or item JSON in; each item's JSON and a receipt out (the node, per item the shards written and its status
-        row), or, from the last pool, a receipt with the status rows only."""
+        row, the seconds spent loading models), or, from the last pool, a receipt without the shards."""
         refs = [(i, ref) for i, ref in enumerate(inputs) if isinstance(ref, WorkRef)]
         first = self.runners[0].stage.name == next(iter(self.outputs))  # this pool starts the flow
         loaded = iter(load_items(self.runners[0].rundir, [ref for _, ref in refs], self.outputs, restart=first))
@@ -89,13 +89,18 @@ class _StageActor:
                  for i, text in enumerate(inputs)]
         for runner in self.runners:
             runner.shards.clear()
+        setup_before = sum(r.setup_s for r in self.runners)
         done = self._process(items)
         rows = [status_row(it) for it in done]
+        # models loaded in this call are not the pool's throughput: a detector's 20 s load would make each new
+        # actor's first call look 20 s slow, and the autoscaler would size its pool for that
+        setup_s = sum(r.setup_s for r in self.runners) - setup_before
         if self.last:
-            return {"node": self.node_id, "rows": rows}
+            return {"node": self.node_id, "rows": rows, "setup_s": setup_s}
         written = [[(r.stage.name, r.shards[it.video_id]) for r in self.runners if it.video_id in r.shards]
                    for it in done]
-        return (*(it.to_json() for it in done), {"node": self.node_id, "done": written, "rows": rows})
+        return (*(it.to_json() for it in done), {"node": self.node_id, "done": written, "rows": rows,
+                                                 "setup_s": setup_s})
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A Ray Data call (`ray_chain`, for pipelines with an engine-hosted stage): columns in and out."""

@@ -307,8 +307,8 @@ class StreamScheduler:
         finally:
             self._retire_if_drained(call.pool, call.actor)
         pool.nodes[call.actor] = answer["node"]
-        if started is not None:  # the actor's time on this call: calls run one after another on an actor
-            pool.work_s += self.clock() - started
+        if started is not None:  # the actor's time on this call (calls run one after another on an actor),
+            pool.work_s += max(0.0, self.clock() - started - answer.get("setup_s", 0.0))  # less model loading
             pool.work_videos += len(call.batch)
         if call.pool == len(self.pools) - 1:
             for row in answer["rows"]:

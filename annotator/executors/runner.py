@@ -134,6 +134,7 @@ class StageRunner:
         self.shards: dict[str, str] = {}  # video id -> the shard this runner wrote it to (cleared by its caller)
         self.clock = clock
         self._ready = False
+        self.setup_s = 0.0  # seconds spent loading its models, in all (each load is in the call that needed it)
         self._buffer: _Buffer | None = None
         self._lock = threading.Lock()  # the buffer, between calls and the timer thread
         self._stop = threading.Event()
@@ -149,7 +150,9 @@ class StageRunner:
 
     def _setup(self) -> None:
         if not self._ready:
+            started = time.perf_counter()
             self.stage.setup()  # models load only when some item needs this stage
+            self.setup_s += time.perf_counter() - started
             self._ready = True
 
     def __call__(self, items: list[VideoItem]) -> list[VideoItem]:

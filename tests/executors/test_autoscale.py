@@ -4,6 +4,7 @@ pools that grow, then drain to a smaller cluster, on Ray without losing or repea
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -287,3 +288,44 @@ def test_a_running_call_bounds_its_pool_only_once_it_has_run_a_quarter_interval(
     assert scheduler._rate_bound(0) == pytest.approx(0.4)
     pool.progress[0] = None  # restarting: its call's time is not known
     assert scheduler._rate_bound(0) is None
+
+
+def test_model_loading_is_not_counted_as_a_pools_throughput(ray_cluster, tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from annotator.executors.ray import _StageActor
+    from annotator.executors.ray_stream import _Call
+    from annotator.executors.runner import STATUS_KEYS
+    from annotator.records import VideoItem
+    from annotator.stage import PerItemStage
+
+    @dataclass
+    class SlowLoad(PerItemStage):
+        name = "slow-load"
+        outputs = ("caption",)
+
+        def setup(self) -> None:
+            time.sleep(0.3)  # the model's load: at least this long
+
+        def process_item(self, item: VideoItem) -> VideoItem:
+            item.caption = "x"
+            return item
+
+    # the actor reports the seconds its call spent loading models: the first call's load, then none
+    actor = _StageActor([StageTask(SlowLoad(), "fp", str(tmp_path), concurrency=1, batch_size=2, cpus=0.1,
+                                  gpus=0.0)],
+                        {"slow-load": ("caption",)}, last=True)
+    first = actor.run(WorkRef("v1", "/fake/v1.mp4"))
+    again = actor.run(WorkRef("v2", "/fake/v2.mp4"))
+    actor.flush()
+    assert [r["status"] for r in first["rows"] + again["rows"]] == ["ok", "ok"]
+    assert first["setup_s"] >= 0.3 and again["setup_s"] == 0.0
+
+    # and the loop takes it out of the pool's time: 1 video in the 2 s after a 20 s load, on a scripted clock
+    now, pool, scheduler = _scripted(interval_s=8.0)
+    pool.busy[0] = 1
+    row = {**dict.fromkeys(STATUS_KEYS, ""), "video_id": "v1", "status": "ok"}
+    now[0] = 22.0
+    list(scheduler._finish(ray_cluster.put({"node": "n", "rows": [row], "setup_s": 20.0}),
+                           _Call(0, 0, [("v1", None)], [])))
+    assert pool.rate() == pytest.approx(0.5)  # not 1 / 22
