@@ -124,8 +124,8 @@ def _one_line(source: str, err: ValidationError, data: dict[str, Any], prefix: t
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         msg = "unknown key (check the spelling, or see the stage's parameters in the README)"
-    elif "input" in first and not isinstance(first["input"], dict | list):
-        msg = f"{msg} (got {first['input']!r})"
+    elif "input" in first and not isinstance(first["input"], dict | list) and "; got " not in msg:
+        msg = f"{msg} (got {first['input']!r})"  # unless the validator's own message names it already
     return f"{source}: {loc}: {msg}"
 
 

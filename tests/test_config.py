@@ -42,7 +42,8 @@ def test_shipped_pipelines_validate() -> None:
         (lambda d: stage(d, "track")["params"].update(model="./models/no-such-sam2"),
          "stages.track.params.model: path ./models/no-such-sam2 does not exist"),
         (lambda d: stage(d, "caption")["params"].update(prompt="prompts/missing.md"), "prompts/missing.md"),
-        (lambda d: stage(d, "caption").update(concurrency=0), "stages.caption.concurrency"),
+        (lambda d: stage(d, "caption").update(concurrency=0),
+         "stages.caption.concurrency: expected a number of actors (1 or more), auto, or {min: a, max: b}; got 0"),
         (lambda d: stage(d, "detect").update(concurrency="many"), "stages.detect.concurrency: expected a number"),
         (lambda d: stage(d, "detect").update(concurrency={"min": 4, "max": 2}),
          "stages.detect.concurrency: max (2) is below min (4)"),
@@ -63,6 +64,7 @@ def test_mistakes_give_one_pointed_line(tmp_path: Path, edit, expected: str) -> 
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(str(path)) and expected in message
+    assert message.count("got ") <= 1  # the rejected value is named once (it read `got 0 (got 0)`)
 
 
 def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
